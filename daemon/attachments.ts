@@ -1,0 +1,295 @@
+/**
+ * Who is using a block file: loop devices backed by it, which of them are active swap,
+ * which are mounted, and the only safe way to let go of them (swapoff, umount, losetup -d).
+ *
+ * Everything here reads /sys and /proc only and never touches the block file or anything
+ * else inside a zramfuse mount: the daemon serving that mount may call findAttachments()
+ * from its own event loop, and a synchronous stat() on its own mount would deadlock it.
+ *
+ * detachSafely() runs swapoff / umount / losetup synchronously. swapoff reads every swapped
+ * page back through the loop device, i.e. through the daemon. NEVER call it from inside the
+ * daemon process that serves the block file (its event loop would be blocked while the
+ * kernel waits for it: deadlock). Call it from another process (the `stop --force` CLI, a
+ * test), or use detachSafelyAsync() inside the daemon.
+ */
+import { execFile, execFileSync } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+
+export interface Attachments {
+  /** loop devices whose backing file is the block file, e.g. `/dev/loop3` */
+  loops: string[]
+  /** devices (loop devices or their partitions) that are active swap, as listed in /proc/swaps */
+  swaps: string[]
+  /** mount points of file systems mounted from those devices (in /proc/self/mounts order) */
+  mounts: string[]
+  /** kernel holders stacked on those devices (device-mapper, md), e.g. `dm-0`: not detachable here */
+  holders: string[]
+}
+
+interface LoopDevice {
+  /** `/dev/loopN` */
+  dev: string
+  /** the loop device and its partitions: `loopN`, `loopNp1`, ... */
+  names: string[]
+  /** `major:minor` of the loop device and its partitions */
+  devNumbers: string[]
+}
+
+const SYS_BLOCK = '/sys/block'
+const DELETED = ' (deleted)'
+
+function readText(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return null
+  }
+}
+
+/** /proc/mounts, /proc/swaps and mountinfo escape space, tab, newline and backslash as \ooo */
+export function unescapeOctal(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)))
+}
+
+/** The path a loop device's backing_file names, without the " (deleted)" the kernel appends. */
+function stripDeleted(p: string): string {
+  return p.endsWith(DELETED) ? p.slice(0, -DELETED.length) : p
+}
+
+function loopDevicesBackedBy(target: string): LoopDevice[] {
+  let entries: string[]
+  try {
+    entries = readdirSync(SYS_BLOCK)
+  } catch {
+    return []
+  }
+  const out: LoopDevice[] = []
+  for (const name of entries) {
+    if (!/^loop\d+$/.test(name)) continue
+    const raw = readText(`${SYS_BLOCK}/${name}/loop/backing_file`)
+    if (raw === null) continue // not attached
+    const backing = stripDeleted(raw.replace(/\n$/, ''))
+    if (resolve(backing) !== target) continue
+    const names = [name]
+    try {
+      for (const sub of readdirSync(`${SYS_BLOCK}/${name}`)) {
+        if (sub.startsWith(`${name}p`) && /^\d+$/.test(sub.slice(name.length + 1))) names.push(sub)
+      }
+    } catch {
+      // the device went away while we looked: keep what we have
+    }
+    const devNumbers: string[] = []
+    for (const n of names) {
+      const dir = n === name ? `${SYS_BLOCK}/${name}` : `${SYS_BLOCK}/${name}/${n}`
+      const d = readText(`${dir}/dev`)
+      if (d !== null) devNumbers.push(d.trim())
+    }
+    out.push({ dev: `/dev/${name}`, names, devNumbers })
+  }
+  out.sort((a, b) => a.dev.localeCompare(b.dev, 'en', { numeric: true }))
+  return out
+}
+
+/** Active swap areas: the first column of /proc/swaps. */
+export function activeSwaps(): string[] {
+  const text = readText('/proc/swaps')
+  if (text === null) return []
+  return text
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .map((l) => stripDeleted(unescapeOctal(l.split(/\s+/)[0] ?? '')))
+}
+
+interface MountEntry {
+  devNumber: string
+  mountPoint: string
+  source: string
+}
+
+function mountTable(): MountEntry[] {
+  const text = readText('/proc/self/mountinfo')
+  if (text === null) return []
+  const out: MountEntry[] = []
+  for (const line of text.split('\n')) {
+    if (line === '') continue
+    const sep = line.indexOf(' - ')
+    if (sep < 0) continue
+    const pre = line.slice(0, sep).split(' ')
+    const post = line.slice(sep + 3).split(' ')
+    const devNumber = pre[2]
+    const mountPoint = pre[4]
+    const source = post[1]
+    if (devNumber === undefined || mountPoint === undefined) continue
+    out.push({ devNumber, mountPoint: unescapeOctal(mountPoint), source: unescapeOctal(source ?? '') })
+  }
+  return out
+}
+
+/**
+ * Loop devices attached to `blockFile`, and what is using them. The path is compared as the
+ * kernel reports it in /sys/block/loopN/loop/backing_file (absolute, symlinks resolved at
+ * attach time), so pass the path the loop device was set up with (normally the absolute one).
+ */
+export function findAttachments(blockFile: string): Attachments {
+  const target = stripDeleted(resolve(blockFile))
+  const loops = loopDevicesBackedBy(target)
+  const swapSet = new Set(activeSwaps())
+  const swaps: string[] = []
+  const mounts: string[] = []
+  const holders: string[] = []
+  const table = mountTable()
+  for (const loop of loops) {
+    for (const n of loop.names) {
+      if (swapSet.has(`/dev/${n}`)) swaps.push(`/dev/${n}`)
+    }
+    const devs = new Set(loop.devNumbers)
+    const sources = new Set(loop.names.map((n) => `/dev/${n}`))
+    for (const m of table) {
+      if (devs.has(m.devNumber) || sources.has(m.source)) mounts.push(m.mountPoint)
+    }
+    for (const n of loop.names) {
+      const dir = n === loop.names[0] ? `${SYS_BLOCK}/${n}` : `${SYS_BLOCK}/${loop.names[0]}/${n}`
+      try {
+        for (const h of readdirSync(`${dir}/holders`)) holders.push(h)
+      } catch {
+        // no holders directory: nothing stacked
+      }
+    }
+  }
+  return { loops: loops.map((l) => l.dev), swaps, mounts: [...new Set(mounts)], holders }
+}
+
+/** True when nothing (loop device, swap, mount) uses the block file any more. */
+export function isDetached(a: Attachments): boolean {
+  return a.loops.length === 0 && a.swaps.length === 0 && a.mounts.length === 0
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const withStderr = err as Error & { stderr?: Buffer | string }
+    const stderr = withStderr.stderr === undefined ? '' : String(withStderr.stderr).trim()
+    return stderr !== '' ? `${err.message.split('\n')[0]}: ${stderr}` : err.message
+  }
+  return String(err)
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+}
+
+/** Deepest mount points first, so nested mounts go before the ones under them. */
+function unmountOrder(mounts: string[]): string[] {
+  return [...mounts].sort((a, b) => b.length - a.length)
+}
+
+/** What the detach procedure asks its driver to do: run a command, or wait. */
+type Action = { kind: 'run'; what: string; file: string; args: string[] } | { kind: 'sleep'; ms: number }
+
+/**
+ * The detach procedure, written once as a generator so the synchronous and the asynchronous
+ * drivers below share it. A failed `run` is thrown back into the generator.
+ */
+function* detachSteps(blockFile: string): Generator<Action, void, void> {
+  const first = findAttachments(blockFile)
+  if (first.loops.length === 0) return
+  // 1. swapoff: every swapped page is read back into memory before the device goes away
+  for (const dev of first.swaps) yield { kind: 'run', what: 'swapoff', file: 'swapoff', args: [dev] }
+  // 2. umount every file system on the loop devices (a few rounds for mounts that appear meanwhile)
+  for (let round = 0; round < 3; round++) {
+    const now = findAttachments(blockFile)
+    if (now.swaps.length > 0) {
+      throw new Error(`detaching ${blockFile}: ${now.swaps.join(', ')} still active as swap after swapoff`)
+    }
+    if (now.mounts.length === 0) break
+    for (const mp of unmountOrder(now.mounts)) yield { kind: 'run', what: 'umount', file: 'umount', args: [mp] }
+  }
+  const beforeDetach = findAttachments(blockFile)
+  if (beforeDetach.swaps.length > 0) {
+    throw new Error(`detaching ${blockFile}: ${beforeDetach.swaps.join(', ')} still active as swap after swapoff`)
+  }
+  if (beforeDetach.mounts.length > 0) {
+    throw new Error(`detaching ${blockFile}: still mounted at ${beforeDetach.mounts.join(', ')} after umount`)
+  }
+  if (beforeDetach.holders.length > 0) {
+    throw new Error(
+      `detaching ${blockFile}: ${beforeDetach.loops.join(', ')} is held by ${beforeDetach.holders.join(', ')} ` +
+        '(device-mapper/md stacked on it); remove those first (e.g. cryptsetup close, dmsetup remove)',
+    )
+  }
+  // 3. losetup -d
+  for (const dev of beforeDetach.loops) yield { kind: 'run', what: 'losetup -d', file: 'losetup', args: ['-d', dev] }
+  // The kernel clears a loop device on its last close: give short-lived openers (udev) time.
+  for (let i = 0; i < 100; i++) {
+    if (findAttachments(blockFile).loops.length === 0) return
+    yield { kind: 'sleep', ms: 100 }
+  }
+  const left = findAttachments(blockFile)
+  if (left.loops.length > 0) {
+    throw new Error(
+      `detaching ${blockFile}: ${left.loops.join(', ')} still attached 10 s after losetup -d ` +
+        '(autoclear is set: something still holds the loop device open)',
+    )
+  }
+}
+
+function stepError(blockFile: string, a: Action & { kind: 'run' }, err: unknown): Error {
+  return new Error(`detaching ${blockFile}: ${a.what} failed (${a.file} ${a.args.join(' ')}): ${describeError(err)}`)
+}
+
+const COMMAND_TIMEOUT_MS = 600_000
+
+/**
+ * swapoff, umount, losetup -d (in that order) for everything attached to `blockFile`.
+ * Synchronous: never call it from the daemon that serves `blockFile` (see the top of this file).
+ * Throws an Error naming the step that failed; nothing after a failed step is attempted.
+ */
+export function detachSafely(blockFile: string, log: (msg: string) => void): void {
+  const steps = detachSteps(blockFile)
+  let next = steps.next()
+  while (next.done !== true) {
+    const a = next.value
+    if (a.kind === 'sleep') {
+      sleepSync(a.ms)
+      next = steps.next()
+      continue
+    }
+    log(`${a.what}: ${a.file} ${a.args.join(' ')}`)
+    try {
+      execFileSync(a.file, a.args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: COMMAND_TIMEOUT_MS })
+    } catch (err) {
+      steps.return()
+      throw stepError(blockFile, a, err)
+    }
+    next = steps.next()
+  }
+}
+
+/**
+ * The same as detachSafely() without blocking the event loop: safe to call inside the daemon
+ * that serves `blockFile` (swapoff needs the daemon to answer reads while it runs).
+ */
+export async function detachSafelyAsync(blockFile: string, log: (msg: string) => void): Promise<void> {
+  const steps = detachSteps(blockFile)
+  let next = steps.next()
+  while (next.done !== true) {
+    const a = next.value
+    if (a.kind === 'sleep') {
+      await new Promise<void>((r) => setTimeout(r, a.ms))
+      next = steps.next()
+      continue
+    }
+    log(`${a.what}: ${a.file} ${a.args.join(' ')}`)
+    try {
+      await new Promise<void>((resolvePromise, reject) => {
+        execFile(a.file, a.args, { timeout: COMMAND_TIMEOUT_MS }, (err) => (err ? reject(err) : resolvePromise()))
+      })
+    } catch (err) {
+      steps.return()
+      throw stepError(blockFile, a, err)
+    }
+    next = steps.next()
+  }
+}

@@ -1,0 +1,85 @@
+import { execFileSync } from 'node:child_process'
+import { resolve } from 'node:path'
+import { DeviceSet } from '../src/device/device-set'
+import { findCodec } from '../src/codec/registry'
+import { mountFs } from '../src/fuse/mount'
+import { ZramFs } from '../src/fuse/zram-fs'
+import { memparse } from '../src/sysfs/parse'
+import { findAttachments } from './attachments'
+import { pinNoSwap, unpinNoSwap } from './cgroup'
+import { createLogger } from './logger'
+import { prepareMountPoint } from './mount-point'
+import { removePidFile, writePidFile } from './runtime-files'
+
+export interface StartOptions {
+  mount: string
+  disksize: string | undefined
+  algorithm: string | undefined
+  memLimit: string | undefined
+  logLevel: string
+}
+
+/** Run the daemon in the foreground until SIGINT/SIGTERM or `zramfuse stop`. */
+export async function start(opts: StartOptions): Promise<void> {
+  const log = createLogger(opts.logLevel)
+  const mount = resolve(opts.mount)
+
+  // The daemon must never be swapped out to its own device.
+  const pin = pinNoSwap()
+  if (pin.mode === 'none') {
+    log.error({ event: 'no_swap_guard', detail: pin.detail },
+      'cannot keep the daemon out of swap: do not use this device as swap under memory pressure')
+  } else {
+    log.info({ event: 'no_swap_guard', mode: pin.mode, path: pin.path, detail: pin.detail })
+  }
+
+  const devices = new DeviceSet()
+  const zram0 = devices.add()
+  if (opts.algorithm !== undefined) {
+    if (!findCodec(opts.algorithm)) throw new Error(`unknown --algorithm ${opts.algorithm}`)
+    zram0.setAlgorithm(opts.algorithm)
+  }
+  if (opts.memLimit !== undefined) zram0.setMemLimit(Number(memparse(opts.memLimit)))
+  if (opts.disksize !== undefined) zram0.initialise(Number(memparse(opts.disksize)))
+
+  const { cleanedStale } = prepareMountPoint(mount)
+  if (cleanedStale) log.warn({ event: 'stale_mount_cleaned', mount }, 'unmounted a dead mount left by a killed daemon')
+
+  const fs = new ZramFs(devices, log)
+  const mounted = await mountFs(mount, fs.operations())
+  writePidFile(mount)
+  log.info({ event: 'ready', mount, devices: devices.ids().map((id) => `zram${id}`),
+    disksize: zram0.disksize, algorithm: zram0.algorithm }, 'mounted')
+
+  let stopping = false
+  const shutdown = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    const attached = devices.ids().flatMap((id) => findAttachments(`${mount}/dev/zram${id}`).loops)
+    if (attached.length > 0) {
+      log.error({ event: 'stopping_while_attached', loops: attached },
+        'loop devices still use the block files: their I/O will fail from now on')
+    }
+    log.info({ event: 'stopping', signal })
+    mounted.unmount().catch((err: unknown) => {
+      log.warn({ event: 'unmount_failed', err: String(err) }, 'lazy unmount with fusermount -uz')
+      try {
+        execFileSync('fusermount', ['-uz', mount], { stdio: 'ignore' })
+      } catch {
+        // Nothing more to do: the kernel drops the mount when our /dev/fuse descriptor closes.
+      }
+    }).finally(() => {
+      removePidFile(mount)
+      unpinNoSwap(pin)
+      log.info({ event: 'stopped' })
+      log.flush()
+      process.exit(0)
+    })
+  }
+  process.on('SIGINT', () => shutdown('SIGINT'))
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+  process.on('uncaughtException', (err) => {
+    // A bug must not take the device down with acknowledged data in it: log and keep serving.
+    log.error({ event: 'uncaught_exception', err: String(err), stack: err.stack })
+  })
+}

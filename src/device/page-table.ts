@@ -1,0 +1,83 @@
+/**
+ * zram's slot table (struct zram_table_entry), as typed arrays indexed by page number.
+ * 16 bytes per page, like the kernel's entry on 64-bit:
+ *   value[2i], value[2i+1]  pool handle (low word), or the same-filled 8-byte pattern (low, high)
+ *   meta[i]                 compressed size in bits 0..12 (0..4096), flags above
+ *   atime[i]                seconds since the device was initialised, at the last access
+ * Nothing per page lives on the JS heap as an object.
+ */
+export const PAGE_SIZE = 4096
+export const PAGE_SHIFT = 12
+export const SECTOR_SIZE = 512
+
+const SIZE_MASK = 0x1fff
+/** The slot holds an 8-byte pattern, not a handle (ZRAM_SAME). */
+export const SLOT_SAME = 1 << 16
+/** The slot holds the raw page (ZRAM_HUGE). */
+export const SLOT_HUGE = 1 << 17
+/** Marked by `idle` (ZRAM_IDLE). */
+export const SLOT_IDLE = 1 << 18
+/** A slot with data: a handle, or SAME. */
+export const SLOT_ALLOCATED = 1 << 19
+
+export const BYTES_PER_PAGE_METADATA = 16
+
+export class PageTable {
+  readonly pages: number
+  readonly value: Uint32Array
+  readonly meta: Uint32Array
+  readonly atime: Uint32Array
+
+  constructor(pages: number) {
+    this.pages = pages
+    this.value = new Uint32Array(pages * 2)
+    this.meta = new Uint32Array(pages)
+    this.atime = new Uint32Array(pages)
+  }
+
+  /** Bytes of metadata this table holds: the figure the <= 16 bytes/page target is about. */
+  get metadataBytes(): number {
+    return this.value.byteLength + this.meta.byteLength + this.atime.byteLength
+  }
+
+  isAllocated(index: number): boolean {
+    return (this.meta[index] & SLOT_ALLOCATED) !== 0
+  }
+
+  flags(index: number): number {
+    return this.meta[index] & ~SIZE_MASK
+  }
+
+  size(index: number): number {
+    return this.meta[index] & SIZE_MASK
+  }
+
+  handle(index: number): number {
+    return this.value[index * 2]
+  }
+
+  setSame(index: number, lo: number, hi: number): void {
+    this.value[index * 2] = lo
+    this.value[index * 2 + 1] = hi
+    this.meta[index] = SLOT_ALLOCATED | SLOT_SAME | (this.meta[index] & SLOT_IDLE)
+  }
+
+  setObject(index: number, handle: number, size: number, huge: boolean): void {
+    this.value[index * 2] = handle
+    this.value[index * 2 + 1] = 0
+    this.meta[index] = SLOT_ALLOCATED | (huge ? SLOT_HUGE : 0) | (size & SIZE_MASK) |
+      (this.meta[index] & SLOT_IDLE)
+  }
+
+  clear(index: number): void {
+    this.value[index * 2] = 0
+    this.value[index * 2 + 1] = 0
+    this.meta[index] = 0
+  }
+
+  /** Every read and write marks the slot accessed: clears IDLE and stamps the access time. */
+  touch(index: number, nowSeconds: number): void {
+    this.meta[index] &= ~SLOT_IDLE
+    this.atime[index] = nowSeconds
+  }
+}

@@ -1,0 +1,462 @@
+import { ZsPool } from '../pool/zs-pool'
+import { type Codec, isPromise } from '../codec/codec'
+import { DEFAULT_ALGORITHM, findCodec } from '../codec/registry'
+import { fillPattern, pageSameFilled } from '../codec/same-filled'
+import { Errno, ErrnoError } from '../errno'
+import { BlockStatCounters } from './block-stat'
+import { PageTable, PAGE_SIZE, SECTOR_SIZE, SLOT_HUGE, SLOT_SAME } from './page-table'
+import { WriteLock } from './write-lock'
+
+/** Everything mm_stat, io_stat and debug_stat print, in bytes or pages as the kernel does. */
+export interface DeviceStats {
+  origDataSize: number
+  comprDataSize: number
+  memUsedTotal: number
+  memLimit: number
+  memUsedMax: number
+  samePages: number
+  pagesCompacted: number
+  hugePages: number
+  hugePagesSince: number
+  failedReads: number
+  failedWrites: number
+  notifyFree: number
+  missFree: number
+}
+
+/**
+ * One zram device: the page table, the pool behind it, and the counters. The only writer of the
+ * page table. Reads and writes take byte ranges; pages are compressed one by one.
+ */
+export class ZramDevice {
+  readonly id: number
+  readonly blockStat = new BlockStatCounters()
+  private table: PageTable | null = null
+  private readonly pool: ZsPool
+  private codec: Codec
+  private level: number | null = null
+  private disksizeBytes = 0
+  private memLimitPages = 0
+  private memUsedMaxPages = 0
+  private openers = 0
+  private initEpochSeconds = 0
+  private readonly lock = new WriteLock()
+
+  // Counters (zram_stats).
+  private pagesStored = 0
+  private comprBytes = 0
+  private samePages = 0
+  private hugePages = 0
+  private hugePagesSince = 0
+  private failedReads = 0
+  private failedWrites = 0
+  private notifyFree = 0
+
+  // Preallocated pages for the synchronous path, 8-byte aligned so same-filled checks can use words.
+  private readonly wpage = Buffer.from(new ArrayBuffer(PAGE_SIZE))
+  private readonly wwords = new Uint32Array(this.wpage.buffer, 0, PAGE_SIZE / 4)
+  private readonly rpage = Buffer.from(new ArrayBuffer(PAGE_SIZE))
+  private readonly cbuf = Buffer.alloc(PAGE_SIZE * 2)
+  private readonly pattern = new Uint32Array(2)
+
+  constructor(id: number, opts: { chunkPages?: number } = {}) {
+    this.id = id
+    this.pool = new ZsPool({ chunkPages: opts.chunkPages })
+    this.codec = findCodec(DEFAULT_ALGORITHM) as Codec
+  }
+
+  // ---- configuration (the sysfs layer validates text; these validate state) ----
+
+  get initialised(): boolean {
+    return this.disksizeBytes !== 0
+  }
+
+  get disksize(): number {
+    return this.disksizeBytes
+  }
+
+  get algorithm(): string {
+    return this.codec.name
+  }
+
+  get compressionLevel(): number | null {
+    return this.level
+  }
+
+  get isOpen(): boolean {
+    return this.openers > 0
+  }
+
+  get metadataBytes(): number {
+    return this.table ? this.table.metadataBytes : 0
+  }
+
+  get poolChunks(): number {
+    return this.pool.chunkCount
+  }
+
+  /** disksize_store: page-aligned, once. */
+  initialise(bytes: number): void {
+    if (bytes <= 0) throw new ErrnoError(Errno.EINVAL, 'disksize must be non-zero')
+    if (this.initialised) throw new ErrnoError(Errno.EBUSY, 'cannot change disksize of an initialised device')
+    const aligned = Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE
+    if (!Number.isSafeInteger(aligned)) throw new ErrnoError(Errno.ENOMEM, `disksize ${bytes} too large`)
+    try {
+      this.table = new PageTable(aligned / PAGE_SIZE)
+    } catch (err) {
+      throw new ErrnoError(Errno.ENOMEM, `cannot allocate the page table for ${aligned} bytes: ${String(err)}`)
+    }
+    this.disksizeBytes = aligned
+    this.initEpochSeconds = Math.floor(Date.now() / 1000)
+  }
+
+  setAlgorithm(name: string): void {
+    const codec = findCodec(name)
+    if (!codec) throw new ErrnoError(Errno.EINVAL, `unknown compression algorithm ${JSON.stringify(name)}`)
+    if (this.initialised) throw new ErrnoError(Errno.EBUSY, 'cannot change the algorithm of an initialised device')
+    this.codec = codec
+  }
+
+  /** Level for the primary algorithm (algorithm_params level=); null restores the default. */
+  setLevel(level: number | null): void {
+    if (this.initialised) throw new ErrnoError(Errno.EBUSY, 'cannot change algorithm parameters of an initialised device')
+    this.level = level
+  }
+
+  /** mem_limit_store: bytes, rounded to pages; 0 = unlimited. Writable any time. */
+  setMemLimit(bytes: number): void {
+    this.memLimitPages = Math.ceil(bytes / PAGE_SIZE)
+  }
+
+  /** mem_used_max_store: only 0 is accepted (checked above); resets the peak to the current use. */
+  resetMemUsedMax(): void {
+    this.memUsedMaxPages = this.pool.totalPages
+  }
+
+  compact(): number {
+    if (!this.initialised) throw new ErrnoError(Errno.EINVAL, 'compact on an uninitialised device')
+    return this.pool.compact()
+  }
+
+  opened(): void {
+    this.openers++
+  }
+
+  released(): void {
+    if (this.openers > 0) this.openers--
+  }
+
+  /** reset_store: frees everything and returns the device to its uninitialised defaults. */
+  reset(): void {
+    if (this.openers > 0) throw new ErrnoError(Errno.EBUSY, 'device is open')
+    this.table = null
+    this.pool.reset()
+    this.codec = findCodec(DEFAULT_ALGORITHM) as Codec
+    this.level = null
+    this.disksizeBytes = 0
+    this.memLimitPages = 0
+    this.memUsedMaxPages = 0
+    this.pagesStored = this.comprBytes = this.samePages = 0
+    this.hugePages = this.hugePagesSince = 0
+    this.failedReads = this.failedWrites = this.notifyFree = 0
+    this.blockStat.reset()
+  }
+
+  stats(): DeviceStats {
+    return {
+      origDataSize: this.pagesStored * PAGE_SIZE,
+      comprDataSize: this.comprBytes,
+      memUsedTotal: this.pool.totalPages * PAGE_SIZE,
+      memLimit: this.memLimitPages * PAGE_SIZE,
+      memUsedMax: this.memUsedMaxPages * PAGE_SIZE,
+      samePages: this.samePages,
+      pagesCompacted: this.pool.pagesCompacted,
+      hugePages: this.hugePages,
+      hugePagesSince: this.hugePagesSince,
+      failedReads: this.failedReads,
+      failedWrites: this.failedWrites,
+      notifyFree: this.notifyFree,
+      missFree: 0,
+    }
+  }
+
+  // ---- I/O ----
+
+  /**
+   * Read up to dst.length bytes at pos into dst; returns the byte count (short at the end of the
+   * device, 0 past it: a block device's semantics). Synchronous when the codec is.
+   */
+  read(dst: Buffer, pos: number): number | Promise<number> {
+    const len = Math.max(0, Math.min(dst.length, this.disksizeBytes - pos))
+    if (len === 0) return 0
+    const started = this.blockStat.begin()
+    this.blockStat.readIos++
+    this.blockStat.readSectors += Math.ceil(len / SECTOR_SIZE)
+    const finish = (): number => {
+      this.blockStat.readTicksMs += this.blockStat.end(started)
+      return len
+    }
+    if (this.codec.sync) {
+      try {
+        this.readRangeSync(dst, pos, len)
+      } finally {
+        finish()
+      }
+      return len
+    }
+    return this.readRangeAsync(dst, pos, len).finally(finish).then(() => len)
+  }
+
+  /**
+   * Write all of src at pos. Refused whole (ENOSPC) if any of it lies past the end: never a silent
+   * truncation. A page that cannot be stored (mem_limit) fails the request with EIO and leaves that
+   * page's previous contents intact.
+   */
+  write(src: Buffer, pos: number): void | Promise<void> {
+    const len = src.length
+    if (pos < 0 || pos + len > this.disksizeBytes) {
+      this.failedWrites++
+      throw new ErrnoError(Errno.ENOSPC, `write of ${len} bytes at ${pos} past the end of a ${this.disksizeBytes}-byte device`)
+    }
+    if (len === 0) return
+    const started = this.blockStat.begin()
+    this.blockStat.writeIos++
+    this.blockStat.writeSectors += Math.ceil(len / SECTOR_SIZE)
+    const finish = (): void => {
+      this.blockStat.writeTicksMs += this.blockStat.end(started)
+    }
+    if (this.codec.sync) {
+      try {
+        this.writeRangeSync(src, pos)
+      } finally {
+        finish()
+      }
+      return
+    }
+    // src may be a FUSE buffer that is reused once the request is answered: the caller keeps it
+    // alive until the returned promise settles.
+    return this.lock.run(() => this.writeRangeAsync(src, pos)).finally(finish)
+  }
+
+  /**
+   * Discard / write-zeroes: frees whole pages inside the range; partial pages at the edges are
+   * skipped, as zram_bio_discard does. notify_free counts every whole page in the range.
+   */
+  discard(pos: number, len: number): void | Promise<void> {
+    if (pos < 0 || pos + len > this.disksizeBytes) {
+      throw new ErrnoError(Errno.EINVAL, `discard of ${len} bytes at ${pos} past the end of a ${this.disksizeBytes}-byte device`)
+    }
+    const run = (): void => {
+      const table = this.table as PageTable
+      let index = Math.ceil(pos / PAGE_SIZE)
+      const end = Math.floor((pos + len) / PAGE_SIZE)
+      this.blockStat.discardIos++
+      this.blockStat.discardSectors += Math.floor(len / SECTOR_SIZE)
+      for (; index < end; index++) {
+        this.freeSlot(table, index)
+        this.notifyFree++
+      }
+    }
+    if (this.codec.sync) return run()
+    return this.lock.run(async () => run())
+  }
+
+  private nowSeconds(): number {
+    return Math.floor(Date.now() / 1000) - this.initEpochSeconds
+  }
+
+  private readRangeSync(dst: Buffer, pos: number, len: number): void {
+    const table = this.table as PageTable
+    const now = this.nowSeconds()
+    let done = 0
+    while (done < len) {
+      const at = pos + done
+      const index = Math.floor(at / PAGE_SIZE)
+      const inPage = at - index * PAGE_SIZE
+      const n = Math.min(PAGE_SIZE - inPage, len - done)
+      if (n === PAGE_SIZE) {
+        this.loadPageSync(table, index, dst.subarray(done, done + PAGE_SIZE))
+      } else {
+        this.loadPageSync(table, index, this.rpage)
+        this.rpage.copy(dst, done, inPage, inPage + n)
+      }
+      table.touch(index, now)
+      done += n
+    }
+  }
+
+  private async readRangeAsync(dst: Buffer, pos: number, len: number): Promise<void> {
+    const table = this.table as PageTable
+    const now = this.nowSeconds()
+    let done = 0
+    while (done < len) {
+      const at = pos + done
+      const index = Math.floor(at / PAGE_SIZE)
+      const inPage = at - index * PAGE_SIZE
+      const n = Math.min(PAGE_SIZE - inPage, len - done)
+      // Reads may run concurrently with each other, so each partial page gets its own buffer.
+      const page = n === PAGE_SIZE ? dst.subarray(done, done + PAGE_SIZE) : Buffer.allocUnsafe(PAGE_SIZE)
+      await this.loadPageAsync(table, index, page)
+      if (n !== PAGE_SIZE) page.copy(dst, done, inPage, inPage + n)
+      table.touch(index, now)
+      done += n
+    }
+  }
+
+  private writeRangeSync(src: Buffer, pos: number): void {
+    const table = this.table as PageTable
+    const now = this.nowSeconds()
+    const len = src.length
+    let done = 0
+    while (done < len) {
+      const at = pos + done
+      const index = Math.floor(at / PAGE_SIZE)
+      const inPage = at - index * PAGE_SIZE
+      const n = Math.min(PAGE_SIZE - inPage, len - done)
+      // Partial page: read-modify-write, as zram_bvec_write does.
+      if (n !== PAGE_SIZE) this.loadPageSync(table, index, this.wpage)
+      src.copy(this.wpage, inPage, done, done + n)
+      if (!this.storeSame(table, index)) {
+        this.commit(table, index, this.codec.compress(this.wpage, this.level) as Buffer)
+      }
+      table.touch(index, now)
+      done += n
+    }
+  }
+
+  private async writeRangeAsync(src: Buffer, pos: number): Promise<void> {
+    const table = this.table as PageTable
+    const now = this.nowSeconds()
+    const len = src.length
+    let done = 0
+    while (done < len) {
+      const at = pos + done
+      const index = Math.floor(at / PAGE_SIZE)
+      const inPage = at - index * PAGE_SIZE
+      const n = Math.min(PAGE_SIZE - inPage, len - done)
+      if (n !== PAGE_SIZE) await this.loadPageAsync(table, index, this.wpage)
+      src.copy(this.wpage, inPage, done, done + n)
+      if (!this.storeSame(table, index)) {
+        this.commit(table, index, await this.codec.compress(this.wpage, this.level))
+      }
+      table.touch(index, now)
+      done += n
+    }
+  }
+
+  /** If wpage is same-filled, replace the slot with its pattern (no pool memory). */
+  private storeSame(table: PageTable, index: number): boolean {
+    if (!pageSameFilled(this.wwords, this.pattern)) return false
+    this.freeSlot(table, index)
+    table.setSame(index, this.pattern[0], this.pattern[1])
+    this.samePages++
+    this.pagesStored++
+    return true
+  }
+
+  /**
+   * Store wpage's compressed form (or wpage raw when the result reaches huge_class_size) in the
+   * pool and point the slot at it. The old contents are freed only after the new allocation
+   * succeeded, so a failure leaves the page as it was.
+   */
+  private commit(table: PageTable, index: number, compressed: Buffer): void {
+    const huge = compressed.length >= ZsPool.hugeClassSize
+    const src = huge ? this.wpage : compressed
+    const size = huge ? PAGE_SIZE : compressed.length
+    const handle = this.pool.malloc(size)
+    if (this.memLimitPages !== 0 && this.pool.totalPages > this.memLimitPages) {
+      this.pool.free(handle)
+      this.failedWrites++
+      throw new ErrnoError(Errno.EIO, `mem_limit of ${this.memLimitPages * PAGE_SIZE} bytes reached`)
+    }
+    this.pool.write(handle, src, 0, size)
+    this.freeSlot(table, index)
+    table.setObject(index, handle, size, huge)
+    this.comprBytes += size
+    this.pagesStored++
+    if (huge) {
+      this.hugePages++
+      this.hugePagesSince++
+    }
+    const used = this.pool.totalPages
+    if (used > this.memUsedMaxPages) this.memUsedMaxPages = used
+  }
+
+  private freeSlot(table: PageTable, index: number): void {
+    if (!table.isAllocated(index)) return
+    const flags = table.flags(index)
+    if (flags & SLOT_SAME) {
+      this.samePages--
+    } else {
+      this.pool.free(table.handle(index))
+      this.comprBytes -= table.size(index)
+      if (flags & SLOT_HUGE) this.hugePages--
+    }
+    this.pagesStored--
+    table.clear(index)
+  }
+
+  /** Fill `out` (4096 bytes) with the page at index, for a synchronous codec. */
+  private loadPageSync(table: PageTable, index: number, out: Buffer): void {
+    if (this.loadTrivial(table, index, out)) return
+    const size = table.size(index)
+    this.pool.read(table.handle(index), this.cbuf, 0, size)
+    try {
+      this.codec.decompress(this.cbuf.subarray(0, size), out)
+    } catch (err) {
+      throw this.readFailure(index, err)
+    }
+  }
+
+  private async loadPageAsync(table: PageTable, index: number, out: Buffer): Promise<void> {
+    if (this.loadTrivial(table, index, out)) return
+    const size = table.size(index)
+    // Copy out of the pool before awaiting: the slot may be overwritten meanwhile.
+    const compressed = Buffer.allocUnsafe(size)
+    this.pool.read(table.handle(index), compressed, 0, size)
+    try {
+      const r = this.codec.decompress(compressed, out)
+      if (isPromise(r)) await r
+    } catch (err) {
+      throw this.readFailure(index, err)
+    }
+  }
+
+  /** Unwritten, same-filled and huge pages need no decompression. */
+  private loadTrivial(table: PageTable, index: number, out: Buffer): boolean {
+    if (!table.isAllocated(index)) {
+      out.fill(0)
+      return true
+    }
+    const flags = table.flags(index)
+    if (flags & SLOT_SAME) {
+      fillPatternBytes(out, table.value[index * 2], table.value[index * 2 + 1])
+      return true
+    }
+    if (flags & SLOT_HUGE) {
+      this.pool.read(table.handle(index), out, 0, PAGE_SIZE)
+      return true
+    }
+    return false
+  }
+
+  private readFailure(index: number, err: unknown): ErrnoError {
+    this.failedReads++
+    return new ErrnoError(Errno.EIO, `page ${index}: decompression failed: ${String(err)}`)
+  }
+}
+
+/** Fill a possibly unaligned 4 KiB buffer with an 8-byte pattern by doubling copies. */
+function fillPatternBytes(out: Buffer, lo: number, hi: number): void {
+  if (lo === hi && (lo === 0 || lo === 0xffffffff)) {
+    out.fill(lo === 0 ? 0 : 0xff)
+    return
+  }
+  if (out.byteOffset % 4 === 0) {
+    fillPattern(new Uint32Array(out.buffer, out.byteOffset, out.length / 4), lo, hi)
+    return
+  }
+  out.writeUInt32LE(lo, 0)
+  out.writeUInt32LE(hi, 4)
+  for (let n = 8; n < out.length; n *= 2) out.copyWithin(n, 0, Math.min(n, out.length - n))
+}

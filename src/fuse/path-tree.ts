@@ -1,0 +1,90 @@
+import type { DeviceSet } from '../device/device-set'
+import type { ZramDevice } from '../device/zram-device'
+import type { Attribute } from '../sysfs/attribute'
+import { controlAttributes, zramAttributes } from '../sysfs/zram-attributes'
+import { extensionAttributes } from '../sysfs/zramfuse-attributes'
+
+/** What a path of the mount names. Attribute nodes carry their target so open/read/write need no lookup. */
+export type Node =
+  | { kind: 'dir'; names: () => string[] }
+  | { kind: 'block'; dev: ZramDevice }
+  | { kind: 'attr'; attr: Attribute<ZramDevice>; target: ZramDevice }
+  | { kind: 'control'; attr: Attribute<DeviceSet>; target: DeviceSet }
+
+const DEVICE_NAME = /^zram(0|[1-9][0-9]{0,8})$/
+
+function dir(names: () => string[]): Node {
+  return { kind: 'dir', names }
+}
+
+/**
+ * Resolves paths of the mount:
+ *   /dev/zramN, /sys/block/zramN/<attr>, /sys/block/zramN/zramfuse/<attr>,
+ *   /sys/class/zram-control/{hot_add,hot_remove}
+ */
+export class PathTree {
+  private readonly devices: DeviceSet
+
+  constructor(devices: DeviceSet) {
+    this.devices = devices
+  }
+
+  resolve(path: string): Node | undefined {
+    const parts = path === '/' ? [] : path.split('/').slice(1)
+    switch (parts.length) {
+      case 0:
+        return dir(() => ['dev', 'sys'])
+      case 1:
+        if (parts[0] === 'dev') return dir(() => this.deviceNames())
+        if (parts[0] === 'sys') return dir(() => ['block', 'class'])
+        return undefined
+      case 2:
+        if (parts[0] === 'dev') {
+          const dev = this.device(parts[1])
+          return dev && { kind: 'block', dev }
+        }
+        if (parts[0] !== 'sys') return undefined
+        if (parts[1] === 'block') return dir(() => this.deviceNames())
+        if (parts[1] === 'class') return dir(() => ['zram-control'])
+        return undefined
+      case 3:
+        if (parts[0] !== 'sys') return undefined
+        if (parts[1] === 'block') {
+          const dev = this.device(parts[2])
+          return dev && dir(() => [...zramAttributes.map((a) => a.name), 'zramfuse'])
+        }
+        if (parts[1] === 'class' && parts[2] === 'zram-control') return dir(() => controlAttributes.map((a) => a.name))
+        return undefined
+      case 4: {
+        if (parts[0] !== 'sys') return undefined
+        if (parts[1] === 'class' && parts[2] === 'zram-control') {
+          const attr = controlAttributes.find((a) => a.name === parts[3])
+          return attr && { kind: 'control', attr, target: this.devices }
+        }
+        if (parts[1] !== 'block') return undefined
+        const dev = this.device(parts[2])
+        if (!dev) return undefined
+        if (parts[3] === 'zramfuse') return dir(() => extensionAttributes.map((a) => a.name))
+        const attr = zramAttributes.find((a) => a.name === parts[3])
+        return attr && { kind: 'attr', attr, target: dev }
+      }
+      case 5: {
+        if (parts[0] !== 'sys' || parts[1] !== 'block' || parts[3] !== 'zramfuse') return undefined
+        const dev = this.device(parts[2])
+        const attr = extensionAttributes.find((a) => a.name === parts[4])
+        return dev && attr && { kind: 'attr', attr, target: dev }
+      }
+      default:
+        return undefined
+    }
+  }
+
+  private deviceNames(): string[] {
+    return this.devices.ids().map((id) => `zram${id}`)
+  }
+
+  private device(name: string): ZramDevice | undefined {
+    const m = DEVICE_NAME.exec(name)
+    return m ? this.devices.get(Number(m[1])) : undefined
+  }
+}

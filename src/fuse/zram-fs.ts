@@ -1,0 +1,201 @@
+import type { Operations, Stat } from 'fuse-native'
+import type { DeviceSet } from '../device/device-set'
+import { isPromise } from '../codec/codec'
+import { Errno, ErrnoError, errnoName } from '../errno'
+import type { EventLog } from '../log'
+import { type Node, PathTree } from './path-tree'
+
+const S_IFDIR = 0o040000
+const S_IFREG = 0o100000
+const O_ACCMODE = 3
+const O_WRONLY = 1
+const O_RDWR = 2
+/** sysfs files report one page as their size; content is produced when read. */
+const ATTR_FILE_SIZE = 4096
+/** sysfs hands at most PAGE_SIZE - 1 bytes to a store function. */
+const ATTR_MAX_WRITE = 4095
+
+/** An open file: the node it names and, for attributes, the content produced at the first read. */
+interface OpenFile {
+  node: Node
+  content: Buffer | null
+}
+
+/**
+ * The FUSE operations: maps paths to the block device and the attribute tables, turns thrown
+ * ErrnoErrors into the kernel's errno for the caller, and logs one JSON line per refused request.
+ * Nothing a caller sends may throw out of here: an unexpected error becomes EIO and a log line.
+ */
+export class ZramFs {
+  private readonly tree: PathTree
+  private readonly log: EventLog
+  private readonly files = new Map<number, OpenFile>()
+  private nextFd = 1
+  private readonly uid = process.getuid?.() ?? 0
+  private readonly gid = process.getgid?.() ?? 0
+  private readonly mountTime = new Date()
+
+  constructor(devices: DeviceSet, log: EventLog) {
+    this.tree = new PathTree(devices)
+    this.log = log
+  }
+
+  operations(): Operations {
+    return {
+      getattr: (path, cb) => cb(...this.getattr(path)),
+      fgetattr: (path, _fd, cb) => cb(...this.getattr(path)),
+      readdir: (path, cb) => {
+        const node = this.tree.resolve(path)
+        if (!node) return cb(-Errno.ENOENT)
+        if (node.kind !== 'dir') return cb(-20 /* ENOTDIR */)
+        cb(0, node.names())
+      },
+      open: (path, flags, cb) => this.guard('open', path, () => cb(0, this.open(path, flags)), cb),
+      release: (_path, fd, cb) => {
+        this.release(fd)
+        cb(0)
+      },
+      read: (path, fd, buf, len, pos, cb) => this.read(path, fd, buf, len, pos, cb),
+      write: (path, fd, buf, len, pos, cb) => this.write(path, fd, buf, len, pos, cb),
+      truncate: (path, size, cb) => this.guard('truncate', path, () => cb(this.truncate(path, size)), cb),
+      ftruncate: (path, _fd, size, cb) => this.guard('truncate', path, () => cb(this.truncate(path, size)), cb),
+      flush: (_path, _fd, cb) => cb(0),
+      fsync: (path, _fd, _datasync, cb) => {
+        const node = this.tree.resolve(path)
+        if (node?.kind === 'block') node.dev.blockStat.flushIos++
+        cb(0)
+      },
+      utimens: (_path, _atime, _mtime, cb) => cb(0),
+      statfs: (_path, cb) => cb(0, {
+        bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0,
+        fsid: 0, flag: 0, namemax: 255,
+      }),
+    }
+  }
+
+  private getattr(path: string): [number, Stat?] {
+    const node = this.tree.resolve(path)
+    if (!node) return [-Errno.ENOENT]
+    const t = this.mountTime
+    const base = { uid: this.uid, gid: this.gid, mtime: t, atime: t, ctime: t, blksize: 4096 }
+    switch (node.kind) {
+      case 'dir':
+        return [0, { ...base, mode: S_IFDIR | 0o755, size: 0, nlink: 2 }]
+      case 'block':
+        return [0, { ...base, mode: S_IFREG | 0o600, size: node.dev.disksize, nlink: 1 }]
+      default:
+        return [0, { ...base, mode: S_IFREG | node.attr.mode, size: ATTR_FILE_SIZE, nlink: 1 }]
+    }
+  }
+
+  private open(path: string, flags: number): number {
+    const node = this.tree.resolve(path)
+    if (!node) throw new ErrnoError(Errno.ENOENT, 'no such file')
+    if (node.kind === 'dir') throw new ErrnoError(Errno.EISDIR, 'is a directory')
+    if (node.kind === 'block') {
+      node.dev.opened()
+    } else {
+      // kernfs refuses to open for reading a file without show, or for writing one without store.
+      const acc = flags & O_ACCMODE
+      const wantsRead = acc !== O_WRONLY
+      const wantsWrite = acc === O_WRONLY || acc === O_RDWR
+      if (wantsRead && !node.attr.show) throw new ErrnoError(Errno.EACCES, `${node.attr.name} is write-only`)
+      if (wantsWrite && !node.attr.store) throw new ErrnoError(Errno.EACCES, `${node.attr.name} is read-only`)
+    }
+    const fd = this.nextFd++
+    if (this.nextFd > 0x7fffffff) this.nextFd = 1
+    this.files.set(fd, { node, content: null })
+    return fd
+  }
+
+  private release(fd: number): void {
+    const file = this.files.get(fd)
+    if (!file) return
+    this.files.delete(fd)
+    if (file.node.kind === 'block') file.node.dev.released()
+  }
+
+  private truncate(path: string, size: number): number {
+    const node = this.tree.resolve(path)
+    if (!node) throw new ErrnoError(Errno.ENOENT, 'no such file')
+    // Opening an attribute with O_TRUNC (shell redirection) must work, as on sysfs.
+    if (node.kind === 'attr' || node.kind === 'control') return 0
+    if (node.kind === 'block' && size === node.dev.disksize) return 0
+    throw new ErrnoError(Errno.EINVAL, `cannot truncate to ${size}`)
+  }
+
+  private read(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (r: number) => void): void {
+    const file = this.files.get(fd)
+    if (!file) return cb(-Errno.EBADF)
+    const node = file.node
+    try {
+      if (node.kind === 'block') {
+        const r = node.dev.read(buf.subarray(0, len), pos)
+        if (!isPromise(r)) return cb(r)
+        r.then(cb, (err: unknown) => cb(this.refuse('read', path, err, { pos, len })))
+        return
+      }
+      if (node.kind === 'dir') return cb(-Errno.EISDIR)
+      // Content is produced once per open file, at its first read, like a sysfs show().
+      if (file.content === null || pos === 0) {
+        file.content = Buffer.from(node.kind === 'attr' ? callShow(node.attr.show, node.target) : callShow(node.attr.show, node.target))
+      }
+      const content = file.content
+      if (pos >= content.length) return cb(0)
+      cb(content.copy(buf, 0, pos, Math.min(content.length, pos + len)))
+    } catch (err) {
+      cb(this.refuse('read', path, err, { pos, len }))
+    }
+  }
+
+  private write(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (r: number) => void): void {
+    const file = this.files.get(fd)
+    if (!file) return cb(-Errno.EBADF)
+    const node = file.node
+    try {
+      if (node.kind === 'block') {
+        const r = node.dev.write(buf.subarray(0, len), pos)
+        if (!isPromise(r)) return cb(len)
+        r.then(() => cb(len), (err: unknown) => cb(this.refuse('write', path, err, { pos, len })))
+        return
+      }
+      if (node.kind === 'dir') return cb(-Errno.EISDIR)
+      const text = buf.toString('utf8', 0, Math.min(len, ATTR_MAX_WRITE))
+      if (node.kind === 'attr') callStore(node.attr.store, node.target, text)
+      else callStore(node.attr.store, node.target, text)
+      this.log.info({ event: 'attr_store', path, value: text.trimEnd() })
+      cb(len)
+    } catch (err) {
+      cb(this.refuse('write', path, err, { pos, len, value: node.kind === 'block' ? undefined : buf.toString('utf8', 0, Math.min(len, 256)).trimEnd() }))
+    }
+  }
+
+  /** Run a synchronous handler, answering its ErrnoError with the errno it carries. */
+  private guard(op: string, path: string, fn: () => void, cb: (r: number) => void): void {
+    try {
+      fn()
+    } catch (err) {
+      cb(this.refuse(op, path, err, {}))
+    }
+  }
+
+  /** Log one JSON line for a refused request and return the negative errno to answer it with. */
+  private refuse(op: string, path: string, err: unknown, ctx: object): number {
+    if (err instanceof ErrnoError) {
+      this.log.warn({ event: 'refused', op, path, errno: errnoName(err.errno), reason: err.message, ...ctx })
+      return -err.errno
+    }
+    this.log.error({ event: 'internal_error', op, path, err: String(err), stack: (err as Error)?.stack, ...ctx })
+    return -Errno.EIO
+  }
+}
+
+function callShow<T>(show: ((t: T) => string) | undefined, target: T): string {
+  if (!show) throw new ErrnoError(Errno.EACCES, 'not readable')
+  return show(target)
+}
+
+function callStore<T>(store: ((t: T, text: string) => void) | undefined, target: T, text: string): void {
+  if (!store) throw new ErrnoError(Errno.EACCES, 'not writable')
+  store(target, text)
+}

@@ -1,0 +1,191 @@
+import { PAGE_SHIFT, PAGE_SIZE } from './size-class'
+
+/**
+ * The pool's "page allocator": large chunks of memory cut into 4 KiB frames. A frame number f
+ * lives in chunk slot floor(f / chunkPages). Free frames are handed out lowest chunk first, so
+ * that high chunks drain and can be given back; a chunk whose frames are all free is dropped
+ * (left to the GC, which returns it to the OS), except that up to `spareChunks` empty chunks are
+ * kept while the pool still holds pages, so a workload oscillating around a chunk boundary does
+ * not allocate and drop a whole chunk per zspage. When no frame is in use every chunk is dropped.
+ */
+export class FrameAllocator {
+  readonly chunkPages: number
+  readonly spareChunks: number
+  /** Per chunk slot: the chunk's memory, or null for a vacant slot. */
+  private bufs: (ArrayBuffer | null)[] = []
+  private u8: (Uint8Array | null)[] = []
+  private i32: (Int32Array | null)[] = []
+  /** Per chunk slot: first free frame (global number) or -1. */
+  private freeHead = new Int32Array(0)
+  /** Per chunk slot: free frames in it, or -1 when the slot is vacant. */
+  private freeCount = new Int32Array(0)
+  /** Per frame: next free frame of the same chunk, or -1. */
+  private frameNext = new Int32Array(0)
+  /** Bitmap over chunk slots: bit set = the chunk holds at least one free frame. */
+  private hasFree = new Uint32Array(0)
+  /** No word of hasFree below this one has a bit set. */
+  private lowWord = 0
+  private slots = 0
+  private chunks = 0
+  private emptyChunks = 0
+  private inUse = 0
+
+  constructor(chunkPages = 256, spareChunks = 1) {
+    if (!Number.isInteger(chunkPages) || chunkPages < 1 || chunkPages * PAGE_SIZE > 0x40000000) {
+      throw new RangeError(`chunkPages must be an integer in 1..262144, got ${chunkPages}`)
+    }
+    if (!Number.isInteger(spareChunks) || spareChunks < 0) {
+      throw new RangeError(`spareChunks must be a non-negative integer, got ${spareChunks}`)
+    }
+    this.chunkPages = chunkPages
+    this.spareChunks = spareChunks
+  }
+
+  /** Frames currently handed out. */
+  get framesInUse(): number {
+    return this.inUse
+  }
+
+  /** Chunks currently held (including an empty spare). */
+  get chunkCount(): number {
+    return this.chunks
+  }
+
+  /** The chunk memory that holds frame f (as bytes / as 32-bit words). */
+  bytesOf(f: number): Uint8Array {
+    return this.u8[(f / this.chunkPages) | 0] as Uint8Array
+  }
+  bufferOf(f: number): ArrayBuffer {
+    return this.bufs[(f / this.chunkPages) | 0] as ArrayBuffer
+  }
+  wordsOf(f: number): Int32Array {
+    return this.i32[(f / this.chunkPages) | 0] as Int32Array
+  }
+  /** Byte offset of frame f inside its chunk. */
+  offsetOf(f: number): number {
+    return (f % this.chunkPages) << PAGE_SHIFT
+  }
+
+  alloc(): number {
+    let c = this.lowestWithFree()
+    if (c < 0) c = this.addChunk()
+    const f = this.freeHead[c]
+    this.freeHead[c] = this.frameNext[f]
+    const left = --this.freeCount[c]
+    if (left === this.chunkPages - 1) this.emptyChunks--
+    if (left === 0) this.hasFree[c >>> 5] &= ~(1 << (c & 31))
+    this.inUse++
+    return f
+  }
+
+  /** Give frame f back. Call trim() once a batch of releases is done. */
+  release(f: number): void {
+    const c = (f / this.chunkPages) | 0
+    this.frameNext[f] = this.freeHead[c]
+    this.freeHead[c] = f
+    const n = ++this.freeCount[c]
+    if (n === 1) {
+      const w = c >>> 5
+      this.hasFree[w] |= 1 << (c & 31)
+      if (w < this.lowWord) this.lowWord = w
+    }
+    if (n === this.chunkPages) this.emptyChunks++
+    this.inUse--
+  }
+
+  /** Drop empty chunks beyond the spare allowance (all of them when nothing is in use). */
+  trim(): void {
+    const keep = this.inUse === 0 ? 0 : this.spareChunks
+    // Drop from the top: low slots are the ones allocation prefers.
+    for (let c = this.slots - 1; c >= 0 && this.emptyChunks > keep; c--) {
+      if (this.freeCount[c] === this.chunkPages) this.dropChunk(c)
+    }
+  }
+
+  /** Drop every chunk (the caller forgets every frame). */
+  reset(): void {
+    this.bufs = []
+    this.u8 = []
+    this.i32 = []
+    this.freeHead = new Int32Array(0)
+    this.freeCount = new Int32Array(0)
+    this.frameNext = new Int32Array(0)
+    this.hasFree = new Uint32Array(0)
+    this.lowWord = 0
+    this.slots = 0
+    this.chunks = 0
+    this.emptyChunks = 0
+    this.inUse = 0
+  }
+
+  private lowestWithFree(): number {
+    const words = this.hasFree.length
+    for (let w = this.lowWord; w < words; w++) {
+      const bits = this.hasFree[w]
+      if (bits !== 0) {
+        this.lowWord = w
+        return (w << 5) + 31 - Math.clz32(bits & -bits)
+      }
+    }
+    this.lowWord = words
+    return -1
+  }
+
+  private addChunk(): number {
+    // Reuse the lowest vacant slot so frame numbers (and the per-frame array) stay small.
+    let c = 0
+    while (c < this.slots && this.freeCount[c] !== -1) c++
+    if (c === this.slots) this.growSlots()
+    const cp = this.chunkPages
+    // allocUnsafeSlow: its own ArrayBuffer (byteOffset 0, not from the shared pool), unzeroed.
+    const buf = Buffer.allocUnsafeSlow(cp * PAGE_SIZE).buffer as ArrayBuffer
+    this.bufs[c] = buf
+    this.u8[c] = new Uint8Array(buf)
+    this.i32[c] = new Int32Array(buf)
+    const base = c * cp
+    for (let i = 0; i < cp - 1; i++) this.frameNext[base + i] = base + i + 1
+    this.frameNext[base + cp - 1] = -1
+    this.freeHead[c] = base
+    this.freeCount[c] = cp
+    const w = c >>> 5
+    this.hasFree[w] |= 1 << (c & 31)
+    if (w < this.lowWord) this.lowWord = w
+    this.chunks++
+    this.emptyChunks++
+    return c
+  }
+
+  private dropChunk(c: number): void {
+    this.bufs[c] = null
+    this.u8[c] = null
+    this.i32[c] = null
+    this.freeHead[c] = -1
+    this.freeCount[c] = -1
+    this.hasFree[c >>> 5] &= ~(1 << (c & 31))
+    this.chunks--
+    this.emptyChunks--
+  }
+
+  private growSlots(): void {
+    const old = this.slots
+    const n = old === 0 ? 4 : old * 2
+    const fh = new Int32Array(n).fill(-1)
+    fh.set(this.freeHead)
+    const fc = new Int32Array(n).fill(-1)
+    fc.set(this.freeCount)
+    const fn = new Int32Array(n * this.chunkPages)
+    fn.set(this.frameNext)
+    const hf = new Uint32Array((n + 31) >>> 5)
+    hf.set(this.hasFree)
+    this.freeHead = fh
+    this.freeCount = fc
+    this.frameNext = fn
+    this.hasFree = hf
+    for (let c = old; c < n; c++) {
+      this.bufs.push(null)
+      this.u8.push(null)
+      this.i32.push(null)
+    }
+    this.slots = n
+  }
+}
