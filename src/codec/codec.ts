@@ -25,5 +25,5 @@ export interface Codec {
 }
 
 export function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
-  return typeof (v as { then?: unknown }).then === 'function'
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function'
 }

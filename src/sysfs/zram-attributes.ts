@@ -7,7 +7,7 @@ import { type Attribute, MODE_RO, MODE_RW, MODE_WO } from './attribute'
 import {
   formatAlgorithmList, formatBlockStat, formatDebugStat, formatIoStat, formatMmStat, formatU64,
 } from './format'
-import { memparse, parseAlgorithmParamsArgs, parseU64, resolveAlgorithmParams } from './parse'
+import { memparse, parseAlgorithmParamsArgs, parseDisksize, parseU64, resolveAlgorithmParams } from './parse'
 
 const SECTOR_SHIFT = 9
 
@@ -23,8 +23,8 @@ export const zramAttributes: readonly Attribute<ZramDevice>[] = [
     mode: MODE_RW,
     show: (dev) => formatU64(dev.disksize),
     store: (dev, text) => {
-      // disksize_store: memparse, 0 -> EINVAL, then EBUSY once initialised.
-      const bytes = memparse(text)
+      // disksize_store: memparse, 0 (or nothing parsed) -> EINVAL, then EBUSY once initialised.
+      const bytes = parseDisksize(text)
       if (bytes === 0n) throw new ErrnoError(Errno.EINVAL, 'disksize must be non-zero')
       if (dev.initialised) throw new ErrnoError(Errno.EBUSY, 'cannot change disksize of an initialised device')
       dev.initialise(toSafeNumber(bytes, 'disksize'))

@@ -1,0 +1,59 @@
+import t from 'tap'
+import { FrameAllocator } from '../../src/pool/frames'
+
+t.test('lowest chunk first, empty chunks dropped beyond one spare', async (t) => {
+  const fa = new FrameAllocator(4, 1)
+  const got: number[] = []
+  for (let i = 0; i < 12; i++) got.push(fa.alloc())
+  t.same([...got].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+  t.equal(fa.chunkCount, 3)
+  t.equal(fa.framesInUse, 12)
+
+  // one free frame in chunk 0 and one in chunk 2: the chunk 0 frame is reused first
+  fa.release(10)
+  fa.release(1)
+  t.equal(fa.alloc(), 1)
+  t.equal(fa.alloc(), 10)
+
+  // empty chunk 1: kept as the spare
+  for (const f of [4, 5, 6, 7]) fa.release(f)
+  fa.trim()
+  t.equal(fa.chunkCount, 3)
+  // empty chunk 2 too: two empty chunks, the higher one is dropped
+  for (const f of [8, 9, 10, 11]) fa.release(f)
+  fa.trim()
+  t.equal(fa.chunkCount, 2)
+  // allocation refills chunk 1 (the lowest with room) before making a new chunk
+  const f = fa.alloc()
+  t.ok(f >= 4 && f < 8, `frame ${f} from chunk 1`)
+  fa.release(f)
+  // nothing in use: every chunk goes
+  for (const g of [0, 1, 2, 3]) fa.release(g)
+  fa.trim()
+  t.equal(fa.framesInUse, 0)
+  t.equal(fa.chunkCount, 0)
+  // a vacant slot is reused: frame numbers start again at chunk 0
+  t.equal(fa.alloc(), 0)
+  t.equal(fa.chunkCount, 1)
+})
+
+t.test('spareChunks 0 drops at once', async (t) => {
+  const fa = new FrameAllocator(2, 0)
+  const a = fa.alloc()
+  const b = fa.alloc()
+  const c = fa.alloc()
+  t.equal(fa.chunkCount, 2)
+  fa.release(c)
+  fa.trim()
+  t.equal(fa.chunkCount, 1)
+  fa.release(a)
+  fa.release(b)
+  fa.trim()
+  t.equal(fa.chunkCount, 0)
+})
+
+t.test('bad options', async (t) => {
+  t.throws(() => new FrameAllocator(0), RangeError)
+  t.throws(() => new FrameAllocator(1.5), RangeError)
+  t.throws(() => new FrameAllocator(4, -1), RangeError)
+})
