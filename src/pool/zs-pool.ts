@@ -546,7 +546,7 @@ export class ZsPool {
       this.objMalloc(dst, c, h) // re-points the handle at dst: the handle stays valid
       this.copyObject(src, i * size + hdr, dst, this.hIdx[h] * size + hdr, size - hdr)
       this.objFree(src, c, i)
-      if (this.zsInuse[dst] === objs) break
+      if (this.zsInuse[dst] === objs || this.zsInuse[src] === 0) break
     }
   }
 
