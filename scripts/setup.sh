@@ -98,6 +98,10 @@ if [ "${ZRAMFUSE_FORCE_INSTALL:-0}" = 1 ] || ! modules_up_to_date; then
   fi
 fi
 
+# fuse-native with our fallocate patch, rebuilt from source (npm's postinstall runs it too; this
+# catches a changed patch on a machine whose node_modules are otherwise up to date). Fails loudly.
+run "patch and build fuse-native" bash scripts/build-fuse-native.sh
+
 # --- 4. build ----------------------------------------------------------------------------
 run "npm run build" npm run build
 [ -f dist/daemon/cli.js ] || die "npm run build succeeded but dist/daemon/cli.js is missing"

@@ -239,26 +239,58 @@ export class ZramDevice {
   }
 
   /**
-   * Discard / write-zeroes: frees whole pages inside the range; partial pages at the edges are
-   * skipped, as zram_bio_discard does. notify_free counts every whole page in the range.
+   * Discard (fallocate PUNCH_HOLE) or write-zeroes (ZERO_RANGE): frees the whole pages inside the
+   * range, notify_free++ for each, as zram_bio_discard does. Partial pages at the edges are zeroed
+   * in place: over a file the range must read back as zeros afterwards (a loop device also sends
+   * write-zeroes as PUNCH_HOLE), where the kernel's zram simply skips them.
    */
-  discard(pos: number, len: number): void | Promise<void> {
-    if (pos < 0 || pos + len > this.disksizeBytes) {
-      throw new ErrnoError(Errno.EINVAL, `discard of ${len} bytes at ${pos} past the end of a ${this.disksizeBytes}-byte device`)
+  discard(pos: number, len: number, op: 'discard' | 'write_zeroes' = 'discard'): void | Promise<void> {
+    if (pos < 0 || len < 0 || pos + len > this.disksizeBytes) {
+      throw new ErrnoError(Errno.EINVAL, `${op} of ${len} bytes at ${pos} past the end of a ${this.disksizeBytes}-byte device`)
     }
-    const run = (): void => {
-      const table = this.table as PageTable
-      let index = Math.ceil(pos / PAGE_SIZE)
-      const end = Math.floor((pos + len) / PAGE_SIZE)
+    if (len === 0) return
+    const started = this.blockStat.begin()
+    const sectors = Math.ceil(len / SECTOR_SIZE)
+    if (op === 'discard') {
       this.blockStat.discardIos++
-      this.blockStat.discardSectors += Math.floor(len / SECTOR_SIZE)
-      for (; index < end; index++) {
+      this.blockStat.discardSectors += sectors
+    } else {
+      this.blockStat.writeIos++
+      this.blockStat.writeSectors += sectors
+    }
+    const finish = (): void => {
+      const took = this.blockStat.end(started)
+      if (op === 'discard') this.blockStat.discardTicksMs += took
+      else this.blockStat.writeTicksMs += took
+    }
+    const end = pos + len
+    const firstWhole = Math.ceil(pos / PAGE_SIZE)
+    const endWhole = Math.floor(end / PAGE_SIZE)
+    // Edges: [pos, head) and [tail, end) are partial pages (the whole range when it is inside one).
+    const head = Math.min(firstWhole * PAGE_SIZE, end)
+    const tail = Math.max(endWhole * PAGE_SIZE, head)
+    const freeWhole = (): void => {
+      const table = this.table as PageTable
+      for (let index = firstWhole; index < endWhole; index++) {
         this.freeSlot(table, index)
         this.notifyFree++
       }
     }
-    if (this.codec.sync) return run()
-    return this.lock.run(async () => run())
+    if (this.codec.sync) {
+      try {
+        if (head > pos) this.writeRangeSync(zeroes(head - pos), pos)
+        if (end > tail) this.writeRangeSync(zeroes(end - tail), tail)
+        freeWhole()
+      } finally {
+        finish()
+      }
+      return
+    }
+    return this.lock.run(async () => {
+      if (head > pos) await this.writeRangeAsync(zeroes(head - pos), pos)
+      if (end > tail) await this.writeRangeAsync(zeroes(end - tail), tail)
+      freeWhole()
+    }).finally(finish)
   }
 
   private nowSeconds(): number {
@@ -444,6 +476,13 @@ export class ZramDevice {
     this.failedReads++
     return new ErrnoError(Errno.EIO, `page ${index}: decompression failed: ${String(err)}`)
   }
+}
+
+const ZERO_PAGE = Buffer.alloc(PAGE_SIZE)
+
+/** Zeros for a partial page (< 4096 bytes): a view of one shared zero page. */
+function zeroes(len: number): Buffer {
+  return ZERO_PAGE.subarray(0, len)
 }
 
 /** Fill a possibly unaligned 4 KiB buffer with an 8-byte pattern by doubling copies. */

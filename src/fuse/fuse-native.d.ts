@@ -27,6 +27,7 @@ declare module 'fuse-native' {
     write?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void): void
     truncate?(path: string, size: number, cb: (err: number) => void): void
     ftruncate?(path: string, fd: number, size: number, cb: (err: number) => void): void
+    fallocate?(path: string, fd: number, mode: number, offset: number, length: number, cb: (err: number) => void): void
     flush?(path: string, fd: number, cb: (err: number) => void): void
     fsync?(path: string, fd: number, datasync: boolean, cb: (err: number) => void): void
     utimens?(path: string, atime: number, mtime: number, cb: (err: number) => void): void

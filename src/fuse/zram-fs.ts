@@ -3,6 +3,7 @@ import type { DeviceSet } from '../device/device-set'
 import { isPromise } from '../codec/codec'
 import { Errno, ErrnoError, errnoName } from '../errno'
 import type { EventLog } from '../log'
+import { planFallocate } from './fallocate'
 import { type Node, PathTree } from './path-tree'
 
 const S_IFDIR = 0o040000
@@ -59,6 +60,7 @@ export class ZramFs {
       write: (path, fd, buf, len, pos, cb) => this.write(path, fd, buf, len, pos, cb),
       truncate: (path, size, cb) => this.guard('truncate', path, () => cb(this.truncate(path, size)), cb),
       ftruncate: (path, _fd, size, cb) => this.guard('truncate', path, () => cb(this.truncate(path, size)), cb),
+      fallocate: (path, fd, mode, offset, length, cb) => this.fallocate(path, fd, mode, offset, length, cb),
       flush: (_path, _fd, cb) => cb(0),
       fsync: (path, _fd, _datasync, cb) => {
         const node = this.tree.resolve(path)
@@ -167,6 +169,28 @@ export class ZramFs {
       cb(len)
     } catch (err) {
       cb(this.refuse('write', path, err, { pos, len, value: node.kind === 'block' ? undefined : buf.toString('utf8', 0, Math.min(len, 256)).trimEnd() }))
+    }
+  }
+
+  /**
+   * fallocate on the block file: a loop device's DISCARD arrives as PUNCH_HOLE|KEEP_SIZE and its
+   * WRITE_ZEROES as ZERO_RANGE|KEEP_SIZE (or PUNCH_HOLE). Never answer a supported mode with
+   * EOPNOTSUPP: the loop device would turn discard off for good.
+   */
+  private fallocate(path: string, fd: number, mode: number, offset: number, length: number, cb: (r: number) => void): void {
+    const file = this.files.get(fd)
+    const node = file?.node ?? this.tree.resolve(path)
+    if (!node) return cb(-Errno.ENOENT)
+    const ctx = { mode, offset, length }
+    if (node.kind !== 'block') return cb(this.refuse('fallocate', path, new ErrnoError(Errno.EOPNOTSUPP, 'not a block file'), ctx))
+    const plan = planFallocate(mode, offset, length, node.dev.disksize)
+    if (!plan.ok) return cb(this.refuse('fallocate', path, new ErrnoError(plan.errno, plan.reason), ctx))
+    try {
+      const r = node.dev.discard(plan.offset, plan.length, plan.kind === 'punch' ? 'discard' : 'write_zeroes')
+      if (!isPromise(r)) return cb(0)
+      r.then(() => cb(0), (err: unknown) => cb(this.refuse('fallocate', path, err, ctx)))
+    } catch (err) {
+      cb(this.refuse('fallocate', path, err, ctx))
     }
   }
 

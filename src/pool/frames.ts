@@ -1,25 +1,46 @@
 import { PAGE_SHIFT, PAGE_SIZE } from './size-class'
 
+/** Dropped chunks remembered (weakly) for reuse before the GC takes them. */
+const MAX_GRAVEYARD = 16
+
+/** A chunk's memory and the views the hot path uses. */
+interface ChunkMem {
+  buf: ArrayBuffer
+  u8: Uint8Array
+  i32: Int32Array
+}
+
 /**
- * The pool's "page allocator": large chunks of memory cut into 4 KiB frames. A frame number f
- * lives in chunk slot floor(f / chunkPages). Free frames are handed out lowest chunk first, so
+ * The pool's "page allocator": large chunks of memory cut into 4 KiB frames. Frame number
+ * f = (chunk slot << chunkShift) | index, chunkShift = ceil(log2(chunkPages)), so the hot path
+ * finds a frame's memory with a shift and a mask. Free frames are handed out lowest chunk first, so
  * that high chunks drain and can be given back; a chunk whose frames are all free is dropped
  * (left to the GC, which returns it to the OS), except that up to `spareChunks` empty chunks are
  * kept while the pool still holds pages, so a workload oscillating around a chunk boundary does
  * not allocate and drop a whole chunk per zspage. When no frame is in use every chunk is dropped.
+ * A dropped chunk is only remembered through a WeakRef: if the GC has not collected it yet when a
+ * chunk is needed again, it is taken back instead of allocating (and page-faulting) a new one.
  */
 export class FrameAllocator {
   readonly chunkPages: number
   readonly spareChunks: number
+  private readonly chunkShift: number
+  private readonly frameMask: number
   /** Per chunk slot: the chunk's memory, or null for a vacant slot. */
   private bufs: (ArrayBuffer | null)[] = []
   private u8: (Uint8Array | null)[] = []
   private i32: (Int32Array | null)[] = []
-  /** Per chunk slot: first free frame (global number) or -1. */
+  /** Per chunk slot: the chunk record (held strongly while the chunk is in use) ... */
+  private mems: (ChunkMem | null)[] = []
+  /** ... and a weak reference to it, made once per allocation (creating one is slow). */
+  private refs: (WeakRef<ChunkMem> | null)[] = []
+  /** Per chunk slot: first released frame (global number) or -1. */
   private freeHead = new Int32Array(0)
+  /** Per chunk slot: frames [0, fresh) have been handed out before; the rest come by bumping. */
+  private fresh = new Int32Array(0)
   /** Per chunk slot: free frames in it, or -1 when the slot is vacant. */
   private freeCount = new Int32Array(0)
-  /** Per frame: next free frame of the same chunk, or -1. */
+  /** Per frame: next released frame of the same chunk, or -1. */
   private frameNext = new Int32Array(0)
   /** Bitmap over chunk slots: bit set = the chunk holds at least one free frame. */
   private hasFree = new Uint32Array(0)
@@ -29,6 +50,7 @@ export class FrameAllocator {
   private chunks = 0
   private emptyChunks = 0
   private inUse = 0
+  private graveyard: WeakRef<ChunkMem>[] = []
 
   constructor(chunkPages = 256, spareChunks = 1) {
     if (!Number.isInteger(chunkPages) || chunkPages < 1 || chunkPages * PAGE_SIZE > 0x40000000) {
@@ -39,6 +61,8 @@ export class FrameAllocator {
     }
     this.chunkPages = chunkPages
     this.spareChunks = spareChunks
+    this.chunkShift = 32 - Math.clz32(chunkPages - 1)
+    this.frameMask = (1 << this.chunkShift) - 1
   }
 
   /** Frames currently handed out. */
@@ -53,24 +77,25 @@ export class FrameAllocator {
 
   /** The chunk memory that holds frame f (as bytes / as 32-bit words). */
   bytesOf(f: number): Uint8Array {
-    return this.u8[(f / this.chunkPages) | 0] as Uint8Array
+    return this.u8[f >>> this.chunkShift] as Uint8Array
   }
   bufferOf(f: number): ArrayBuffer {
-    return this.bufs[(f / this.chunkPages) | 0] as ArrayBuffer
+    return this.bufs[f >>> this.chunkShift] as ArrayBuffer
   }
   wordsOf(f: number): Int32Array {
-    return this.i32[(f / this.chunkPages) | 0] as Int32Array
+    return this.i32[f >>> this.chunkShift] as Int32Array
   }
   /** Byte offset of frame f inside its chunk. */
   offsetOf(f: number): number {
-    return (f % this.chunkPages) << PAGE_SHIFT
+    return (f & this.frameMask) << PAGE_SHIFT
   }
 
   alloc(): number {
     let c = this.lowestWithFree()
     if (c < 0) c = this.addChunk()
-    const f = this.freeHead[c]
-    this.freeHead[c] = this.frameNext[f]
+    let f = this.freeHead[c]
+    if (f >= 0) this.freeHead[c] = this.frameNext[f]
+    else f = (c << this.chunkShift) + this.fresh[c]++
     const left = --this.freeCount[c]
     if (left === this.chunkPages - 1) this.emptyChunks--
     if (left === 0) this.hasFree[c >>> 5] &= ~(1 << (c & 31))
@@ -80,7 +105,7 @@ export class FrameAllocator {
 
   /** Give frame f back. Call trim() once a batch of releases is done. */
   release(f: number): void {
-    const c = (f / this.chunkPages) | 0
+    const c = f >>> this.chunkShift
     this.frameNext[f] = this.freeHead[c]
     this.freeHead[c] = f
     const n = ++this.freeCount[c]
@@ -104,10 +129,14 @@ export class FrameAllocator {
 
   /** Drop every chunk (the caller forgets every frame). */
   reset(): void {
+    for (let c = 0; c < this.slots; c++) if (this.bufs[c] !== null) this.bury(c)
     this.bufs = []
+    this.mems = []
+    this.refs = []
     this.u8 = []
     this.i32 = []
     this.freeHead = new Int32Array(0)
+    this.fresh = new Int32Array(0)
     this.freeCount = new Int32Array(0)
     this.frameNext = new Int32Array(0)
     this.hasFree = new Uint32Array(0)
@@ -137,15 +166,25 @@ export class FrameAllocator {
     while (c < this.slots && this.freeCount[c] !== -1) c++
     if (c === this.slots) this.growSlots()
     const cp = this.chunkPages
-    // allocUnsafeSlow: its own ArrayBuffer (byteOffset 0, not from the shared pool), unzeroed.
-    const buf = Buffer.allocUnsafeSlow(cp * PAGE_SIZE).buffer as ArrayBuffer
-    this.bufs[c] = buf
-    this.u8[c] = new Uint8Array(buf)
-    this.i32[c] = new Int32Array(buf)
-    const base = c * cp
-    for (let i = 0; i < cp - 1; i++) this.frameNext[base + i] = base + i + 1
-    this.frameNext[base + cp - 1] = -1
-    this.freeHead[c] = base
+    let mem: ChunkMem | undefined
+    let ref: WeakRef<ChunkMem> | undefined
+    while (mem === undefined && this.graveyard.length > 0) {
+      ref = this.graveyard.pop()
+      mem = ref?.deref()
+    }
+    if (mem === undefined || ref === undefined) {
+      // allocUnsafeSlow: its own ArrayBuffer (byteOffset 0, not from the shared pool), unzeroed.
+      const buf = Buffer.allocUnsafeSlow(cp * PAGE_SIZE).buffer as ArrayBuffer
+      mem = { buf, u8: new Uint8Array(buf), i32: new Int32Array(buf) }
+      ref = new WeakRef(mem)
+    }
+    this.mems[c] = mem
+    this.refs[c] = ref
+    this.bufs[c] = mem.buf
+    this.u8[c] = mem.u8
+    this.i32[c] = mem.i32
+    this.freeHead[c] = -1
+    this.fresh[c] = 0
     this.freeCount[c] = cp
     const w = c >>> 5
     this.hasFree[w] |= 1 << (c & 31)
@@ -156,6 +195,9 @@ export class FrameAllocator {
   }
 
   private dropChunk(c: number): void {
+    this.bury(c)
+    this.mems[c] = null
+    this.refs[c] = null
     this.bufs[c] = null
     this.u8[c] = null
     this.i32[c] = null
@@ -166,23 +208,36 @@ export class FrameAllocator {
     this.emptyChunks--
   }
 
+  /** Forget a chunk, but keep a weak reference in case it is needed before the GC runs. */
+  private bury(c: number): void {
+    if (this.graveyard.length === MAX_GRAVEYARD) this.graveyard.shift()
+    this.graveyard.push(this.refs[c] as WeakRef<ChunkMem>)
+  }
+
   private growSlots(): void {
     const old = this.slots
     const n = old === 0 ? 4 : old * 2
+    // frame numbers must stay non-negative int32 (2^30 frames = 4 TiB of pool)
+    if (n * 2 ** this.chunkShift > 2 ** 30) throw new RangeError('zsmalloc: pool too large')
     const fh = new Int32Array(n).fill(-1)
     fh.set(this.freeHead)
+    const fr = new Int32Array(n)
+    fr.set(this.fresh)
     const fc = new Int32Array(n).fill(-1)
     fc.set(this.freeCount)
-    const fn = new Int32Array(n * this.chunkPages)
+    const fn = new Int32Array(n << this.chunkShift)
     fn.set(this.frameNext)
     const hf = new Uint32Array((n + 31) >>> 5)
     hf.set(this.hasFree)
     this.freeHead = fh
+    this.fresh = fr
     this.freeCount = fc
     this.frameNext = fn
     this.hasFree = hf
     for (let c = old; c < n; c++) {
       this.bufs.push(null)
+      this.mems.push(null)
+      this.refs.push(null)
       this.u8.push(null)
       this.i32.push(null)
     }

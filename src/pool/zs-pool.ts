@@ -20,8 +20,12 @@ import {
  * are a header (we use the first 32-bit word of it): a positive handle when the object is allocated
  * (OBJ_ALLOCATED_TAG), or <= 0 encoding the next free object of the zspage when it is free
  * (link_free). Object offsets are multiples of 16, so a header word never straddles a frame; the
- * payload after it may. Huge zspages (1 frame, 1 object) have no header, the object is the whole
- * frame, and the handle is kept beside the zspage (the kernel keeps it in page->index).
+ * payload after it may. Huge zspages (1 frame, 1 object) have no header: the object is the whole
+ * frame and the handle is kept beside the zspage (the kernel keeps it in page->index).
+ *
+ * Unlike init_zspage(), a new zspage's free list is not written through all its objects: objects
+ * never used yet are handed out by a bump index (zsFresh) once the free list is empty. That gives
+ * the kernel's order (index order first, then LIFO) without touching the new zspage's memory.
  *
  * All metadata sits in typed arrays indexed by zspage id or handle; nothing per object on the heap.
  */
@@ -84,8 +88,10 @@ export class ZsPool {
   private zsCap = 0
   private zsClass = new Uint8Array(0)
   private zsInuse = new Int32Array(0)
-  /** First free object index, -1 when full. */
+  /** First object of the in-zspage free list, -1 when empty. */
   private zsFreeObj = new Int32Array(0)
+  /** Objects [0, zsFresh) have been used; the rest were never handed out (headers undefined). */
+  private zsFresh = new Int32Array(0)
   /** MAX_PAGES frame numbers per zspage. */
   private zsFrames = new Int32Array(0)
   /** Fullness list links; zsNext also links free zspage ids. */
@@ -149,16 +155,20 @@ export class ZsPool {
       throw new RangeError(`zs_malloc: bad object length ${len}`)
     }
     const c = classIndexOf(len)
-    const h = this.allocHandle()
     let zs = this.findZspage(c)
-    if (zs >= 0) {
-      this.objMalloc(zs, c, h)
-      this.fixFullness(zs, c)
-    } else {
-      zs = this.allocZspage(c)
-      this.objMalloc(zs, c, h)
-      this.insert(zs, c, GROUP_TABLE[GROUP_BASE[c] + this.zsInuse[zs]])
+    const fresh = zs < 0
+    // A new zspage only when no zspage of the class has room (may throw when out of memory).
+    if (fresh) zs = this.allocZspage(c)
+    let h: number
+    try {
+      h = this.allocHandle()
+    } catch (err) {
+      if (fresh) this.freeZspage(zs, c)
+      throw err
     }
+    this.objMalloc(zs, c, h)
+    if (fresh) this.insert(zs, c, GROUP_TABLE[GROUP_BASE[c] + this.zsInuse[zs]])
+    else this.fixFullness(zs, c)
     this.objects++
     return h
   }
@@ -209,7 +219,8 @@ export class ZsPool {
       const f = this.zsFrames[zs * MAX_PAGES + (off >>> PAGE_SHIFT)]
       const inFrame = off & (PAGE_SIZE - 1)
       const n = len < PAGE_SIZE - inFrame ? len : PAGE_SIZE - inFrame
-      dst.set(new Uint8Array(this.frames.bufferOf(f), this.frames.offsetOf(f) + inFrame, n), dstOffset)
+      const from = this.frames.offsetOf(f) + inFrame
+      dst.set(new Uint8Array(this.frames.bufferOf(f), from, n), dstOffset)
       off += n
       dstOffset += n
       len -= n
@@ -264,8 +275,9 @@ export class ZsPool {
           if (GROUP_TABLE[GROUP_BASE[c] + n] !== g) fail(`zspage ${zs} inuse ${n} in group ${g}`)
           if (g === GROUP_EMPTY) fail(`empty zspage ${zs} kept`)
           // walk the in-page free list and count allocated headers
-          let free = 0
+          let free = OBJS[c] - this.zsFresh[zs]
           for (let i = this.zsFreeObj[zs]; i >= 0; i = this.nextFreeObj(zs, c, i)) {
+            if (i >= this.zsFresh[zs]) fail(`zspage ${zs} free list holds a fresh object`)
             if (++free > OBJS[c]) fail(`zspage ${zs} free list loops`)
           }
           if (free !== OBJS[c] - n) fail(`zspage ${zs} free ${free} inuse ${n}`)
@@ -299,6 +311,7 @@ export class ZsPool {
     this.zsClass = new Uint8Array(0)
     this.zsInuse = new Int32Array(0)
     this.zsFreeObj = new Int32Array(0)
+    this.zsFresh = new Int32Array(0)
     this.zsFrames = new Int32Array(0)
     this.zsPrev = new Int32Array(0)
     this.zsNext = new Int32Array(0)
@@ -336,8 +349,6 @@ export class ZsPool {
       if (this.hTop === this.hCap) this.growHandles()
       h = this.hTop++
     }
-    // Not allocated until objMalloc() points it at an object (safe if zspage allocation throws).
-    this.hZs[h] = -1
     return h
   }
 
@@ -355,16 +366,19 @@ export class ZsPool {
 
   /** obj_malloc(): take the zspage's first free object for handle h. */
   private objMalloc(zs: number, c: number, h: number): void {
-    const idx = this.zsFreeObj[zs]
+    let idx: number
     if (HUGE[c] === 1) {
-      this.zsFreeObj[zs] = -1
+      idx = 0 // the only object; an empty huge zspage never survives, so it is fresh
+      this.zsFresh[zs] = 1
       this.zsHugeHandle[zs] = h
     } else {
+      const head = this.zsFreeObj[zs]
+      idx = head >= 0 ? head : this.zsFresh[zs]++
       const off = idx * SIZE[c]
       const f = this.zsFrames[zs * MAX_PAGES + (off >>> PAGE_SHIFT)]
       const words = this.frames.wordsOf(f)
       const w = (this.frames.offsetOf(f) + (off & (PAGE_SIZE - 1))) >>> 2
-      this.zsFreeObj[zs] = -1 - words[w] // free header: -1 - next
+      if (head >= 0) this.zsFreeObj[zs] = -1 - words[w] // free header: -1 - next
       words[w] = h // allocated header: the handle
     }
     this.zsInuse[zs]++
@@ -376,14 +390,14 @@ export class ZsPool {
   /** obj_free(): put object idx at the head of the zspage's free list. */
   private objFree(zs: number, c: number, idx: number): void {
     if (HUGE[c] === 1) {
-      this.zsHugeHandle[zs] = 0
+      this.zsHugeHandle[zs] = 0 // the zspage empties and is freed by the caller
     } else {
       const off = idx * SIZE[c]
       const f = this.zsFrames[zs * MAX_PAGES + (off >>> PAGE_SHIFT)]
       this.frames.wordsOf(f)[(this.frames.offsetOf(f) + (off & (PAGE_SIZE - 1))) >>> 2] =
         -1 - this.zsFreeObj[zs]
+      this.zsFreeObj[zs] = idx
     }
-    this.zsFreeObj[zs] = idx
     this.zsInuse[zs]--
     this.classInuse[c]--
   }
@@ -391,6 +405,7 @@ export class ZsPool {
   /** Header word of object idx: the handle if allocated, else <= 0. */
   private handleAt(zs: number, c: number, idx: number): number {
     if (HUGE[c] === 1) return this.zsInuse[zs] === 1 ? this.zsHugeHandle[zs] : 0
+    if (idx >= this.zsFresh[zs]) return 0 // never used: the header is garbage
     const off = idx * SIZE[c]
     const f = this.zsFrames[zs * MAX_PAGES + (off >>> PAGE_SHIFT)]
     return this.frames.wordsOf(f)[(this.frames.offsetOf(f) + (off & (PAGE_SIZE - 1))) >>> 2]
@@ -440,7 +455,7 @@ export class ZsPool {
     this.zsGroup[zs] = -1
   }
 
-  /** alloc_zspage() + init_zspage(): frames, and a free list through every object in order. */
+  /** alloc_zspage() + init_zspage(): frames; objects are handed out fresh (see zsFresh). */
   private allocZspage(c: number): number {
     if (this.zsFreeId < 0 && this.zsTop === this.zsCap) this.growZspages()
     const zs = this.zsFreeId >= 0 ? this.zsFreeId : this.zsTop
@@ -459,19 +474,10 @@ export class ZsPool {
     else this.zsTop++
     this.zsClass[zs] = c
     this.zsInuse[zs] = 0
-    this.zsFreeObj[zs] = 0
+    this.zsFreeObj[zs] = -1
+    this.zsFresh[zs] = 0
     this.zsGroup[zs] = -1
     this.zsHugeHandle[zs] = 0
-    if (HUGE[c] === 0) {
-      const size = SIZE[c]
-      const objs = OBJS[c]
-      for (let i = 0; i < objs; i++) {
-        const off = i * size
-        const f = this.zsFrames[base + (off >>> PAGE_SHIFT)]
-        this.frames.wordsOf(f)[(this.frames.offsetOf(f) + (off & (PAGE_SIZE - 1))) >>> 2] =
-          i + 1 < objs ? -2 - i : 0 // -1 - next, next = -1 at the end
-      }
-    }
     this.classZspages[c]++
     return zs
   }
@@ -540,7 +546,8 @@ export class ZsPool {
     const objs = OBJS[c]
     const size = SIZE[c]
     const hdr = HUGE[c] === 1 ? 0 : HEADER
-    for (let i = 0; i < objs; i++) {
+    const used = this.zsFresh[src]
+    for (let i = 0; i < used; i++) {
       const h = this.handleAt(src, c, i)
       if (h <= 0) continue
       this.objMalloc(dst, c, h) // re-points the handle at dst: the handle stays valid
@@ -574,7 +581,11 @@ export class ZsPool {
 
   private growZspages(): void {
     const n = this.zsCap === 0 ? 256 : this.zsCap * 2
-    const grow = <T extends Uint8Array | Int8Array | Int32Array>(old: T, make: (n: number) => T, per = 1): T => {
+    const grow = <T extends Uint8Array | Int8Array | Int32Array>(
+      old: T,
+      make: (k: number) => T,
+      per = 1,
+    ): T => {
       const a = make(n * per)
       a.set(old)
       return a
@@ -582,6 +593,7 @@ export class ZsPool {
     this.zsClass = grow(this.zsClass, (k) => new Uint8Array(k))
     this.zsInuse = grow(this.zsInuse, (k) => new Int32Array(k))
     this.zsFreeObj = grow(this.zsFreeObj, (k) => new Int32Array(k))
+    this.zsFresh = grow(this.zsFresh, (k) => new Int32Array(k))
     this.zsFrames = grow(this.zsFrames, (k) => new Int32Array(k), MAX_PAGES)
     this.zsPrev = grow(this.zsPrev, (k) => new Int32Array(k))
     this.zsNext = grow(this.zsNext, (k) => new Int32Array(k))

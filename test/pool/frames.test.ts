@@ -37,6 +37,20 @@ t.test('lowest chunk first, empty chunks dropped beyond one spare', async (t) =>
   t.equal(fa.chunkCount, 1)
 })
 
+t.test('lowest chunk first across many chunks', async (t) => {
+  // one frame per chunk (chunk slot == frame number); spares kept so the bitmap must find them
+  const fa = new FrameAllocator(1, 1000)
+  for (let i = 0; i < 100; i++) t.equal(fa.alloc(), i)
+  for (const f of [70, 3, 40]) fa.release(f)
+  fa.trim()
+  t.equal(fa.chunkCount, 100, 'empty chunks kept as spares')
+  t.equal(fa.alloc(), 3)
+  t.equal(fa.alloc(), 40)
+  t.equal(fa.alloc(), 70)
+  t.equal(fa.alloc(), 100)
+  t.equal(fa.chunkCount, 101)
+})
+
 t.test('spareChunks 0 drops at once', async (t) => {
   const fa = new FrameAllocator(2, 0)
   const a = fa.alloc()
@@ -56,4 +70,26 @@ t.test('bad options', async (t) => {
   t.throws(() => new FrameAllocator(0), RangeError)
   t.throws(() => new FrameAllocator(1.5), RangeError)
   t.throws(() => new FrameAllocator(4, -1), RangeError)
+})
+
+t.test('a dropped chunk is taken back if the GC has not collected it', async (t) => {
+  const orig = Buffer.allocUnsafeSlow
+  let calls = 0
+  Buffer.allocUnsafeSlow = (size: number) => {
+    calls++
+    return orig(size)
+  }
+  t.teardown(() => {
+    Buffer.allocUnsafeSlow = orig
+  })
+  const fa = new FrameAllocator(4, 0)
+  for (let i = 0; i < 1000; i++) {
+    const f = fa.alloc()
+    if (fa.chunkCount !== 1) t.fail('chunk not added')
+    fa.release(f)
+    fa.trim()
+    if (fa.chunkCount !== 0) t.fail('chunk not dropped')
+  }
+  // within one synchronous run a WeakRef target cannot be collected, so one allocation serves all
+  t.equal(calls, 1)
 })

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { GEOMETRY, ZS_SIZE_CLASSES, classIndexOf } from '../../src/pool/size-class'
 import { ZsPool } from '../../src/pool/zs-pool'
 
@@ -7,7 +7,8 @@ import { ZsPool } from '../../src/pool/zs-pool'
  * model. Replay a failure with ZRAMFUSE_SEED=<seed printed below> npx tap test/pool.
  */
 
-const SEED = process.env.ZRAMFUSE_SEED !== undefined ? Number(process.env.ZRAMFUSE_SEED) >>> 0 : 0x5eed2024
+const SEED_ENV = process.env.ZRAMFUSE_SEED
+const SEED = SEED_ENV !== undefined && SEED_ENV !== '' ? Number(SEED_ENV) >>> 0 : 0x5eed2024
 const OPS = 250_000
 
 /** mulberry32 */
@@ -47,7 +48,7 @@ function pickLen(r: () => number): number {
 
 t.comment(`seed ${SEED} (set ZRAMFUSE_SEED to replay)`)
 
-function run(t: Tap, chunkPages: number, ops: number, seed: number): void {
+function run(t: Test, chunkPages: number, ops: number, seed: number): void {
   const r = rng(seed)
   const pool = new ZsPool({ chunkPages })
   const PAGES = GEOMETRY.pagesPerZspage
@@ -87,7 +88,9 @@ function run(t: Tap, chunkPages: number, ops: number, seed: number): void {
     rbytes.fill(0xee)
     pool.read(h, rbytes, 16 - (id & 15), len) // vary the destination offset
     const got = rbytes.subarray(16 - (id & 15), 16 - (id & 15) + len)
-    if (Buffer.compare(got, ebytes.subarray(0, len)) !== 0) fail(`object ${id} (handle ${h}, ${len} B) differs`)
+    if (Buffer.compare(got, ebytes.subarray(0, len)) !== 0) {
+      fail(`object ${id} (handle ${h}, ${len} B) differs`)
+    }
   }
 
   const checkAll = (): void => {
@@ -138,9 +141,10 @@ function run(t: Tap, chunkPages: number, ops: number, seed: number): void {
     }
     if (op % 13 === 0 && live.length > 0) checkObject(live[Math.floor(r() * live.length)])
 
-    if (pool.totalPages < minPages) fail(`op ${op}: totalPages ${pool.totalPages} < minimum ${minPages}`)
-    if (pool.objectCount !== live.length) fail(`op ${op}: objectCount ${pool.objectCount} != ${live.length}`)
-    if (pool.chunkCount * chunkPages < pool.totalPages) fail(`op ${op}: chunks cannot hold the pages`)
+    const pages = pool.totalPages
+    if (pages < minPages) fail(`op ${op}: totalPages ${pages} < minimum ${minPages}`)
+    if (pool.objectCount !== live.length) fail(`op ${op}: objectCount ${pool.objectCount}`)
+    if (pool.chunkCount * chunkPages < pages) fail(`op ${op}: chunks cannot hold the pages`)
     if (pool.totalPages > maxPages) maxPages = pool.totalPages
     if (pool.chunkCount > maxChunks) maxChunks = pool.chunkCount
 
@@ -149,12 +153,16 @@ function run(t: Tap, chunkPages: number, ops: number, seed: number): void {
       const freed = pool.compact()
       compactions++
       compactedPages += freed
-      if (freed < 0 || pool.totalPages !== before - freed) fail(`compact returned ${freed}, pages ${before} -> ${pool.totalPages}`)
+      if (freed < 0 || pool.totalPages !== before - freed) {
+        fail(`compact returned ${freed}, pages ${before} -> ${pool.totalPages}`)
+      }
       if (pool.pagesCompacted < lastCompacted) fail('pagesCompacted went down')
       if (pool.pagesCompacted !== lastCompacted + freed) fail('pagesCompacted does not add up')
       lastCompacted = pool.pagesCompacted
       // after compaction every class is as dense as zs_can_compact() allows: exactly the minimum
-      if (pool.totalPages !== minPages) fail(`after compact: totalPages ${pool.totalPages} != ${minPages}`)
+      if (pool.totalPages !== minPages) {
+        fail(`after compact: totalPages ${pool.totalPages} != ${minPages}`)
+      }
       try {
         pool.verify()
       } catch (err) {
@@ -189,7 +197,6 @@ function run(t: Tap, chunkPages: number, ops: number, seed: number): void {
   )
 }
 
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0]
 
 t.test('random ops vs model, small chunks', async (t) => {
   run(t, 16, OPS, SEED)

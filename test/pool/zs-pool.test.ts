@@ -195,3 +195,30 @@ t.test('reset drops everything', async (t) => {
   t.equal(pool.totalPages, 1)
   pool.verify()
 })
+
+t.test('out of memory for a chunk leaves the pool consistent', async (t) => {
+  const pool = new ZsPool({ chunkPages: 4 })
+  const hs: number[] = []
+  for (let i = 0; i < 4; i++) hs.push(pool.malloc(4096)) // fills the first chunk
+  const orig = Buffer.allocUnsafeSlow
+  Buffer.allocUnsafeSlow = () => {
+    throw new RangeError('Array buffer allocation failed')
+  }
+  t.teardown(() => {
+    Buffer.allocUnsafeSlow = orig
+  })
+  t.throws(() => pool.malloc(4096), RangeError)
+  t.throws(() => pool.malloc(1500), RangeError) // 3-page zspage: fails on its first frame
+  Buffer.allocUnsafeSlow = orig
+  t.equal(pool.totalPages, 4)
+  t.equal(pool.objectCount, 4)
+  t.equal(pool.chunkCount, 1)
+  pool.verify()
+  const h = pool.malloc(1500)
+  t.equal(pool.totalPages, 7)
+  pool.free(h)
+  for (const x of hs) pool.free(x)
+  t.equal(pool.totalPages, 0)
+  t.equal(pool.chunkCount, 0)
+  pool.verify()
+})

@@ -1,0 +1,101 @@
+/** Command-line options of `npm run bench` and the defaults of a full and a quick run. Pure. */
+import { parseArgs } from 'node:util'
+import { parseSize } from './size'
+
+export interface BenchOptions {
+  quick: boolean
+  /** runs per figure (median, min, max) */
+  reps: number
+  /** seconds per timed fio run */
+  runtimeS: number
+  /** bytes from offset 0 the fio jobs cover */
+  regionBytes: number
+  disksize: number
+  seed: number
+  /** target ids to run (null: all) */
+  only: string[] | null
+  outDir: string
+  /** directory packed into the real-data image; null: the first of the defaults that exists */
+  realDir: string | null
+  /** bytes of the generated fidelity mix */
+  fidelityBytes: number
+  perf: boolean
+  fidelity: boolean
+  help: boolean
+}
+
+export const USAGE = `usage: npm run bench [-- OPTIONS]   (node dist/bench/run.js [OPTIONS])
+  --quick              a short pass (about 2 minutes): 1 run of 0.5 s per figure, smaller data
+  --reps N             runs per figure (default 3; quick 1)
+  --runtime SECONDS    seconds per timed fio run (default 2; quick 0.5)
+  --region SIZE        bytes the jobs cover (default 256M; quick 64M)
+  --disksize SIZE      device size (default 1G)
+  --seed N             fio randseed and the mix generator's seed (default 20240611)
+  --only IDS           comma-separated targets: ceiling,zramfuse-lz4,zramfuse-zstd,kernel-lz4
+  --out DIR            where the report goes (default bench/results)
+  --real-dir DIR       directory packed into the real-data ext4 image (default /usr/share/doc; quick /usr/share/perl)
+  --fidelity-size SIZE bytes of the generated fidelity mix (default 128M; quick 32M)
+  --no-perf            skip the fio matrix
+  --no-fidelity        skip the fidelity and memory sections
+`
+
+export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      reps: { type: 'string' },
+      runtime: { type: 'string' },
+      region: { type: 'string' },
+      disksize: { type: 'string' },
+      seed: { type: 'string' },
+      only: { type: 'string' },
+      out: { type: 'string' },
+      'real-dir': { type: 'string' },
+      'fidelity-size': { type: 'string' },
+      'no-perf': { type: 'boolean', default: false },
+      'no-fidelity': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  })
+  const quick = values.quick ?? false
+  const int = (name: string, v: string | undefined, dflt: number, min: number): number => {
+    if (v === undefined) return dflt
+    const n = Number(v)
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${v}`)
+    return n
+  }
+  const runtimeS = values.runtime === undefined ? (quick ? 0.5 : 2) : Number(values.runtime)
+  if (!(runtimeS >= 0.1 && runtimeS <= 600)) throw new Error(`--runtime must be 0.1..600 seconds, got ${String(values.runtime)}`)
+  const opts: BenchOptions = {
+    quick,
+    reps: int('reps', values.reps, quick ? 1 : 3, 1),
+    runtimeS,
+    regionBytes: parseSize(values.region ?? (quick ? '64M' : '256M')),
+    disksize: parseSize(values.disksize ?? '1G'),
+    seed: int('seed', values.seed, 20240611, 0),
+    only: values.only === undefined ? null : values.only.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+    outDir: values.out ?? defaultOut,
+    realDir: values['real-dir'] ?? null,
+    fidelityBytes: parseSize(values['fidelity-size'] ?? (quick ? '32M' : '128M')),
+    perf: !(values['no-perf'] ?? false),
+    fidelity: !(values['no-fidelity'] ?? false),
+    help: values.help ?? false,
+  }
+  const MiB = 1024 * 1024
+  if (opts.regionBytes % MiB !== 0 || opts.regionBytes === 0) throw new Error('--region must be a whole number of MiB')
+  if (opts.fidelityBytes % MiB !== 0 || opts.fidelityBytes === 0) throw new Error('--fidelity-size must be a whole number of MiB')
+  if (opts.disksize % MiB !== 0) throw new Error('--disksize must be a whole number of MiB')
+  if (opts.regionBytes > opts.disksize) throw new Error('--region must not exceed --disksize')
+  if (opts.fidelityBytes > opts.disksize) throw new Error('--fidelity-size must not exceed --disksize')
+  return opts
+}
+
+/** Candidate directories for the real-data image, in order of preference. */
+export function realDirCandidates(opts: BenchOptions, repoRoot: string): string[] {
+  if (opts.realDir !== null) return [opts.realDir]
+  return opts.quick
+    ? ['/usr/share/perl', '/usr/share/i18n', `${repoRoot}/node_modules/typescript`]
+    : ['/usr/share/doc', '/usr/share/man', `${repoRoot}/node_modules`]
+}

@@ -1,0 +1,303 @@
+/** The Markdown report and its charts, made from a run's raw results. Pure: results in, text out. */
+import { ALL_JOBS, JOBS, type JobSpec, REAL_READ_JOBS, REAL_WRITE_JOB, jobUnit, jobValue } from './jobs'
+import { MM_STAT_FIELDS, MM_STAT_PAGE_FIELDS, type MmStat, compressionRatio, diffMmStat, formatMmStat, poolOverhead } from './mmstat'
+import { PAGE_KINDS } from './mix'
+import type { BenchResults, MemoryEntry, PerfCell, TargetInfo } from './results'
+import { formatBytes } from './size'
+import { type Summary, ratio, summarize } from './stats'
+import { type BarChart, type Group, renderBarChart } from './svg'
+import type { Mode } from './targets'
+
+/** The figure of each run of a cell, in its job's unit (k IOPS or MB/s). */
+export function cellValues(cell: PerfCell, job: JobSpec): number[] {
+  return cell.runs.map((r) => jobValue(job, r.iops, r.bwBytes))
+}
+
+export function cellSummary(cell: PerfCell | undefined, job: JobSpec): Summary | null {
+  return cell ? summarize(cellValues(cell, job)) : null
+}
+
+export function findCell(r: BenchResults, target: string, mode: Mode, job: JobSpec): PerfCell | undefined {
+  const data = job.id.startsWith('real-') ? 'real' : 'mix'
+  return r.perf.find((c) => c.target === target && c.mode === mode && c.job === job.id && c.data === data)
+}
+
+/** How a target is reached in a table for `mode`: the kernel's zram only as its block device. */
+function modeFor(t: TargetInfo, mode: Mode): Mode | null {
+  if (t.modes.includes(mode)) return mode
+  if (t.kind === 'kernel' && t.modes.includes('dev')) return 'dev'
+  return null
+}
+
+export function fmtFig(v: number): string {
+  const a = Math.abs(v)
+  if (a >= 100) return v.toFixed(0)
+  if (a >= 10) return v.toFixed(1)
+  return v.toFixed(2)
+}
+
+/** "15.2 (14.8–15.9)"; one run prints just the figure. */
+export function fmtSummary(s: Summary | null): string {
+  if (!s) return 'n/a'
+  if (s.n === 1 || s.min === s.max) return fmtFig(s.median)
+  return `${fmtFig(s.median)} (${fmtFig(s.min)}–${fmtFig(s.max)})`
+}
+
+export function fmtRatio(x: number | null): string {
+  return x === null ? 'n/a' : `${x.toFixed(2)}×`
+}
+
+function pct(x: number | null, digits = 1): string {
+  return x === null ? 'n/a' : `${(x * 100).toFixed(digits)}%`
+}
+
+function mdTable(header: string[], rows: string[][]): string {
+  const esc = (c: string): string => c.replace(/\|/g, '\\|')
+  const lines = [`| ${header.map(esc).join(' | ')} |`, `| ${header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`]
+  for (const r of rows) lines.push(`| ${r.map(esc).join(' | ')} |`)
+  return lines.join('\n')
+}
+
+function jobsFor(r: BenchResults): JobSpec[] {
+  return ALL_JOBS.filter((j) => r.perf.some((c) => c.job === j.id))
+}
+
+/**
+ * The table of absolute figures and ratios for one way of reaching the FUSE targets ('file' or
+ * 'loop'); the kernel's zram appears as its block device in both. Ratios are of medians.
+ */
+export function perfTable(r: BenchResults, mode: 'file' | 'loop'): string {
+  const targets = r.targets.filter((t) => modeFor(t, mode) !== null)
+  const ceiling = targets.find((t) => t.kind === 'ceiling')
+  const kernel = targets.find((t) => t.kind === 'kernel')
+  const fuse = targets.filter((t) => t.kind === 'zramfuse')
+  const header = ['job', 'unit', ...targets.map((t) => (t.kind === 'kernel' && mode === 'loop' ? `${t.title} (block dev)` : t.title))]
+  const ratioCols: { title: string; num: TargetInfo; den: TargetInfo }[] = []
+  for (const z of fuse) {
+    if (ceiling) ratioCols.push({ title: `${z.title} / ceiling`, num: z, den: ceiling })
+  }
+  for (const z of fuse) {
+    if (kernel) ratioCols.push({ title: `${z.title} / kernel`, num: z, den: kernel })
+  }
+  for (const z of fuse) {
+    const twin = fuse.find((t) => t.id === `${z.id}-w0`)
+    if (twin) ratioCols.push({ title: `${z.title} async / inline`, num: z, den: twin })
+  }
+  header.push(...ratioCols.map((c) => c.title))
+  const rows: string[][] = []
+  for (const job of jobsFor(r)) {
+    const sum = (t: TargetInfo): Summary | null => {
+      const m = modeFor(t, mode)
+      return m ? cellSummary(findCell(r, t.id, m, job), job) : null
+    }
+    if (targets.every((t) => sum(t) === null)) continue
+    rows.push([
+      job.title,
+      jobUnit(job),
+      ...targets.map((t) => fmtSummary(sum(t))),
+      ...ratioCols.map((c) => fmtRatio(ratio(sum(c.num), sum(c.den)))),
+    ])
+  }
+  return mdTable(header, rows)
+}
+
+/** Per cell: median (min–max), latency, CPU of the daemon and of fio. */
+export function detailTable(r: BenchResults): string {
+  const rows: string[][] = []
+  for (const t of r.targets) {
+    for (const mode of t.modes) {
+      for (const job of jobsFor(r)) {
+        const cell = findCell(r, t.id, mode, job)
+        if (!cell) continue
+        const s = cellSummary(cell, job)
+        const med = (xs: (number | null)[]): number | null => summarize(xs.filter((x): x is number => x !== null))?.median ?? null
+        const lat = med(cell.runs.map((x) => x.latMeanNs))
+        const p99 = med(cell.runs.map((x) => x.clatP99Ns))
+        const dcpu = med(cell.runs.map((x) => x.daemonCpuPct))
+        const fcpu = med(cell.runs.map((x) => x.fioCpuPct))
+        rows.push([
+          t.title, mode, job.title, `${fmtSummary(s)} ${jobUnit(job)}`,
+          lat === null ? 'n/a' : (lat / 1000).toFixed(1),
+          p99 === null ? 'n/a' : (p99 / 1000).toFixed(1),
+          dcpu === null ? 'n/a' : dcpu.toFixed(0),
+          fcpu === null ? 'n/a' : fcpu.toFixed(0),
+          String(cell.runs.length) + (cell.error ? ` (error: ${cell.error})` : ''),
+        ])
+      }
+    }
+  }
+  return mdTable(['target', 'mode', 'job', 'median (min–max)', 'mean lat µs', 'p99 clat µs', 'daemon CPU %', 'fio CPU %', 'runs'], rows)
+}
+
+function fmtCol(field: (typeof MM_STAT_FIELDS)[number], v: number): string {
+  return MM_STAT_PAGE_FIELDS.has(field) ? String(v) : `${v} (${formatBytes(v)})`
+}
+
+export function fidelitySection(r: BenchResults): string {
+  const out: string[] = []
+  for (const f of r.fidelity) {
+    const ds = r.datasets.find((d) => d.id === f.dataset)
+    out.push(`### ${ds?.title ?? f.dataset}`)
+    if (ds) out.push('', `${formatBytes(ds.bytes)} from ${ds.source}.`)
+    const lines: string[] = []
+    if (f.kernel) lines.push(`kernel zram lz4   ${formatMmStat(f.kernel)}`)
+    for (const [id, s] of Object.entries(f.zramfuse)) {
+      const title = r.targets.find((t) => t.id === id)?.title ?? id
+      lines.push(`${title.padEnd(17)} ${formatMmStat(s)}`)
+    }
+    out.push('', 'mm_stat:', '', '```', ...lines, '```', '')
+    const lz4 = f.zramfuse['zramfuse-lz4']
+    if (f.kernel && lz4) {
+      const rows = diffMmStat(f.kernel, lz4).map((d) => [
+        d.field, fmtCol(d.field, d.a), fmtCol(d.field, d.b), String(d.diff), d.rel === null ? (d.diff === 0 ? '0' : 'n/a') : pct(d.rel, 2),
+      ])
+      out.push(mdTable(['column', 'kernel zram lz4', 'zramfuse lz4', 'zramfuse − kernel', 'relative'], rows), '')
+    } else if (!f.kernel) {
+      out.push('Kernel zram not measured (see notes): no per-column differences.', '')
+    }
+    const ratios: string[] = []
+    if (f.kernel) ratios.push(`kernel lz4 ${fmtRatio(compressionRatio(f.kernel))}`)
+    for (const [id, s] of Object.entries(f.zramfuse)) ratios.push(`${id} ${fmtRatio(compressionRatio(s))}`)
+    out.push(`Compression ratio (orig_data_size / compr_data_size): ${ratios.join(', ')}.`, '')
+  }
+  return out.join('\n')
+}
+
+export function memoryTable(r: BenchResults): string {
+  const rows = r.memory.map((m: MemoryEntry) => {
+    const t = r.targets.find((x) => x.id === m.target)
+    const pages = m.disksize / 4096
+    const beyond = m.rssAfterBytes === null ? null : m.rssAfterBytes - m.written.mem_used_total
+    return [
+      t?.title ?? m.target,
+      m.dataset,
+      m.pageTableBytes === null ? 'n/a' : (m.pageTableBytes / pages).toFixed(2),
+      m.rssIdleBytes === null ? 'n/a' : formatBytes(m.rssIdleBytes),
+      m.rssAfterBytes === null ? 'n/a' : formatBytes(m.rssAfterBytes),
+      beyond === null ? 'n/a' : formatBytes(beyond),
+      formatBytes(m.written.mem_used_total),
+      fmtRatio(poolOverhead(m.written)),
+      fmtRatio(poolOverhead(m.churned)),
+      fmtRatio(poolOverhead(m.compacted)),
+      String(m.compacted.pages_compacted - m.churned.pages_compacted),
+    ]
+  })
+  return mdTable([
+    'target', 'data', 'metadata B/page', 'RSS idle', 'RSS with data', 'RSS beyond pool', 'mem_used_total',
+    'used/compr written', 'used/compr after churn', 'used/compr after compact', 'pages compacted',
+  ], rows)
+}
+
+export interface Chart {
+  /** file name suffix, e.g. "file-iops" */
+  name: string
+  title: string
+  svg: string
+}
+
+/** Bar charts of medians with min–max whiskers: IOPS jobs and throughput jobs, per mode. */
+export function buildCharts(r: BenchResults): Chart[] {
+  const charts: Chart[] = []
+  const specs: { mode: 'file' | 'loop'; metric: 'iops' | 'bw'; jobs: readonly JobSpec[]; name: string; title: string }[] = [
+    { mode: 'file', metric: 'iops', jobs: JOBS, name: 'file-iops', title: '4k jobs on the block file (kernel: its block device)' },
+    { mode: 'file', metric: 'bw', jobs: JOBS, name: 'file-bw', title: 'Sequential jobs on the block file (kernel: its block device)' },
+    { mode: 'loop', metric: 'iops', jobs: JOBS, name: 'loop-iops', title: '4k jobs through a loop device (--direct-io=on)' },
+    { mode: 'loop', metric: 'bw', jobs: JOBS, name: 'loop-bw', title: 'Sequential jobs through a loop device (--direct-io=on)' },
+    { mode: 'file', metric: 'bw', jobs: [REAL_WRITE_JOB, ...REAL_READ_JOBS], name: 'real-bw', title: 'Real-data pass on the block file' },
+    { mode: 'file', metric: 'iops', jobs: [REAL_WRITE_JOB, ...REAL_READ_JOBS], name: 'real-iops', title: 'Real-data pass on the block file' },
+  ]
+  for (const spec of specs) {
+    const targets = r.targets.filter((t) => modeFor(t, spec.mode) !== null)
+    const groups: Group[] = []
+    for (const job of spec.jobs.filter((j) => j.metric === spec.metric)) {
+      const bars = targets.map((t) => {
+        const m = modeFor(t, spec.mode)
+        const s = m ? cellSummary(findCell(r, t.id, m, job), job) : null
+        return s ? { series: t.id, value: s.median, min: s.min, max: s.max } : { series: t.id, value: null }
+      })
+      if (bars.every((b) => b.value === null)) continue
+      groups.push({ label: job.title.replace(/^real data: /, ''), bars })
+    }
+    if (groups.length === 0) continue
+    const unit = spec.metric === 'iops' ? 'k IOPS' : 'MB/s'
+    const chart: BarChart = {
+      title: `${spec.title}, ${unit} (median, min–max)`,
+      unit,
+      series: targets.map((t) => ({ id: t.id, label: t.kind === 'kernel' && spec.mode === 'loop' ? `${t.title} (block dev)` : t.title })),
+      groups,
+    }
+    charts.push({ name: spec.name, title: chart.title, svg: renderBarChart(chart) })
+  }
+  return charts
+}
+
+/** The summary the README quotes: the file-mode table plus a line saying where it comes from. */
+export function summarySection(r: BenchResults): string {
+  return [
+    `Median of ${r.config.reps} run${r.config.reps === 1 ? '' : 's'} (min–max), ${r.config.runtimeS} s each; ` +
+      `${formatBytes(r.config.regionBytes)} region of a ${formatBytes(r.config.disksize)} device; ${r.machine.cpus} CPUs, ` +
+      `kernel ${r.machine.kernel}, ${r.machine.fioVersion}. Data: ${r.config.mix}. ` +
+      'fio on the block file with direct=1; the kernel zram as /dev/zram0.',
+    '',
+    perfTable(r, 'file'),
+  ].join('\n')
+}
+
+export function renderReport(r: BenchResults, chartFiles: { file: string; title: string }[]): string {
+  const out: string[] = []
+  out.push(`# zramfuse benchmark, ${r.startedAt}${r.config.quick ? ' (quick)' : ''}`, '')
+  out.push(`Command: \`${r.config.command}\`. Took ${Math.round(r.durationS)} s.`, '')
+  out.push('## Machine', '')
+  out.push(`- kernel ${r.machine.kernel}, ${r.machine.cpus} CPUs, ${formatBytes(r.machine.memTotalBytes)} RAM, ${r.machine.fioVersion}, node ${r.machine.nodeVersion}`)
+  out.push(`- load average at start: ${r.machine.loadAvgStart}; at end: ${r.machine.loadAvgEnd}`)
+  out.push(`- other processes using CPU at start: ${r.machine.busyStart.length ? r.machine.busyStart.join('; ') : 'none'}`)
+  out.push(`- other processes using CPU at end: ${r.machine.busyEnd.length ? r.machine.busyEnd.join('; ') : 'none'}`, '')
+  out.push('## Setup', '')
+  out.push(`- ${r.config.reps} run${r.config.reps === 1 ? '' : 's'} per figure (median, min–max shown), ${r.config.runtimeS} s per run (time_based), fio randseed=${r.config.seed}`)
+  out.push(`- device: disksize ${formatBytes(r.config.disksize)}; jobs cover the first ${formatBytes(r.config.regionBytes)}, prefilled once with the mix before the first job of each target and mode`)
+  out.push(`- data written by fio: ${r.config.mix}`)
+  out.push(`- real-data pass: ${r.config.realSource}; written with dd bs=1M oflag=direct, read with fio --readonly`)
+  out.push(`- fidelity mix: ${r.config.fidelityMix}`)
+  out.push('- targets: ' + r.targets.map((t) => `${t.title} [${t.modes.join(', ')}]`).join('; '))
+  out.push('- modes: file = fio on DIR/dev/zram0 (direct=1); loop = fio on a loop device attached with `losetup --direct-io=on`; dev = the kernel\'s /dev/zram0', '')
+  if (r.notes.length) {
+    out.push('## Notes', '')
+    for (const n of r.notes) out.push(`- ${n}`)
+    out.push('')
+  }
+  out.push('## Summary: on the block file', '', summarySection(r), '')
+  if (r.targets.some((t) => t.modes.includes('loop'))) {
+    out.push('## Through a loop device (losetup --direct-io=on)', '', perfTable(r, 'loop'), '')
+  }
+  if (chartFiles.length) {
+    out.push('## Charts', '')
+    for (const c of chartFiles) out.push(`![${c.title}](${c.file})`, '')
+  }
+  out.push('## Fidelity: the same data in the kernel\'s zram and in zramfuse', '')
+  out.push(r.fidelity.length ? fidelitySection(r) : 'Not measured.', '')
+  out.push('## Memory', '')
+  if (r.memory.length) {
+    out.push(memoryTable(r), '')
+    out.push('- metadata B/page: page_table_bytes / (disksize / 4096); the kernel uses 16 (struct zram_table_entry, not exported).')
+    out.push('- RSS beyond pool: the daemon\'s VmRSS with the data stored minus mem_used_total (the pool): the page table, the JS heap, code, buffers.')
+    out.push('- used/compr: mem_used_total / compr_data_size, after writing, after zero-filling every third page (which frees pool objects and fragments the pool), and after `echo 1 > compact`.', '')
+  } else {
+    out.push('Not measured.', '')
+  }
+  out.push('## Details', '', detailTable(r), '')
+  if (r.datasets.some((d) => d.counts)) {
+    out.push('## Datasets', '')
+    for (const d of r.datasets) {
+      const counts = d.counts ? ' (' + PAGE_KINDS.map((k) => `${d.counts?.[k] ?? 0} ${k}`).join(', ') + ' pages)' : ''
+      out.push(`- ${d.id}: ${d.title}, ${formatBytes(d.bytes)}, ${d.source}${counts}`)
+    }
+    out.push('')
+  }
+  out.push('## Reproduce', '', '```', 'npm run bench            # full run, under 15 minutes on 2 CPUs', 'npm run bench -- --quick # about 2 minutes', '```', '')
+  return out.join('\n')
+}
+
+/** Differences of two mm_stat lines as text lines (the console summary of the fidelity section). */
+export function mmStatDiffLines(kernel: MmStat, ours: MmStat): string[] {
+  return diffMmStat(kernel, ours).map((d) => `  ${d.field.padEnd(17)} kernel ${String(d.a).padStart(12)}  zramfuse ${String(d.b).padStart(12)}  diff ${String(d.diff).padStart(11)}${d.rel === null ? '' : ` (${pct(d.rel, 2)})`}`)
+}

@@ -1,0 +1,115 @@
+/** The shape of a run's raw JSON (bench/results/<date>.json): everything the report is made from. */
+import type { MmStat } from './mmstat'
+import type { PageKind } from './mix'
+import type { Mode } from './targets'
+
+export const RESULTS_VERSION = 1
+
+/** One timed run of one job. */
+export interface PerfRun {
+  iops: number
+  bwBytes: number
+  latMeanNs: number
+  clatP99Ns: number | null
+  /** fio's own CPU, percent of one CPU; null for runs that are not fio (dd) */
+  fioCpuPct: number | null
+  /** the FUSE daemon's CPU during the run, percent of one CPU; null for the kernel */
+  daemonCpuPct: number | null
+  wallS: number
+}
+
+/** All runs of one job on one target reached one way. */
+export interface PerfCell {
+  target: string
+  mode: Mode
+  /** 'mix': fio's generated data; 'real': the real directory-tree image */
+  data: 'mix' | 'real'
+  job: string
+  runs: PerfRun[]
+  /** set when the job failed; runs holds what succeeded before */
+  error?: string
+}
+
+export interface TargetInfo {
+  id: string
+  title: string
+  kind: string
+  modes: Mode[]
+}
+
+export interface DatasetInfo {
+  id: string
+  title: string
+  bytes: number
+  /** page kinds of the generated mix; null for the real image */
+  counts: Record<PageKind, number> | null
+  source: string
+}
+
+/** mm_stat after the same data went to each device. */
+export interface FidelityEntry {
+  dataset: string
+  /** the kernel's zram (lz4); null when skipped */
+  kernel: MmStat | null
+  /** zramfuse by target id */
+  zramfuse: Record<string, MmStat>
+}
+
+export interface MemoryEntry {
+  target: string
+  dataset: string
+  disksize: number
+  /** page_table_bytes of zramfuse; null for the kernel (not exported) */
+  pageTableBytes: number | null
+  /** daemon VmRSS just after mounting, and after the data was written; null for the kernel */
+  rssIdleBytes: number | null
+  rssAfterBytes: number | null
+  /** after writing the dataset */
+  written: MmStat
+  /** after zero-filling every third page (fragmentation), before compact */
+  churned: MmStat
+  /** after `echo 1 > compact` */
+  compacted: MmStat
+}
+
+export interface MachineInfo {
+  kernel: string
+  cpus: number
+  memTotalBytes: number
+  fioVersion: string
+  nodeVersion: string
+  loadAvgStart: string
+  loadAvgEnd: string
+  /** processes other than ours that used CPU when the run started / ended */
+  busyStart: string[]
+  busyEnd: string[]
+}
+
+export interface BenchConfig {
+  quick: boolean
+  reps: number
+  runtimeS: number
+  regionBytes: number
+  disksize: number
+  seed: number
+  mix: string
+  fidelityMix: string
+  realSource: string
+  command: string
+}
+
+export interface BenchResults {
+  version: number
+  startedAt: string
+  finishedAt: string
+  durationS: number
+  machine: MachineInfo
+  config: BenchConfig
+  targets: TargetInfo[]
+  datasets: DatasetInfo[]
+  /** skips and anything odd seen while running, in the order it happened */
+  notes: string[]
+  perf: PerfCell[]
+  fidelity: FidelityEntry[]
+  memory: MemoryEntry[]
+}

@@ -1,0 +1,525 @@
+#!/usr/bin/env node
+/**
+ * npm run bench: zramfuse against the raw FUSE ceiling and the kernel's zram, in one session.
+ *
+ *   1. perf: every target x mode x fio job, N timed runs each (median, min, max), on fio's
+ *      generated data mix, then a real-data pass (an ext4 image of a real directory tree);
+ *   2. fidelity: the same data into the kernel's zram and into zramfuse, mm_stat compared;
+ *   3. memory: metadata per page, daemon RSS beyond the pool, pool overhead around compaction.
+ *
+ * Writes bench/results/<date>.{md,json} and <date>-*.svg. Progress goes to stderr; the summary
+ * table to stdout. Everything it mounts or attaches is undone on exit, failure and signals.
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus, release, totalmem } from 'node:os'
+import { join, relative, resolve } from 'node:path'
+import { parseFioOutput, runFigures } from './fio-parse'
+import { type DataMix, DEFAULT_MIX, JOBS, type JobSpec, REAL_READ_JOBS, REAL_WRITE_JOB, churnArgs, describeMix, fioArgs, jobDirection, jobUnit, jobValue, prefillArgs } from './jobs'
+import { DEFAULT_WEIGHTS, PAGE_SIZE, describeWeights, generateMix } from './mix'
+import { type MmStat, formatMmStat, parseMmStat } from './mmstat'
+import { type BenchOptions, USAGE, parseBenchArgs, realDirCandidates } from './options'
+import { buildCharts, mmStatDiffLines, renderReport, summarySection } from './report'
+import { type BenchResults, type DatasetInfo, type FidelityEntry, type MemoryEntry, type PerfCell, type PerfRun, RESULTS_VERSION } from './results'
+import { formatBytes } from './size'
+import {
+  BENCH_TMP, Cleanup, type DaemonProc, KERNEL_ZRAM, SHM_PREFIX, attachLoop, busyProcesses, checkKernelZram, cleanStale,
+  clkTck, cpuTicks, detachLoop, kernelZramInit, kernelZramReset, must, readText, run, startDaemon, stopDaemon, vmRssBytes,
+} from './sys'
+import { type Mode, type TargetSpec, ZRAMFUSE_LZ4, ZRAMFUSE_ZSTD, daemonArgs, planTargets } from './targets'
+
+const REPO = resolve(__dirname, '..', '..')
+const CLI = join(REPO, 'dist', 'daemon', 'cli.js')
+const CEILING = join(REPO, 'dist', 'bench', 'ceiling.js')
+
+function err(msg: string): void {
+  process.stderr.write(msg + '\n')
+}
+
+class Progress {
+  private k = 0
+  private readonly t0 = Date.now()
+  constructor(public total: number) {}
+  step(label: string): void {
+    this.k++
+    this.line(label)
+  }
+  line(label: string): void {
+    const s = Math.round((Date.now() - this.t0) / 1000)
+    const el = `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
+    err(`[bench ${String(this.k).padStart(String(this.total).length)}/${this.total} ${el}] ${label}`)
+  }
+}
+
+interface Dataset extends DatasetInfo {
+  path: string
+}
+
+interface Ctx {
+  opts: BenchOptions
+  cleanup: Cleanup
+  progress: Progress
+  results: BenchResults
+  work: string
+  shm: string
+  pidsFile: string
+  mix: DataMix
+  real: Dataset | null
+  kernelOk: boolean
+}
+
+function note(ctx: Ctx, msg: string): void {
+  ctx.results.notes.push(msg)
+  err(`bench: note: ${msg}`)
+}
+
+function stepsFor(ctx: Ctx, targets: readonly TargetSpec[]): number {
+  let n = 0
+  if (ctx.opts.perf) {
+    for (const t of targets) {
+      n += t.modes.length * (1 + JOBS.length * ctx.opts.reps + (ctx.real ? (1 + REAL_READ_JOBS.length) * ctx.opts.reps : 0))
+    }
+  }
+  if (ctx.opts.fidelity) {
+    const fuse = targets.filter((t) => t.id === ZRAMFUSE_LZ4.id || t.id === ZRAMFUSE_ZSTD.id).length
+    n += (1 + (ctx.real ? 1 : 0)) * (fuse + (ctx.kernelOk ? 1 : 0))
+  }
+  return n
+}
+
+// --- datasets ------------------------------------------------------------------------------------
+
+function makeMixDataset(ctx: Ctx): Dataset {
+  const pages = ctx.opts.fidelityBytes / PAGE_SIZE
+  const { data, counts } = generateMix(pages, ctx.opts.seed)
+  const path = join(ctx.shm, 'mix.img')
+  writeFileSync(path, data)
+  return {
+    id: 'mix', title: 'Generated page mix', bytes: data.length, counts, path,
+    source: `mulberry32 seed ${ctx.opts.seed}, page kinds drawn with weights ${describeWeights(DEFAULT_WEIGHTS)}`,
+  }
+}
+
+/** An ext4 image of a real directory tree (mke2fs -d), deterministic: fixed UUIDs and time. */
+function makeRealDataset(ctx: Ctx): Dataset | null {
+  const dir = realDirCandidates(ctx.opts, REPO).find((d) => existsSync(d))
+  if (!dir) {
+    note(ctx, 'no directory for the real-data image found: real-data pass skipped')
+    return null
+  }
+  let used = 0
+  try {
+    used = Number(execFileSync('du', ['-s', '--block-size=1', dir], { encoding: 'utf8', timeout: 120_000 }).split(/\s/)[0])
+  } catch (e) {
+    note(ctx, `du ${dir} failed (${String(e)}): real-data pass skipped`)
+    return null
+  }
+  const path = join(ctx.shm, 'real.img')
+  let mib = Math.ceil((used * 1.1) / 2 ** 20) + 16
+  for (let attempt = 0; attempt < 4; attempt++) {
+    if (mib * 2 ** 20 > ctx.opts.disksize) {
+      note(ctx, `${dir} needs an image of ${mib} MiB, more than the device (${formatBytes(ctx.opts.disksize)}): real-data pass skipped; pick a smaller --real-dir`)
+      return null
+    }
+    try {
+      execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', '-U', '6a1c2b3d-0000-4000-8000-000000000001',
+        '-E', 'hash_seed=6a1c2b3d-0000-4000-8000-000000000002,root_owner=0:0', '-d', dir, path, `${mib}M`],
+      { stdio: 'pipe', timeout: 300_000, env: { ...process.env, E2FSPROGS_FAKE_TIME: '1700000000' } })
+      return {
+        id: 'real', title: `ext4 image of ${dir}`, bytes: mib * 2 ** 20, counts: null, path,
+        source: `mke2fs -t ext4 -d ${dir} (${formatBytes(used)} of files in a ${mib} MiB image; fixed UUID, hash seed and time)`,
+      }
+    } catch {
+      mib = Math.ceil(mib * 1.4)
+    }
+  }
+  note(ctx, `mke2fs -d ${dir} failed repeatedly: real-data pass skipped`)
+  return null
+}
+
+// --- perf ----------------------------------------------------------------------------------------
+
+function daemonCpu(d: DaemonProc | null, t0: number | null, wallS: number): number | null {
+  if (!d || t0 === null) return null
+  const t1 = cpuTicks(d.pid)
+  return t1 === null ? null : ((t1 - t0) / clkTck() / wallS) * 100
+}
+
+function fmtRun(job: JobSpec, r: PerfRun): string {
+  const v = jobValue(job, r.iops, r.bwBytes)
+  const cpu = r.daemonCpuPct === null ? '' : `, daemon CPU ${r.daemonCpuPct.toFixed(0)}%`
+  return `${v.toFixed(job.metric === 'iops' ? 1 : 0)} ${jobUnit(job)}${cpu}`
+}
+
+async function fioCell(ctx: Ctx, t: TargetSpec, mode: Mode, data: 'mix' | 'real', job: JobSpec, path: string, sizeBytes: number, d: DaemonProc | null): Promise<void> {
+  const cell: PerfCell = { target: t.id, mode, data, job: job.id, runs: [] }
+  ctx.results.perf.push(cell)
+  const mix = data === 'mix' ? ctx.mix : null
+  for (let rep = 1; rep <= ctx.opts.reps; rep++) {
+    const label = `${t.id} ${mode} ${job.title} run ${rep}/${ctx.opts.reps}`
+    if (cell.error) {
+      ctx.progress.step(`${label}: skipped after the error`)
+      continue
+    }
+    const args = fioArgs(job, { filename: path, sizeBytes, runtimeS: ctx.opts.runtimeS, seed: ctx.opts.seed + rep - 1, mix })
+    const t0 = d ? cpuTicks(d.pid) : null
+    const r = await run(ctx.cleanup, 'fio', args, (ctx.opts.runtimeS + 120) * 1000)
+    try {
+      if (r.code !== 0) throw new Error(`fio exit ${String(r.code)}${r.signal ? ` ${r.signal}` : ''}: ${(r.stderr || r.stdout).trim().slice(0, 400)}`)
+      const fig = runFigures(parseFioOutput(r.stdout), jobDirection(job))
+      if (fig.error !== 0) throw new Error(`fio job error ${fig.error}: ${r.stderr.trim().slice(0, 400)}`)
+      if (fig.ios === 0) throw new Error('fio completed no I/O')
+      const pr: PerfRun = {
+        iops: fig.iops, bwBytes: fig.bwBytes, latMeanNs: fig.latMeanNs, clatP99Ns: fig.clatP99Ns,
+        fioCpuPct: fig.fioCpuPct, daemonCpuPct: daemonCpu(d, t0, r.wallS), wallS: r.wallS,
+      }
+      cell.runs.push(pr)
+      ctx.progress.step(`${label}: ${fmtRun(job, pr)}`)
+    } catch (e) {
+      cell.error = (e as Error).message
+      ctx.progress.step(`${label}: FAILED`)
+      note(ctx, `${t.id} ${mode} ${job.id}: ${cell.error}`)
+    }
+  }
+}
+
+/** The real image written with dd (timed), then read with fio. */
+async function realPass(ctx: Ctx, t: TargetSpec, mode: Mode, path: string, d: DaemonProc | null): Promise<void> {
+  const real = ctx.real
+  if (!real) return
+  const job = REAL_WRITE_JOB
+  const cell: PerfCell = { target: t.id, mode, data: 'real', job: job.id, runs: [] }
+  ctx.results.perf.push(cell)
+  for (let rep = 1; rep <= ctx.opts.reps; rep++) {
+    const label = `${t.id} ${mode} ${job.title} run ${rep}/${ctx.opts.reps}`
+    if (cell.error) {
+      ctx.progress.step(`${label}: skipped after the error`)
+      continue
+    }
+    const t0 = d ? cpuTicks(d.pid) : null
+    const r = await run(ctx.cleanup, 'dd', [`if=${real.path}`, `of=${path}`, 'bs=1M', 'oflag=direct', 'conv=notrunc,fsync', 'status=none'], 600_000)
+    if (r.code !== 0) {
+      cell.error = `dd exit ${String(r.code)}: ${r.stderr.trim().slice(0, 400)}`
+      ctx.progress.step(`${label}: FAILED`)
+      note(ctx, `${t.id} ${mode} ${job.id}: ${cell.error}`)
+      continue
+    }
+    const ios = real.bytes / job.bs
+    const pr: PerfRun = {
+      iops: ios / r.wallS, bwBytes: real.bytes / r.wallS, latMeanNs: (r.wallS / ios) * 1e9, clatP99Ns: null,
+      fioCpuPct: null, daemonCpuPct: daemonCpu(d, t0, r.wallS), wallS: r.wallS,
+    }
+    cell.runs.push(pr)
+    ctx.progress.step(`${label}: ${fmtRun(job, pr)}`)
+  }
+  if (cell.error) {
+    // no image on the device: reading it would measure something else
+    for (const j of REAL_READ_JOBS) for (let rep = 1; rep <= ctx.opts.reps; rep++) ctx.progress.step(`${t.id} ${mode} ${j.title}: skipped`)
+    return
+  }
+  for (const j of REAL_READ_JOBS) await fioCell(ctx, t, mode, 'real', j, path, real.bytes, d)
+}
+
+async function perfTarget(ctx: Ctx, t: TargetSpec): Promise<void> {
+  const { opts, cleanup } = ctx
+  let daemon: DaemonProc | null = null
+  const skipSteps = (modes: readonly Mode[], why: string): void => {
+    for (const m of modes) {
+      const n = 1 + JOBS.length * opts.reps + (ctx.real ? (1 + REAL_READ_JOBS.length) * opts.reps : 0)
+      for (let i = 0; i < n; i++) ctx.progress.step(`${t.id} ${m}: skipped (${why})`)
+    }
+  }
+  try {
+    let base: string
+    if (t.kind === 'kernel') {
+      kernelZramInit(cleanup, 'lz4', opts.disksize)
+      base = '/dev/zram0'
+    } else {
+      const mount = join(ctx.work, `mnt-${t.id}`)
+      mkdirSync(mount, { recursive: true })
+      const args = t.kind === 'ceiling'
+        ? ['--mount', mount, '--size', String(opts.disksize)]
+        : ['start', '--mount', mount, '--disksize', String(opts.disksize), ...daemonArgs(t)]
+      daemon = await startDaemon(cleanup, t.kind, t.kind === 'ceiling' ? CEILING : CLI, args, mount, join(ctx.work, `${t.id}.log`), ctx.pidsFile)
+      base = join(mount, 'dev', 'zram0')
+    }
+    ctx.progress.line(`${t.title}: ready${daemon ? ` (pid ${daemon.pid})` : ''}; load ${(readText('/proc/loadavg') ?? '').trim()}`)
+    for (const mode of t.modes) {
+      let loop: string | null = null
+      try {
+        let path = base
+        if (mode === 'loop') {
+          const a = await attachLoop(cleanup, base)
+          loop = a.dev
+          path = a.dev
+          if (!a.dio) note(ctx, `${t.id}: direct I/O is not active on ${a.dev} (loop/dio = 0): loop figures include the page cache`)
+        }
+        ctx.progress.step(`${t.id} ${mode}: prefill ${formatBytes(opts.regionBytes)} with the mix`)
+        await must(cleanup, 'fio', prefillArgs({ filename: path, sizeBytes: opts.regionBytes, seed: opts.seed, mix: ctx.mix }), 600_000)
+        for (const job of JOBS) await fioCell(ctx, t, mode, 'mix', job, path, opts.regionBytes, daemon)
+        await realPass(ctx, t, mode, path, daemon)
+      } catch (e) {
+        note(ctx, `${t.id} ${mode}: ${(e as Error).message}`)
+        const done = ctx.results.perf.filter((c) => c.target === t.id && c.mode === mode).length
+        if (done === 0) skipSteps([mode], 'setup failed')
+      } finally {
+        if (loop) detachLoop(cleanup, loop, (m) => note(ctx, m))
+      }
+    }
+  } catch (e) {
+    note(ctx, `${t.id}: ${(e as Error).message}`)
+    skipSteps(t.modes, 'target did not start')
+  } finally {
+    if (daemon) {
+      const busy = daemon.logPath
+      await stopDaemon(cleanup, daemon, (m) => note(ctx, m))
+      const warnings = (readText(busy) ?? '').split('\n').filter((l) => /"level":(40|50|60)/.test(l))
+      if (warnings.length > 0) note(ctx, `${t.id}: the daemon logged ${warnings.length} warning/error line(s), first: ${warnings[0]?.slice(0, 300) ?? ''}`)
+    }
+    if (t.kind === 'kernel') {
+      try {
+        kernelZramReset(cleanup)
+      } catch (e) {
+        note(ctx, (e as Error).message)
+      }
+    }
+  }
+}
+
+// --- fidelity and memory -------------------------------------------------------------------------
+
+interface Stored {
+  written: MmStat
+  churned: MmStat
+  compacted: MmStat
+}
+
+/** Write the dataset, read mm_stat; zero-fill every third page, read; compact, read. */
+async function storeAndCompact(ctx: Ctx, ds: Dataset, dev: string, sysDir: string, afterWrite: () => void): Promise<Stored> {
+  const mm = (): MmStat => parseMmStat(readFileSync(join(sysDir, 'mm_stat'), 'utf8'))
+  await must(ctx.cleanup, 'dd', [`if=${ds.path}`, `of=${dev}`, 'bs=1M', 'oflag=direct', 'conv=notrunc,fsync', 'status=none'], 600_000)
+  const written = mm()
+  afterWrite()
+  await must(ctx.cleanup, 'fio', churnArgs({ filename: dev, sizeBytes: ds.bytes, seed: ctx.opts.seed }), 600_000)
+  const churned = mm()
+  writeFileSync(join(sysDir, 'compact'), '1\n')
+  const compacted = mm()
+  return { written, churned, compacted }
+}
+
+async function fidelity(ctx: Ctx, datasets: Dataset[], targets: readonly TargetSpec[]): Promise<void> {
+  const { opts, cleanup } = ctx
+  const fuseTargets = targets.filter((t) => t.id === ZRAMFUSE_LZ4.id || t.id === ZRAMFUSE_ZSTD.id)
+  for (const ds of datasets) {
+    const entry: FidelityEntry = { dataset: ds.id, kernel: null, zramfuse: {} }
+    ctx.results.fidelity.push(entry)
+    if (ctx.kernelOk) {
+      ctx.progress.step(`fidelity ${ds.id}: kernel zram lz4, ${formatBytes(ds.bytes)}`)
+      try {
+        kernelZramInit(cleanup, 'lz4', opts.disksize)
+        const s = await storeAndCompact(ctx, ds, '/dev/zram0', KERNEL_ZRAM, () => undefined)
+        entry.kernel = s.written
+        ctx.results.memory.push({ target: 'kernel-lz4', dataset: ds.id, disksize: opts.disksize, pageTableBytes: null, rssIdleBytes: null, rssAfterBytes: null, ...s })
+      } catch (e) {
+        note(ctx, `fidelity ${ds.id} on the kernel zram: ${(e as Error).message}`)
+      } finally {
+        try {
+          kernelZramReset(cleanup)
+        } catch (e) {
+          note(ctx, (e as Error).message)
+        }
+      }
+    }
+    for (const t of fuseTargets) {
+      ctx.progress.step(`fidelity ${ds.id}: ${t.title}, ${formatBytes(ds.bytes)}`)
+      const mount = join(ctx.work, `fid-${t.id}-${ds.id}`)
+      mkdirSync(mount, { recursive: true })
+      let d: DaemonProc | null = null
+      try {
+        d = await startDaemon(cleanup, 'zramfuse', CLI, ['start', '--mount', mount, '--disksize', String(opts.disksize), ...daemonArgs(t)], mount, join(ctx.work, `fid-${t.id}-${ds.id}.log`), ctx.pidsFile)
+        const daemon = d
+        const sysDir = join(mount, 'sys', 'block', 'zram0')
+        const rssIdle = vmRssBytes(daemon.pid)
+        let rssAfter: number | null = null
+        const s = await storeAndCompact(ctx, ds, join(mount, 'dev', 'zram0'), sysDir, () => {
+          rssAfter = vmRssBytes(daemon.pid)
+        })
+        const ptb = Number((readText(join(sysDir, 'zramfuse', 'page_table_bytes')) ?? 'NaN').trim())
+        entry.zramfuse[t.id] = s.written
+        const m: MemoryEntry = {
+          target: t.id, dataset: ds.id, disksize: opts.disksize, pageTableBytes: Number.isFinite(ptb) ? ptb : null,
+          rssIdleBytes: rssIdle, rssAfterBytes: rssAfter, ...s,
+        }
+        ctx.results.memory.push(m)
+      } catch (e) {
+        note(ctx, `fidelity ${ds.id} on ${t.id}: ${(e as Error).message}`)
+      } finally {
+        if (d) await stopDaemon(cleanup, d, (msg) => note(ctx, msg))
+      }
+    }
+    if (entry.kernel) {
+      const lz4 = entry.zramfuse[ZRAMFUSE_LZ4.id]
+      err(`bench: fidelity ${ds.id}:\n  kernel   ${formatMmStat(entry.kernel)}${lz4 ? `\n  zramfuse ${formatMmStat(lz4)}\n${mmStatDiffLines(entry.kernel, lz4).join('\n')}` : ''}`)
+    }
+  }
+}
+
+// --- main ----------------------------------------------------------------------------------------
+
+function stamp(d: Date): string {
+  const p = (n: number): string => String(n).padStart(2, '0')
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`
+}
+
+function writeOutputs(ctx: Ctx, startedAt: Date): string {
+  const r = ctx.results
+  const finished = new Date()
+  r.finishedAt = finished.toISOString()
+  r.durationS = (finished.getTime() - startedAt.getTime()) / 1000
+  mkdirSync(ctx.opts.outDir, { recursive: true })
+  const stem = stamp(startedAt) + (ctx.opts.quick ? '-quick' : '')
+  const charts = buildCharts(r)
+  const chartFiles = charts.map((c) => {
+    const file = `${stem}-${c.name}.svg`
+    writeFileSync(join(ctx.opts.outDir, file), c.svg)
+    return { file, title: c.title }
+  })
+  writeFileSync(join(ctx.opts.outDir, `${stem}.json`), JSON.stringify(r, null, 1) + '\n')
+  const md = join(ctx.opts.outDir, `${stem}.md`)
+  writeFileSync(md, renderReport(r, chartFiles))
+  return md
+}
+
+async function main(): Promise<number> {
+  let opts: BenchOptions
+  try {
+    opts = parseBenchArgs(process.argv.slice(2), join(REPO, 'bench', 'results'))
+  } catch (e) {
+    err(`bench: ${(e as Error).message}\n${USAGE}`)
+    return 2
+  }
+  if (opts.help) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  if (process.getuid?.() !== 0) {
+    err('bench: must run as root (losetup, the kernel zram, dropping into FUSE mounts)')
+    return 2
+  }
+  for (const tool of ['fio', 'losetup', 'dd', 'mke2fs', 'fusermount']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' })
+    } catch {
+      err(`bench: ${tool} is not installed (scripts/setup.sh installs the tools)`)
+      return 2
+    }
+  }
+  for (const f of [CLI, CEILING]) {
+    if (!existsSync(f)) {
+      err(`bench: ${f} missing: run npm run build first`)
+      return 2
+    }
+  }
+  const startedAt = new Date()
+  const cleanup = new Cleanup((m) => err(`bench: ${m}`))
+  const work = join(BENCH_TMP, String(process.pid))
+  const shm = SHM_PREFIX + String(process.pid)
+  mkdirSync(work, { recursive: true })
+  mkdirSync(shm, { recursive: true })
+  cleanup.removeDirAtEnd(work)
+  cleanup.removeDirAtEnd(shm)
+
+  const results: BenchResults = {
+    version: RESULTS_VERSION,
+    startedAt: startedAt.toISOString(),
+    finishedAt: '',
+    durationS: 0,
+    machine: {
+      kernel: release(), cpus: cpus().length, memTotalBytes: totalmem(),
+      fioVersion: execFileSync('fio', ['--version'], { encoding: 'utf8' }).trim(), nodeVersion: process.version,
+      loadAvgStart: (readText('/proc/loadavg') ?? '').trim(), loadAvgEnd: '', busyStart: [], busyEnd: [],
+    },
+    config: {
+      quick: opts.quick, reps: opts.reps, runtimeS: opts.runtimeS, regionBytes: opts.regionBytes, disksize: opts.disksize,
+      seed: opts.seed, mix: describeMix(DEFAULT_MIX), fidelityMix: '', realSource: 'none',
+      command: `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`,
+    },
+    targets: [], datasets: [], notes: [], perf: [], fidelity: [], memory: [],
+  }
+  const ctx: Ctx = {
+    opts, cleanup, progress: new Progress(0), results, work, shm, pidsFile: join(work, 'pids'), mix: DEFAULT_MIX, real: null, kernelOk: false,
+  }
+
+  let interrupted = false
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (interrupted) return
+    interrupted = true
+    err(`bench: ${sig}: cleaning up (losetup -d, stopping daemons, resetting zram0)`)
+    cleanup.runSync()
+    try {
+      results.notes.push(`interrupted by ${sig}: partial results`)
+      err(`bench: partial report: ${writeOutputs(ctx, startedAt)}`)
+    } catch {
+      // nothing more
+    }
+    process.exit(130)
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  process.on('SIGHUP', onSignal)
+  process.on('exit', () => cleanup.runSync())
+
+  try {
+    for (const n of cleanStale((m) => err(`bench: ${m}`))) note(ctx, n)
+    err('bench: sampling background CPU use for 2 s')
+    results.machine.busyStart = await busyProcesses(2000, 5, new Set([process.pid]))
+    if (results.machine.busyStart.length > 0) {
+      note(ctx, `other processes were using CPU when the run started (figures may be low and noisy): ${results.machine.busyStart.join('; ')}`)
+    }
+    const usage = (() => {
+      try {
+        return execFileSync(process.execPath, [CLI, '--help'], { encoding: 'utf8', timeout: 30_000 })
+      } catch {
+        return ''
+      }
+    })()
+    const kz = checkKernelZram()
+    if (kz.resetNote) note(ctx, kz.resetNote)
+    const plan = planTargets({ workers: /--workers\b/.test(usage), kernelZram: kz.ok, kernelZramReason: kz.reason }, opts.only)
+    for (const s of plan.skipped) note(ctx, `skipped ${s.target.title}: ${s.reason}`)
+    ctx.kernelOk = plan.targets.some((t) => t.kind === 'kernel')
+    results.targets = plan.targets.map((t) => ({ id: t.id, title: t.title, kind: t.kind, modes: [...t.modes] }))
+    note(ctx, 'discard/fallocate is not supported by zramfuse yet: no discard jobs; the fio jobs use fallocate=none')
+
+    err('bench: generating the datasets')
+    const mixDs = makeMixDataset(ctx)
+    ctx.real = makeRealDataset(ctx)
+    results.config.fidelityMix = `${formatBytes(mixDs.bytes)}: ${mixDs.source}`
+    results.config.realSource = ctx.real ? ctx.real.source : 'none (skipped)'
+    results.datasets = [mixDs, ...(ctx.real ? [ctx.real] : [])].map(({ path: _p, ...info }) => info)
+    ctx.progress.total = stepsFor(ctx, plan.targets)
+
+    if (opts.perf) {
+      for (const t of plan.targets) await perfTarget(ctx, t)
+    }
+    if (opts.fidelity) {
+      await fidelity(ctx, [mixDs, ...(ctx.real ? [ctx.real] : [])], plan.targets)
+    }
+  } catch (e) {
+    note(ctx, `aborted: ${(e as Error).stack ?? String(e)}`)
+  } finally {
+    cleanup.runSync()
+  }
+  results.machine.loadAvgEnd = (readText('/proc/loadavg') ?? '').trim()
+  results.machine.busyEnd = await busyProcesses(1000, 5, new Set([process.pid]))
+  const md = writeOutputs(ctx, startedAt)
+  process.stdout.write(`\n${summarySection(results)}\n\nReport: ${relative(process.cwd(), md) || md}\n`)
+  return results.notes.some((n) => n.startsWith('aborted')) ? 1 : 0
+}
+
+if (require.main === module) {
+  main().then((code) => process.exit(code), (e: unknown) => {
+    err(`bench: ${e instanceof Error ? e.stack ?? e.message : String(e)}`)
+    process.exit(1)
+  })
+}

@@ -1,0 +1,61 @@
+// fio write + verify (crc32c) straight on the block file, O_DIRECT: 256 MiB in total, block
+// sizes 4k..128k, sequential and random, two jobs of each kind on their own regions.
+import t from 'tap'
+import { canRunE2E, startDaemon } from './daemon'
+import { run } from './util'
+
+interface FioJob {
+  jobname: string
+  error: number
+  write: { io_bytes: number }
+  read: { io_bytes: number }
+}
+
+const MiB = 1024 * 1024
+const REGION_MIB = 64 // per job; 2 kinds x 2 jobs x 64 MiB = 256 MiB
+
+if (canRunE2E(t, ['fio'])) {
+  t.test('fio write+verify on the block file', async (t) => {
+    const d = await startDaemon({ disksize: '512M', test: t })
+    const args = [
+      '--output-format=json',
+      `--filename=${d.blockFile}`,
+      '--direct=1',
+      '--ioengine=psync',
+      '--bssplit=4k/25:16k/25:64k/25:128k/25',
+      '--verify=crc32c',
+      '--do_verify=1',
+      '--verify_fatal=1',
+      '--verify_state_save=0',
+      `--size=${REGION_MIB}M`,
+      `--offset_increment=${REGION_MIB}M`,
+      '--numjobs=2',
+      // sequential writers: [0, 128M)
+      '--name=seq',
+      '--rw=write',
+      '--offset=0',
+      // random writers: [128M, 256M)
+      '--name=rand',
+      '--rw=randwrite',
+      `--offset=${2 * REGION_MIB}M`,
+      '--randseed=20260502',
+    ]
+    t.comment(`fio ${args.join(' ')}`)
+    const r = await run('fio', args, { timeoutMs: 240_000 })
+    t.equal(r.code, 0, 'fio exits 0', { stderr: r.stderr.slice(-4000) })
+    const jsonStart = r.stdout.indexOf('{')
+    const report = JSON.parse(jsonStart >= 0 ? r.stdout.slice(jsonStart) : '{}') as { jobs?: FioJob[] }
+    const jobs = report.jobs ?? []
+    t.equal(jobs.length, 4, 'four fio jobs ran (2 sequential, 2 random)')
+    t.same(jobs.map((j) => j.error), [0, 0, 0, 0], 'no fio job reports an error')
+    const written = jobs.reduce((s, j) => s + j.write.io_bytes, 0)
+    const read = jobs.reduce((s, j) => s + j.read.io_bytes, 0)
+    t.comment(`fio wrote ${(written / MiB).toFixed(1)} MiB, read back ${(read / MiB).toFixed(1)} MiB to verify`)
+    t.ok(written >= 4 * REGION_MIB * MiB * 0.99, `at least 256 MiB written (${written} bytes)`)
+    t.ok(read >= written * 0.99, 'everything written was read back and verified')
+    const mm = d.mmStat()
+    t.comment(`mm_stat after fio: ${JSON.stringify(mm)}`)
+    t.ok(mm.origDataSize > 0, 'mm_stat orig_data_size > 0')
+    await d.stop()
+  })
+}

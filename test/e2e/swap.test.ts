@@ -1,0 +1,170 @@
+// losetup --direct-io=on + mkswap + swapon (via scripts/zram-swap.sh) on the block file, then a
+// process in a memory cgroup with a limit far below what it touches writes a known pattern and
+// verifies all of it; swap must be in use while it runs.
+// Teardown order: kill the process, swapoff, losetup -d, rmdir the cgroup, stop the daemon.
+import tap from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { canRunE2E, daemonEnv, startDaemon } from './daemon'
+import { cgroupLayout, memoryCgroupDirOf, readText, REPO, run, sleep, swapUsedKiB } from './util'
+
+const TOUCH_MIB = 256
+const LIMIT_MIB = 96
+const MEMHOG = join(__dirname, 'fixtures', 'memhog.js')
+const SWAP_SCRIPT = join(REPO, 'scripts', 'zram-swap.sh')
+
+interface MemCgroup {
+  dir: string
+  /** bytes of this cgroup's memory currently in swap, if the kernel tells */
+  swapBytes(): number | null
+}
+
+/** A fresh memory cgroup with a hard limit of `limitMiB` and unlimited swap. */
+function makeMemCgroup(name: string, limitMiB: number): MemCgroup {
+  const layout = cgroupLayout()
+  if (layout.kind === 'v2') {
+    const sub = join(layout.root, 'cgroup.subtree_control')
+    if (!readFileSync(sub, 'utf8').split(/\s+/).includes('memory')) writeFileSync(sub, '+memory\n')
+    const dir = join(layout.root, name)
+    mkdirSync(dir)
+    writeFileSync(join(dir, 'memory.max'), `${limitMiB * 1024 * 1024}\n`)
+    if (existsSync(join(dir, 'memory.swap.max'))) writeFileSync(join(dir, 'memory.swap.max'), 'max\n')
+    return {
+      dir,
+      swapBytes: () => {
+        const v = readText(join(dir, 'memory.swap.current'))
+        return v === null ? null : Number(v.trim())
+      },
+    }
+  }
+  if (layout.kind === 'v1') {
+    // a child of the cgroup this test runs in, so the limits around us still apply
+    const parent = memoryCgroupDirOf('self') ?? layout.memoryRoot
+    const dir = join(parent, name)
+    mkdirSync(dir)
+    writeFileSync(join(dir, 'memory.limit_in_bytes'), `${limitMiB * 1024 * 1024}\n`)
+    try {
+      writeFileSync(join(dir, 'memory.swappiness'), '100\n')
+    } catch {
+      // some kernels refuse per-cgroup swappiness: the default works too
+    }
+    return {
+      dir,
+      swapBytes: () => {
+        const memsw = readText(join(dir, 'memory.memsw.usage_in_bytes'))
+        const mem = readText(join(dir, 'memory.usage_in_bytes'))
+        return memsw === null || mem === null ? null : Math.max(0, Number(memsw) - Number(mem))
+      },
+    }
+  }
+  throw new Error('no memory cgroup controller (neither cgroup v2 nor a v1 memory hierarchy)')
+}
+
+async function removeCgroup(dir: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      rmdirSync(dir)
+      return
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT') return
+      if (i >= 100) throw new Error(`rmdir ${dir}: ${(err as Error).message}`)
+      await sleep(100)
+    }
+  }
+}
+
+function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode })
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+}
+
+if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
+  if (cgroupLayout().kind === 'none') {
+    tap.skip('end-to-end: no memory cgroup controller to limit the test process', () => {})
+  } else {
+    tap.test('swap on the block file under memory pressure', async (t) => {
+      // the daemon's own teardown goes on the root test: it runs after this subtest's teardown
+      const d = await startDaemon({ disksize: '512M', test: tap })
+      let child: ChildProcess | null = null
+      let cg: MemCgroup | null = null
+      let swapOn = false
+
+      t.teardown(async () => {
+        const problems: string[] = []
+        if (child !== null && child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGKILL')
+          await exitOf(child)
+        }
+        if (swapOn) {
+          // swapoff, then losetup -d: BEFORE the daemon may stop
+          const off = await run(SWAP_SCRIPT, ['off', d.blockFile], { timeoutMs: 300_000 })
+          if (off.code !== 0) problems.push(`zram-swap.sh off failed: ${off.stderr}`)
+        }
+        if (cg !== null) {
+          try {
+            await removeCgroup(cg.dir)
+          } catch (err) {
+            problems.push((err as Error).message)
+          }
+        }
+        await d.stop() // checks again that no swap / loop device is left, then stops the daemon
+        if (problems.length > 0) throw new Error(problems.join('; '))
+      })
+
+      const on = await run(SWAP_SCRIPT, ['on', d.blockFile, '--priority', '32767'], { timeoutMs: 60_000 })
+      t.equal(on.code, 0, 'zram-swap.sh on succeeds', { stderr: on.stderr })
+      const loop = on.stdout.trim()
+      swapOn = on.code === 0
+      t.match(loop, /^\/dev\/loop\d+$/, `swap is on ${loop}`)
+      t.equal(readText(`/sys/block/${loop.slice(5)}/loop/dio`)?.trim(), '1', 'the loop device uses direct I/O')
+      t.not(swapUsedKiB(loop), null, `${loop} is listed in /proc/swaps`)
+      if (!swapOn) return
+
+      cg = makeMemCgroup(`zramfuse-swaptest-${process.pid}`, LIMIT_MIB)
+      const seed = Number(process.env.ZRAMFUSE_SWAP_SEED ?? Math.floor(Math.random() * 0xffffffff))
+      t.comment(`memhog: ${TOUCH_MIB} MiB in a cgroup limited to ${LIMIT_MIB} MiB (${cg.dir}), seed ${seed} (set ZRAMFUSE_SWAP_SEED to repeat)`)
+
+      // the shell puts itself into the cgroup, then becomes the memory hog
+      const hog = spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg.dir, process.execPath, MEMHOG, String(TOUCH_MIB), String(seed)], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: daemonEnv(),
+      })
+      child = hog
+      let output = ''
+      hog.stdout?.on('data', (b: Buffer) => (output += b.toString()))
+      hog.stderr?.on('data', (b: Buffer) => (output += b.toString()))
+      const done = exitOf(hog)
+
+      let maxSwapKiB = 0
+      let maxCgroupSwap = 0
+      let maxOrig = 0
+      let finished = false
+      void done.then(() => (finished = true))
+      const deadline = Date.now() + 180_000
+      while (!finished && Date.now() < deadline) {
+        maxSwapKiB = Math.max(maxSwapKiB, swapUsedKiB(loop) ?? 0)
+        maxCgroupSwap = Math.max(maxCgroupSwap, cg.swapBytes() ?? 0)
+        try {
+          maxOrig = Math.max(maxOrig, d.mmStat().origDataSize)
+        } catch {
+          // a read racing with the daemon: try again next round
+        }
+        await sleep(100)
+      }
+      if (!finished) {
+        hog.kill('SIGKILL')
+        t.fail('the memory hog did not finish within 180 s')
+      }
+      const result = await done
+      t.comment(output.trim())
+      t.equal(result.code, 0, 'the process read back exactly what it wrote', { output })
+      t.comment(`peak swap used on ${loop}: ${maxSwapKiB} KiB; peak swap of the cgroup: ${maxCgroupSwap} bytes; peak orig_data_size: ${maxOrig}`)
+      t.ok(maxSwapKiB > 0 || maxCgroupSwap > 0, 'swap was used while the process ran')
+      t.ok(maxSwapKiB > 0, `/proc/swaps showed ${loop} in use`)
+      t.ok(maxOrig > 0, 'mm_stat orig_data_size > 0 while swapping')
+      t.ok(d.mmStat().origDataSize > 0 || maxOrig > 0, 'mm_stat orig_data_size > 0')
+    })
+  }
+}
