@@ -7,6 +7,7 @@ import { ZramFs } from '../src/fuse/zram-fs'
 import { memparse } from '../src/sysfs/parse'
 import { findAttachments } from './attachments'
 import { pinNoSwap, unpinNoSwap } from './cgroup'
+import { sweepStaleCgroups } from './cgroup-sweep'
 import { createLogger } from './logger'
 import { prepareMountPoint } from './mount-point'
 import { removePidFile, writePidFile } from './runtime-files'
@@ -24,15 +25,6 @@ export async function start(opts: StartOptions): Promise<void> {
   const log = createLogger(opts.logLevel)
   const mount = resolve(opts.mount)
 
-  // The daemon must never be swapped out to its own device.
-  const pin = pinNoSwap()
-  if (pin.mode === 'none') {
-    log.error({ event: 'no_swap_guard', detail: pin.detail },
-      'cannot keep the daemon out of swap: do not use this device as swap under memory pressure')
-  } else {
-    log.info({ event: 'no_swap_guard', mode: pin.mode, path: pin.path, detail: pin.detail })
-  }
-
   const devices = new DeviceSet()
   const zram0 = devices.add()
   if (opts.algorithm !== undefined) {
@@ -45,8 +37,24 @@ export async function start(opts: StartOptions): Promise<void> {
   const { cleanedStale } = prepareMountPoint(mount)
   if (cleanedStale) log.warn({ event: 'stale_mount_cleaned', mount }, 'unmounted a dead mount left by a killed daemon')
 
-  const fs = new ZramFs(devices, log)
-  const mounted = await mountFs(mount, fs.operations())
+  // The daemon must never be swapped out to its own device.
+  const pin = pinNoSwap()
+  if (pin.mode === 'none') {
+    log.error({ event: 'no_swap_guard', detail: pin.detail },
+      'cannot keep the daemon out of swap: do not use this device as swap under memory pressure')
+  } else {
+    log.info({ event: 'no_swap_guard', mode: pin.mode, path: pin.path, detail: pin.detail })
+    const swept = pin.path ? sweepStaleCgroups(pin.path) : []
+    if (swept.length) log.info({ event: 'stale_cgroups_removed', paths: swept })
+  }
+
+  let mounted
+  try {
+    mounted = await mountFs(mount, new ZramFs(devices, log).operations())
+  } catch (err) {
+    unpinNoSwap(pin)
+    throw err
+  }
   writePidFile(mount)
   log.info({ event: 'ready', mount, devices: devices.ids().map((id) => `zram${id}`),
     disksize: zram0.disksize, algorithm: zram0.algorithm }, 'mounted')
