@@ -5,7 +5,7 @@ import { stop } from './stop'
 import { formatTable, readStatus } from './status'
 
 const USAGE = `usage:
-  zramfuse start --mount DIR [--disksize SIZE] [--algorithm lz4|zstd] [--mem-limit SIZE] [--log-level LEVEL]
+  zramfuse start --mount DIR [--disksize SIZE] [--algorithm lz4|zstd] [--mem-limit SIZE] [--workers N] [--fifo-size PAGES] [--log-level LEVEL]
   zramfuse stop --mount DIR [--force]
   zramfuse status --mount DIR [--bytes] [--json]
 `
@@ -26,6 +26,8 @@ async function main(argv: string[]): Promise<number> {
         disksize: { type: 'string' },
         algorithm: { type: 'string' },
         'mem-limit': { type: 'string' },
+        workers: { type: 'string' },
+        'fifo-size': { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
         force: { type: 'boolean', default: false },
         bytes: { type: 'boolean', default: false },
@@ -45,7 +47,7 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start':
       await start({ mount: v.mount, disksize: v.disksize, algorithm: v.algorithm,
-        memLimit: v['mem-limit'], logLevel: v['log-level'] ?? 'info' })
+        memLimit: v['mem-limit'], workers: v.workers, fifoSize: v['fifo-size'], logLevel: v['log-level'] ?? 'info' })
       return -1 // keep running until a signal
     case 'stop':
       return stop(v.mount, v.force ?? false)

@@ -5,6 +5,7 @@ import { findCodec } from '../src/codec/registry'
 import { mountFs } from '../src/fuse/mount'
 import { ZramFs } from '../src/fuse/zram-fs'
 import { memparse } from '../src/sysfs/parse'
+import { DEFAULT_FIFO_SIZE, MAX_FIFO_SIZE, MAX_WORKERS, defaultWorkers } from '../src/kcompressd/kcompressd'
 import { findAttachments } from './attachments'
 import { pinNoSwap, unpinNoSwap } from './cgroup'
 import { sweepStaleCgroups } from './cgroup-sweep'
@@ -17,7 +18,17 @@ export interface StartOptions {
   disksize: string | undefined
   algorithm: string | undefined
   memLimit: string | undefined
+  /** kcompressd worker threads per device (default: defaultWorkers(); 0 = compress inline) */
+  workers?: string | undefined
+  /** kcompressd FIFO length in pages (default 256) */
+  fifoSize?: string | undefined
   logLevel: string
+}
+
+function intOption(name: string, text: string | undefined, dflt: number, min: number, max: number): number {
+  if (text === undefined) return dflt
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new Error(`--${name} must be an integer ${min}..${max}`)
+  return Number(text)
 }
 
 /** Run the daemon in the foreground until SIGINT/SIGTERM or `zramfuse stop`. */
@@ -25,7 +36,9 @@ export async function start(opts: StartOptions): Promise<void> {
   const log = createLogger(opts.logLevel)
   const mount = resolve(opts.mount)
 
-  const devices = new DeviceSet()
+  const workers = intOption('workers', opts.workers, defaultWorkers(), 0, MAX_WORKERS)
+  const fifoSize = intOption('fifo-size', opts.fifoSize, DEFAULT_FIFO_SIZE, 1, MAX_FIFO_SIZE)
+  const devices = new DeviceSet({ workers, fifoSize, log })
   const zram0 = devices.add()
   if (opts.algorithm !== undefined) {
     if (!findCodec(opts.algorithm)) throw new Error(`unknown --algorithm ${opts.algorithm}`)
@@ -33,6 +46,8 @@ export async function start(opts: StartOptions): Promise<void> {
   }
   if (opts.memLimit !== undefined) zram0.setMemLimit(Number(memparse(opts.memLimit)))
   if (opts.disksize !== undefined) zram0.initialise(Number(memparse(opts.disksize)))
+  // Start the workers before the first write (each takes a few ms to come up).
+  await zram0.kcompressd.ready()
 
   const { cleanedStale } = prepareMountPoint(mount)
   if (cleanedStale) log.warn({ event: 'stale_mount_cleaned', mount }, 'unmounted a dead mount left by a killed daemon')
@@ -57,7 +72,7 @@ export async function start(opts: StartOptions): Promise<void> {
   }
   writePidFile(mount)
   log.info({ event: 'ready', mount, devices: devices.ids().map((id) => `zram${id}`),
-    disksize: zram0.disksize, algorithm: zram0.algorithm }, 'mounted')
+    disksize: zram0.disksize, algorithm: zram0.algorithm, workers, fifoSize }, 'mounted')
 
   let stopping = false
   const shutdown = (signal: string): void => {
@@ -76,6 +91,8 @@ export async function start(opts: StartOptions): Promise<void> {
       } catch {
         // Nothing more to do: the kernel drops the mount when our /dev/fuse descriptor closes.
       }
+    }).then(() => devices.close()).catch((err: unknown) => {
+      log.warn({ event: 'kcompressd_close_failed', err: String(err) })
     }).finally(() => {
       removePidFile(mount)
       unpinNoSwap(pin)

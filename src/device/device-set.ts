@@ -1,13 +1,14 @@
 import { Errno, ErrnoError } from '../errno'
-import { ZramDevice } from './zram-device'
+import { ZramDevice, type ZramDeviceOptions } from './zram-device'
 
 /** The zram-control class: devices by id, hot_add takes the lowest free id (the kernel's idr). */
 export class DeviceSet {
   private readonly devices = new Map<number, ZramDevice>()
-  private readonly chunkPages: number | undefined
+  private readonly opts: ZramDeviceOptions
 
-  constructor(opts: { chunkPages?: number } = {}) {
-    this.chunkPages = opts.chunkPages
+  /** opts apply to every device, hot_add included (workers: kcompressd threads per device). */
+  constructor(opts: ZramDeviceOptions = {}) {
+    this.opts = opts
   }
 
   get(id: number): ZramDevice | undefined {
@@ -25,7 +26,7 @@ export class DeviceSet {
   add(): ZramDevice {
     let id = 0
     while (this.devices.has(id)) id++
-    const dev = new ZramDevice(id, { chunkPages: this.chunkPages })
+    const dev = new ZramDevice(id, this.opts)
     this.devices.set(id, dev)
     return dev
   }
@@ -37,5 +38,11 @@ export class DeviceSet {
     if (dev.isOpen) throw new ErrnoError(Errno.EBUSY, `zram${id} is open`)
     dev.reset()
     this.devices.delete(id)
+    void dev.close()
+  }
+
+  /** Shutdown: stop every device's kcompressd workers. */
+  async close(): Promise<void> {
+    await Promise.all(this.all().map((dev) => dev.close()))
   }
 }

@@ -1,7 +1,8 @@
 /**
  * zram's slot table (struct zram_table_entry), as typed arrays indexed by page number.
  * 16 bytes per page, like the kernel's entry on 64-bit:
- *   value[2i], value[2i+1]  pool handle (low word), or the same-filled 8-byte pattern (low, high)
+ *   value[2i], value[2i+1]  pool handle (low word), or the same-filled 8-byte pattern (low, high),
+ *                           or, while STAGED, the staging slot (low) and the staging ticket (high)
  *   meta[i]                 compressed size in bits 0..12 (0..4096), flags above
  *   atime[i]                seconds since the device was initialised, at the last access
  * Nothing per page lives on the JS heap as an object.
@@ -19,6 +20,13 @@ export const SLOT_HUGE = 1 << 17
 export const SLOT_IDLE = 1 << 18
 /** A slot with data: a handle, or SAME. */
 export const SLOT_ALLOCATED = 1 << 19
+
+/**
+ * The page's newest contents wait, uncompressed, in a kcompressd staging slot (src/kcompressd):
+ * value[2i] is the slot, value[2i+1] the ticket (a per-staging generation number) a worker's result
+ * must carry to be committed. Set together with SLOT_ALLOCATED; size() is 0.
+ */
+export const SLOT_STAGED = 1 << 20
 
 export const BYTES_PER_PAGE_METADATA = 16
 
@@ -67,6 +75,16 @@ export class PageTable {
     this.value[index * 2 + 1] = 0
     this.meta[index] = SLOT_ALLOCATED | (huge ? SLOT_HUGE : 0) | (size & SIZE_MASK) |
       (this.meta[index] & SLOT_IDLE)
+  }
+
+  isStaged(index: number): boolean {
+    return (this.meta[index] & SLOT_STAGED) !== 0
+  }
+
+  setStaged(index: number, slot: number, ticket: number): void {
+    this.value[index * 2] = slot
+    this.value[index * 2 + 1] = ticket
+    this.meta[index] = SLOT_ALLOCATED | SLOT_STAGED | (this.meta[index] & SLOT_IDLE)
   }
 
   clear(index: number): void {

@@ -5,12 +5,24 @@
  */
 export class WriteLock {
   private tail: Promise<void> = Promise.resolve()
+  private pending = 0
+
+  /** No holder and nobody waiting: a mutation may run synchronously now without reordering. */
+  get idle(): boolean {
+    return this.pending === 0
+  }
 
   run<T>(fn: () => Promise<T>): Promise<T> {
+    this.pending++
     const result = this.tail.then(fn)
     // The next holder waits for this one whether it succeeded or failed.
     this.tail = result.then(noop, noop)
+    result.then(this.release, this.release)
     return result
+  }
+
+  private readonly release = (): void => {
+    this.pending--
   }
 }
 

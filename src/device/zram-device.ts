@@ -4,8 +4,20 @@ import { DEFAULT_ALGORITHM, findCodec } from '../codec/registry'
 import { fillPattern, pageSameFilled } from '../codec/same-filled'
 import { Errno, ErrnoError } from '../errno'
 import { BlockStatCounters } from './block-stat'
-import { PageTable, PAGE_SIZE, SECTOR_SIZE, SLOT_HUGE, SLOT_SAME } from './page-table'
+import { PageTable, PAGE_SIZE, SECTOR_SIZE, SLOT_HUGE, SLOT_SAME, SLOT_STAGED } from './page-table'
 import { WriteLock } from './write-lock'
+import { Kcompressd, type KcompressdHost, type KcompressdOptions } from '../kcompressd/kcompressd'
+import type { EventLog } from '../log'
+
+export interface ZramDeviceOptions {
+  chunkPages?: number
+  /** kcompressd worker threads; 0 (the default here) compresses inline on the request path. */
+  workers?: number
+  fifoSize?: number
+  log?: EventLog
+  /** Test hooks passed to kcompressd. */
+  kcompressd?: Pick<KcompressdOptions, 'delayMs' | 'fault'>
+}
 
 /** Everything mm_stat, io_stat and debug_stat print, in bytes or pages as the kernel does. */
 export interface DeviceStats {
@@ -28,8 +40,10 @@ export interface DeviceStats {
  * One zram device: the page table, the pool behind it, and the counters. The only writer of the
  * page table. Reads and writes take byte ranges; pages are compressed one by one.
  */
-export class ZramDevice {
+export class ZramDevice implements KcompressdHost {
   readonly id: number
+  /** Compression off the request path (src/kcompressd); disabled when its workers is 0. */
+  readonly kcompressd: Kcompressd
   readonly blockStat = new BlockStatCounters()
   private table: PageTable | null = null
   private readonly pool: ZsPool
@@ -59,10 +73,53 @@ export class ZramDevice {
   private readonly cbuf = Buffer.alloc(PAGE_SIZE * 2)
   private readonly pattern = new Uint32Array(2)
 
-  constructor(id: number, opts: { chunkPages?: number } = {}) {
+  constructor(id: number, opts: ZramDeviceOptions = {}) {
     this.id = id
     this.pool = new ZsPool({ chunkPages: opts.chunkPages })
     this.codec = findCodec(DEFAULT_ALGORITHM) as Codec
+    this.kcompressd = new Kcompressd(this, {
+      workers: opts.workers ?? 0, fifoSize: opts.fifoSize, log: opts.log, ...opts.kcompressd,
+    })
+  }
+
+  get hugeLimit(): number {
+    return ZsPool.hugeClassSize
+  }
+
+  /** KcompressdHost: the inline path's compression, with the device's codec and level. */
+  compressInline(page: Buffer): Buffer | Promise<Buffer> {
+    return this.codec.compress(page, this.level)
+  }
+
+  /**
+   * KcompressdHost: store a worker's result if the page is still STAGED in that slot with that
+   * ticket (an overwrite, discard or reset meanwhile makes it stale). mem_limit is not enforced
+   * here: the write was answered already (staging is off while a limit is set, so only pages staged
+   * before the limit was set can exceed it).
+   */
+  commitStaged(index: number, slot: number, ticket: number, src: Buffer | null, off: number, len: number, raw: Buffer): boolean {
+    const table = this.table
+    if (table === null || index >= table.pages || !table.isStaged(index)) return false
+    if (table.value[index * 2] !== slot || table.value[index * 2 + 1] !== ticket) return false
+    // commit() frees the STAGED entry once the pool allocation succeeded; kcompressd frees the slot.
+    if (src === null) this.commit(table, index, raw, 0, PAGE_SIZE, raw, false)
+    else this.commit(table, index, src, off, len, raw, false)
+    return true
+  }
+
+  /** The page table holds something for this page (stored, same-filled or staged). */
+  pageAllocated(index: number): boolean {
+    return this.table !== null && index < this.table.pages && this.table.isAllocated(index)
+  }
+
+  /** Wait until every staged page is committed (tests, benchmarks). */
+  drain(): Promise<void> {
+    return this.kcompressd.drain()
+  }
+
+  /** Shutdown: discard staged work and stop the workers. */
+  close(): Promise<void> {
+    return this.kcompressd.close()
   }
 
   // ---- configuration (the sysfs layer validates text; these validate state) ----
@@ -149,6 +206,8 @@ export class ZramDevice {
   /** reset_store: frees everything and returns the device to its uninitialised defaults. */
   reset(): void {
     if (this.openers > 0) throw new ErrnoError(Errno.EBUSY, 'device is open')
+    // Queued pages are forgotten; batches in flight come back stale (no table) and are dropped.
+    this.kcompressd.discardAll()
     this.table = null
     this.pool.reset()
     this.codec = findCodec(DEFAULT_ALGORITHM) as Codec
@@ -225,17 +284,48 @@ export class ZramDevice {
     const finish = (): void => {
       this.blockStat.writeTicksMs += this.blockStat.end(started)
     }
-    if (this.codec.sync) {
+    if (this.codec.sync || this.canStageWhole(pos, len)) {
+      // lz4, or an aligned write whose every page is staged or same-filled: no await at all.
       try {
         this.writeRangeSync(src, pos)
       } finally {
+        this.kcompressd.pump()
         finish()
       }
       return
     }
     // src may be a FUSE buffer that is reused once the request is answered: the caller keeps it
     // alive until the returned promise settles.
-    return this.lock.run(() => this.writeRangeAsync(src, pos)).finally(finish)
+    return this.lock.run(() => this.writeRangeAsync(src, pos)).finally(() => {
+      this.kcompressd.pump()
+      finish()
+    })
+  }
+
+  /** An asynchronous codec's write can run synchronously when kcompressd takes all its pages. */
+  private canStageWhole(pos: number, len: number): boolean {
+    return this.stagingOn() && this.lock.idle && pos % PAGE_SIZE === 0 && len % PAGE_SIZE === 0 &&
+      this.kcompressd.freeSlots >= len / PAGE_SIZE
+  }
+
+  private stagingOn(): boolean {
+    return this.kcompressd.enabled && this.memLimitPages === 0
+  }
+
+  /** Hand wpage to kcompressd; false when staging is off or the FIFO is full (compress inline). */
+  private stagePage(table: PageTable, index: number): boolean {
+    if (!this.stagingOn()) return false
+    const prev = table.isStaged(index) ? table.value[index * 2] : -1
+    const slot = this.kcompressd.stage(index, this.wpage, prev)
+    if (slot < 0) return false
+    if (slot === prev) {
+      table.value[index * 2 + 1] = this.kcompressd.ticketOf(slot)
+      return true
+    }
+    this.freeSlot(table, index)
+    table.setStaged(index, slot, this.kcompressd.ticketOf(slot))
+    this.pagesStored++
+    return true
   }
 
   /**
@@ -259,6 +349,7 @@ export class ZramDevice {
       this.blockStat.writeSectors += sectors
     }
     const finish = (): void => {
+      this.kcompressd.pump()
       const took = this.blockStat.end(started)
       if (op === 'discard') this.blockStat.discardTicksMs += took
       else this.blockStat.writeTicksMs += took
@@ -348,8 +439,9 @@ export class ZramDevice {
       // Partial page: read-modify-write, as zram_bvec_write does.
       if (n !== PAGE_SIZE) this.loadPageSync(table, index, this.wpage)
       src.copy(this.wpage, inPage, done, done + n)
-      if (!this.storeSame(table, index)) {
-        this.commit(table, index, this.codec.compress(this.wpage, this.level) as Buffer)
+      if (!this.storeSame(table, index) && !this.stagePage(table, index)) {
+        const c = this.codec.compress(this.wpage, this.level) as Buffer
+        this.commit(table, index, c, 0, c.length, this.wpage, true)
       }
       table.touch(index, now)
       done += n
@@ -368,8 +460,9 @@ export class ZramDevice {
       const n = Math.min(PAGE_SIZE - inPage, len - done)
       if (n !== PAGE_SIZE) await this.loadPageAsync(table, index, this.wpage)
       src.copy(this.wpage, inPage, done, done + n)
-      if (!this.storeSame(table, index)) {
-        this.commit(table, index, await this.codec.compress(this.wpage, this.level))
+      if (!this.storeSame(table, index) && !this.stagePage(table, index)) {
+        const c = await this.codec.compress(this.wpage, this.level)
+        this.commit(table, index, c, 0, c.length, this.wpage, true)
       }
       table.touch(index, now)
       done += n
@@ -387,21 +480,22 @@ export class ZramDevice {
   }
 
   /**
-   * Store wpage's compressed form (or wpage raw when the result reaches huge_class_size) in the
-   * pool and point the slot at it. The old contents are freed only after the new allocation
-   * succeeded, so a failure leaves the page as it was.
+   * Store a page's compressed form, compressed[off, off+len) (or `raw`, the page itself, when the
+   * result reaches huge_class_size) in the pool and point the slot at it. The old contents are
+   * freed only after the new allocation succeeded, so a failure leaves the page as it was.
    */
-  private commit(table: PageTable, index: number, compressed: Buffer): void {
-    const huge = compressed.length >= ZsPool.hugeClassSize
-    const src = huge ? this.wpage : compressed
-    const size = huge ? PAGE_SIZE : compressed.length
+  private commit(table: PageTable, index: number, compressed: Buffer, off: number, len: number, raw: Buffer, enforceLimit: boolean): void {
+    const huge = len >= ZsPool.hugeClassSize
+    const src = huge ? raw : compressed
+    const srcOff = huge ? 0 : off
+    const size = huge ? PAGE_SIZE : len
     const handle = this.pool.malloc(size)
-    if (this.memLimitPages !== 0 && this.pool.totalPages > this.memLimitPages) {
+    if (enforceLimit && this.memLimitPages !== 0 && this.pool.totalPages > this.memLimitPages) {
       this.pool.free(handle)
       this.failedWrites++
       throw new ErrnoError(Errno.EIO, `mem_limit of ${this.memLimitPages * PAGE_SIZE} bytes reached`)
     }
-    this.pool.write(handle, src, 0, size)
+    this.pool.write(handle, src, srcOff, size)
     this.freeSlot(table, index)
     table.setObject(index, handle, size, huge)
     this.comprBytes += size
@@ -417,7 +511,10 @@ export class ZramDevice {
   private freeSlot(table: PageTable, index: number): void {
     if (!table.isAllocated(index)) return
     const flags = table.flags(index)
-    if (flags & SLOT_SAME) {
+    if (flags & SLOT_STAGED) {
+      // Its queued or in-flight compression is superseded: the result will be dropped.
+      this.kcompressd.supersede(table.value[index * 2])
+    } else if (flags & SLOT_SAME) {
       this.samePages--
     } else {
       this.pool.free(table.handle(index))
@@ -461,6 +558,10 @@ export class ZramDevice {
       return true
     }
     const flags = table.flags(index)
+    if (flags & SLOT_STAGED) {
+      this.kcompressd.copySlot(table.value[index * 2], out)
+      return true
+    }
     if (flags & SLOT_SAME) {
       fillPatternBytes(out, table.value[index * 2], table.value[index * 2 + 1])
       return true

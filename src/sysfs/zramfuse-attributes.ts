@@ -1,6 +1,14 @@
 import type { ZramDevice } from '../device/zram-device'
-import { type Attribute, MODE_RO } from './attribute'
+import { type Attribute, MODE_RO, MODE_RW } from './attribute'
 import { formatU64 } from './format'
+import { parseU64 } from './parse'
+import { Errno, ErrnoError } from '../errno'
+import { MAX_FIFO_SIZE, MAX_WORKERS, type KcompressdStats } from '../kcompressd/kcompressd'
+
+/** A read-only kcompressd counter, one value per file. */
+function counter(name: string, key: keyof KcompressdStats): Attribute<ZramDevice> {
+  return { name, mode: MODE_RO, show: (dev) => formatU64(dev.kcompressd.stats()[key]) }
+}
 
 /** /sys/block/zramN/zramfuse/: our extensions, kept apart from the kernel's names. */
 export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
@@ -15,5 +23,54 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
     name: 'pool_chunks',
     mode: MODE_RO,
     show: (dev) => formatU64(dev.poolChunks),
+  },
+  // ---- kcompressd (src/kcompressd): compression off the request path ----
+  {
+    // Worker threads compressing staged pages; 0 compresses inline on the request path.
+    // Writable any time: pages in flight finish on the old workers; with 0, queued ones are
+    // compressed on the main thread.
+    name: 'workers',
+    mode: MODE_RW,
+    show: (dev) => formatU64(dev.kcompressd.workers),
+    store: (dev, text) => {
+      const v = parseU64(text, 10)
+      if (v > BigInt(MAX_WORKERS)) throw new ErrnoError(Errno.EINVAL, `workers must be 0..${MAX_WORKERS}`)
+      dev.kcompressd.setWorkers(Number(v))
+    },
+  },
+  {
+    // Staging slots = the bounded FIFO's length in pages (default 256). EBUSY while pages are staged.
+    name: 'fifo_size',
+    mode: MODE_RW,
+    show: (dev) => formatU64(dev.kcompressd.fifoSize),
+    store: (dev, text) => {
+      const v = parseU64(text, 10)
+      if (v < 1n || v > BigInt(MAX_FIFO_SIZE)) throw new ErrnoError(Errno.EINVAL, `fifo_size must be 1..${MAX_FIFO_SIZE}`)
+      if (dev.kcompressd.depth !== 0) throw new ErrnoError(Errno.EBUSY, 'pages are staged')
+      dev.kcompressd.setFifoSize(Number(v))
+    },
+  },
+  // Staged pages not yet committed (queued + in flight).
+  counter('fifo_depth', 'fifoDepth'),
+  // Pages staged (a page rewritten while still queued counts again).
+  counter('queued', 'queued'),
+  // Worker (or recompressed) results committed into the pool.
+  counter('completed', 'completed'),
+  // Stagings superseded by an overwrite, discard or reset: their result was dropped.
+  counter('stale', 'stale'),
+  // Pages compressed inline because the FIFO was full.
+  counter('inline_fallbacks', 'inlineFallbacks'),
+  // Times the FIFO became full (episodes, not pages).
+  counter('fifo_full_events', 'fifoFullEvents'),
+  counter('max_fifo_depth', 'maxFifoDepth'),
+  counter('batches', 'batches'),
+  // Batches whose worker threw or died (their pages were recompressed; nothing lost).
+  counter('worker_errors', 'workerErrors'),
+  // Main-thread nanoseconds spent on staging, dispatching and committing, in total and per staged page.
+  counter('main_ns', 'mainNs'),
+  {
+    name: 'main_ns_per_page',
+    mode: MODE_RO,
+    show: (dev) => formatU64(dev.kcompressd.mainNsPerPage),
   },
 ]

@@ -1,6 +1,8 @@
 // fio write + verify (crc32c) straight on the block file, O_DIRECT: 256 MiB in total, block
 // sizes 4k..128k, sequential and random, two jobs of each kind on their own regions.
 import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { canRunE2E, startDaemon } from './daemon'
 import { run } from './util'
 
@@ -14,9 +16,15 @@ interface FioJob {
 const MiB = 1024 * 1024
 const REGION_MIB = 64 // per job; 2 kinds x 2 jobs x 64 MiB = 256 MiB
 
-if (canRunE2E(t, ['fio'])) {
-  t.test('fio write+verify on the block file', async (t) => {
-    const d = await startDaemon({ disksize: '512M', test: t })
+// workers=0: compression inline on the request path; default: kcompressd workers (issue 4).
+const WORKER_CONFIGS: { label: string; args: string[] }[] = [
+  { label: '--workers 0 (inline)', args: ['--workers', '0'] },
+  { label: 'default workers (kcompressd)', args: [] },
+]
+
+if (canRunE2E(t, ['fio'])) for (const cfg of WORKER_CONFIGS) {
+  t.test(`fio write+verify on the block file, ${cfg.label}`, async (t) => {
+    const d = await startDaemon({ disksize: '512M', test: t, extraArgs: cfg.args })
     const args = [
       '--output-format=json',
       `--filename=${d.blockFile}`,
@@ -56,6 +64,20 @@ if (canRunE2E(t, ['fio'])) {
     const mm = d.mmStat()
     t.comment(`mm_stat after fio: ${JSON.stringify(mm)}`)
     t.ok(mm.origDataSize > 0, 'mm_stat orig_data_size > 0')
+    const kc = (name: string): number => Number(readFileSync(join(d.sys, 'zramfuse', name), 'utf8'))
+    const workers = kc('workers')
+    t.comment(`kcompressd: workers ${workers} queued ${kc('queued')} completed ${kc('completed')} stale ${kc('stale')} ` +
+      `inline_fallbacks ${kc('inline_fallbacks')} fifo_full_events ${kc('fifo_full_events')} batches ${kc('batches')} ` +
+      `max_fifo_depth ${kc('max_fifo_depth')} main_ns_per_page ${kc('main_ns_per_page')}`)
+    if (cfg.args.length === 0) {
+      t.ok(workers >= 1, 'kcompressd workers are on by default')
+      t.ok(kc('queued') > 0, 'pages went through kcompressd')
+      t.ok(kc('batches') > 0, 'batches were dispatched')
+      t.equal(kc('worker_errors'), 0, 'no worker errors')
+    } else {
+      t.equal(workers, 0)
+      t.equal(kc('queued'), 0, 'nothing staged with --workers 0')
+    }
     await d.stop()
   })
 }
