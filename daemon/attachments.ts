@@ -57,7 +57,31 @@ function stripDeleted(p: string): string {
   return p.endsWith(DELETED) ? p.slice(0, -DELETED.length) : p
 }
 
-function loopDevicesBackedBy(target: string): LoopDevice[] {
+/**
+ * `major:minor` of the file system each attached loop device's backing file lives on, from
+ * losetup (LOOP_GET_STATUS64 on /dev/loopN: the backing file itself is not touched).
+ */
+function loopBackingDevices(): Map<string, string> {
+  const out = new Map<string, string>()
+  let text: string
+  try {
+    text = execFileSync('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-MAJ:MIN'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 10_000,
+    })
+  } catch {
+    return out
+  }
+  for (const line of text.split('\n')) {
+    const [name, dev] = line.trim().split(/\s+/)
+    if (name !== undefined && dev !== undefined && name.startsWith('/dev/loop')) out.set(name.slice(5), dev)
+  }
+  return out
+}
+
+function loopDevicesBackedBy(target: string, mountDevice?: string): LoopDevice[] {
+  const byDevice = mountDevice === undefined ? null : loopBackingDevices()
   let entries: string[]
   try {
     entries = readdirSync(SYS_BLOCK)
@@ -70,7 +94,7 @@ function loopDevicesBackedBy(target: string): LoopDevice[] {
     const raw = readText(`${SYS_BLOCK}/${name}/loop/backing_file`)
     if (raw === null) continue // not attached
     const backing = stripDeleted(raw.replace(/\n$/, ''))
-    if (resolve(backing) !== target) continue
+    if (resolve(backing) !== target && (byDevice === null || byDevice.get(name) !== mountDevice)) continue
     const names = [name]
     try {
       for (const sub of readdirSync(`${SYS_BLOCK}/${name}`)) {
@@ -128,14 +152,32 @@ function mountTable(): MountEntry[] {
   return out
 }
 
+export interface FindOptions {
+  /**
+   * `major:minor` of the zramfuse mount (see mountDeviceOf()). Loop devices whose backing file
+   * lives on that file system count too, whatever their path: this finds them even after the
+   * mount was lazily detached, when the kernel shows their path relative to the lost mount
+   * (e.g. `/dev/zram0`). It matches every file of that mount, not only `blockFile`.
+   */
+  mountDevice?: string
+}
+
+/** `major:minor` of the file system mounted exactly at `dir` (from /proc/self/mountinfo), or null. */
+export function mountDeviceOf(dir: string): string | null {
+  const want = resolve(dir)
+  let found: string | null = null
+  for (const m of mountTable()) if (m.mountPoint === want) found = m.devNumber // the last one is on top
+  return found
+}
+
 /**
  * Loop devices attached to `blockFile`, and what is using them. The path is compared as the
  * kernel reports it in /sys/block/loopN/loop/backing_file (absolute, symlinks resolved at
  * attach time), so pass the path the loop device was set up with (normally the absolute one).
  */
-export function findAttachments(blockFile: string): Attachments {
+export function findAttachments(blockFile: string, opts: FindOptions = {}): Attachments {
   const target = stripDeleted(resolve(blockFile))
-  const loops = loopDevicesBackedBy(target)
+  const loops = loopDevicesBackedBy(target, opts.mountDevice)
   const swapSet = new Set(activeSwaps())
   const swaps: string[] = []
   const mounts: string[] = []
@@ -192,21 +234,22 @@ type Action = { kind: 'run'; what: string; file: string; args: string[] } | { ki
  * The detach procedure, written once as a generator so the synchronous and the asynchronous
  * drivers below share it. A failed `run` is thrown back into the generator.
  */
-function* detachSteps(blockFile: string): Generator<Action, void, void> {
-  const first = findAttachments(blockFile)
+function* detachSteps(blockFile: string, opts: FindOptions): Generator<Action, void, void> {
+  const find = (): Attachments => findAttachments(blockFile, opts)
+  const first = find()
   if (first.loops.length === 0) return
   // 1. swapoff: every swapped page is read back into memory before the device goes away
   for (const dev of first.swaps) yield { kind: 'run', what: 'swapoff', file: 'swapoff', args: [dev] }
   // 2. umount every file system on the loop devices (a few rounds for mounts that appear meanwhile)
   for (let round = 0; round < 3; round++) {
-    const now = findAttachments(blockFile)
+    const now = find()
     if (now.swaps.length > 0) {
       throw new Error(`detaching ${blockFile}: ${now.swaps.join(', ')} still active as swap after swapoff`)
     }
     if (now.mounts.length === 0) break
     for (const mp of unmountOrder(now.mounts)) yield { kind: 'run', what: 'umount', file: 'umount', args: [mp] }
   }
-  const beforeDetach = findAttachments(blockFile)
+  const beforeDetach = find()
   if (beforeDetach.swaps.length > 0) {
     throw new Error(`detaching ${blockFile}: ${beforeDetach.swaps.join(', ')} still active as swap after swapoff`)
   }
@@ -223,10 +266,10 @@ function* detachSteps(blockFile: string): Generator<Action, void, void> {
   for (const dev of beforeDetach.loops) yield { kind: 'run', what: 'losetup -d', file: 'losetup', args: ['-d', dev] }
   // The kernel clears a loop device on its last close: give short-lived openers (udev) time.
   for (let i = 0; i < 100; i++) {
-    if (findAttachments(blockFile).loops.length === 0) return
+    if (find().loops.length === 0) return
     yield { kind: 'sleep', ms: 100 }
   }
-  const left = findAttachments(blockFile)
+  const left = find()
   if (left.loops.length > 0) {
     throw new Error(
       `detaching ${blockFile}: ${left.loops.join(', ')} still attached 10 s after losetup -d ` +
@@ -246,8 +289,8 @@ const COMMAND_TIMEOUT_MS = 600_000
  * Synchronous: never call it from the daemon that serves `blockFile` (see the top of this file).
  * Throws an Error naming the step that failed; nothing after a failed step is attempted.
  */
-export function detachSafely(blockFile: string, log: (msg: string) => void): void {
-  const steps = detachSteps(blockFile)
+export function detachSafely(blockFile: string, log: (msg: string) => void, opts: FindOptions = {}): void {
+  const steps = detachSteps(blockFile, opts)
   let next = steps.next()
   while (next.done !== true) {
     const a = next.value
@@ -271,8 +314,8 @@ export function detachSafely(blockFile: string, log: (msg: string) => void): voi
  * The same as detachSafely() without blocking the event loop: safe to call inside the daemon
  * that serves `blockFile` (swapoff needs the daemon to answer reads while it runs).
  */
-export async function detachSafelyAsync(blockFile: string, log: (msg: string) => void): Promise<void> {
-  const steps = detachSteps(blockFile)
+export async function detachSafelyAsync(blockFile: string, log: (msg: string) => void, opts: FindOptions = {}): Promise<void> {
+  const steps = detachSteps(blockFile, opts)
   let next = steps.next()
   while (next.done !== true) {
     const a = next.value

@@ -77,8 +77,16 @@ export async function start(opts: StartOptions): Promise<void> {
   let stopping = false
   const shutdown = (signal: string): void => {
     if (stopping) return
+    const found = devices.ids().map((id) => findAttachments(`${mount}/dev/zram${id}`))
+    const swaps = found.flatMap((a) => a.swaps)
+    if (swaps.length > 0) {
+      // Exiting now would SIGBUS every process with pages in this swap: keep serving.
+      log.error({ event: 'stop_refused', signal, swaps },
+        'refusing to stop while the device is active swap: swapoff first (scripts/zram-swap.sh off)')
+      return
+    }
     stopping = true
-    const attached = devices.ids().flatMap((id) => findAttachments(`${mount}/dev/zram${id}`).loops)
+    const attached = found.flatMap((a) => a.loops)
     if (attached.length > 0) {
       log.error({ event: 'stopping_while_attached', loops: attached },
         'loop devices still use the block files: their I/O will fail from now on')

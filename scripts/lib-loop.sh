@@ -54,3 +54,18 @@ attach() {
   fi
   echo "$loop"
 }
+
+# orphan_loops: loop devices whose backing file is no longer at the path the kernel shows (its
+# mount was lazily unmounted, e.g. by a daemon that exited while they were attached): "DEV PATH"
+orphan_loops() {
+  local name ino majmin file now
+  losetup --list --noheadings --output NAME,BACK-INO,BACK-MAJ:MIN,BACK-FILE 2>/dev/null |
+    while read -r name ino majmin file; do
+      [ -n "$name" ] || continue
+      file="${file% (deleted)}"
+      now="$(timeout 5 stat -c '%i %Hd:%Ld' -- "$file" 2>/dev/null || true)"
+      if [ "$now" != "$ino $majmin" ]; then
+        echo "$name $file"
+      fi
+    done
+}

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Install everything zramfuse needs and build it. Idempotent: safe to run again and again.
-#   - Debian packages (only if missing, only as root): libfuse2 fuse fio e2fsprogs util-linux
+#   - Debian packages (only if missing, only as root): libfuse2 fuse fio e2fsprogs util-linux,
+#     and build-essential python3 patch (fuse-native's binding is patched and built from source
+#     by scripts/build-fuse-native.sh, npm's postinstall)
 #   - /dev/fuse (modprobe fuse when it is missing)
-#   - node modules (npm ci with package-lock.json, else npm install; skipped when up to date)
+#   - node modules (npm ci with package-lock.json, else npm install; skipped when up to date,
+#     then only scripts/build-fuse-native.sh runs, which is idempotent)
 #   - npm run build
 # Quiet on success; on failure it prints what failed and the command's output, and exits non-zero.
 # Environment: ZRAMFUSE_FORCE_INSTALL=1 reinstalls node modules even when they look up to date.
@@ -36,7 +39,7 @@ run() {
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # --- 1. system packages ------------------------------------------------------------------
-PACKAGES=(libfuse2 fuse fio e2fsprogs util-linux)
+PACKAGES=(libfuse2 fuse fio e2fsprogs util-linux build-essential python3 patch)
 
 package_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
@@ -49,7 +52,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
   done
 else
   # not Debian: check for the programs and library themselves
-  for tool in fusermount fio mkfs.ext4 e2fsck losetup mkswap swapon; do
+  for tool in fusermount fio mkfs.ext4 e2fsck losetup mkswap swapon make cc python3 patch; do
     command -v "$tool" >/dev/null 2>&1 || PATH="$PATH:/sbin:/usr/sbin" command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || missing+=("libfuse.so.2")
@@ -96,6 +99,10 @@ if [ "${ZRAMFUSE_FORCE_INSTALL:-0}" = 1 ] || ! modules_up_to_date; then
   else
     run "npm install" npm install --no-audit --no-fund
   fi
+elif [ -f scripts/build-fuse-native.sh ]; then
+  # npm's postinstall runs it after an install; when nothing was installed, make sure the
+  # patched binding is still the one built (fast when it is)
+  run "scripts/build-fuse-native.sh" bash scripts/build-fuse-native.sh
 fi
 
 # fuse-native with our fallocate patch, rebuilt from source (npm's postinstall runs it too; this

@@ -54,11 +54,23 @@ cmd_on() {
 }
 
 cmd_off() {
-  local file="$1" loop rc=0 mp
+  local file="$1" loop rc=0 mp line
   need_root
   local loops
   loops="$(loops_for "$file")"
   if [ -z "$loops" ]; then
+    local orphans
+    orphans="$(orphan_loops)"
+    if [ -n "$orphans" ] && [ ! -e "$file" ]; then
+      {
+        echo "$(basename "$0"): ERROR: $file is gone, and these loop devices are backed by files that"
+        echo "  are no longer where the kernel says (a zramfuse daemon exited while they were attached?):"
+        while IFS= read -r line; do echo "    $line"; done <<<"$orphans"
+        echo "  If one of them was $file: swapoff DEV (if it is in /proc/swaps), then losetup -d DEV."
+        echo "  (swapoff fails, and processes with memory there are killed, when the data is gone.)"
+      } >&2
+      return 1
+    fi
     echo "$(basename "$0"): $file is not attached to any loop device" >&2
     return 0
   fi

@@ -5,7 +5,7 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmdirSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { detachSafely, detachSafelyAsync, findAttachments, unescapeOctal } from '../../daemon/attachments'
+import { detachSafely, detachSafelyAsync, findAttachments, mountDeviceOf, unescapeOctal } from '../../daemon/attachments'
 import { e2eSkipReason } from './daemon'
 import { isMountPoint, must, run, sleep, swapUsedKiB } from './util'
 
@@ -93,6 +93,35 @@ if (why !== null) {
     await new Promise((r) => busy.once('exit', r))
     await detachSafelyAsync(file, () => {})
     t.same(findAttachments(file), { loops: [], swaps: [], mounts: [], holders: [] }, 'then it detaches')
+  })
+
+  t.test('after a lazy unmount, loop devices are found by the mount device', async (t) => {
+    // a file system of its own (like a zramfuse mount), lazily unmounted with a loop device on it
+    const fsDir = join(base, 'lazy')
+    mkdirSync(fsDir)
+    await must('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'zramfuse-test', fsDir])
+    const inner = join(fsDir, 'block')
+    writeFileSync(inner, '')
+    truncateSync(inner, 32 << 20)
+    const dev = mountDeviceOf(fsDir)
+    t.match(dev, /^\d+:\d+$/, `the mount's device is ${String(dev)}`)
+    const loop = (await must('losetup', ['--find', '--show', inner])).trim()
+    t.teardown(async () => {
+      await run('swapoff', [loop])
+      await run('losetup', ['-d', loop])
+    })
+    await must('mkswap', ['-q', loop])
+    await must('swapon', [loop])
+    await must('umount', ['-l', fsDir])
+    t.equal((await must('cat', [`/sys/block/${loop.slice(5)}/loop/backing_file`])).trim(), '/block', 'the kernel now shows the path relative to the lost mount')
+    t.same(findAttachments(inner).loops, [], 'by path it is lost')
+    const opts = { mountDevice: dev ?? 'none' }
+    t.same(findAttachments(inner, opts), { loops: [loop], swaps: [loop], mounts: [], holders: [] }, 'by mount device it is found')
+    const log: string[] = []
+    await detachSafelyAsync(inner, (m) => log.push(m), opts)
+    t.same(log.map((l) => l.split(':')[0]), ['swapoff', 'losetup -d'], 'and detached safely')
+    t.equal(swapUsedKiB(loop), null, 'swap is off')
+    t.same(findAttachments(inner, opts).loops, [], 'nothing left')
   })
 
   t.test('a deleted backing file is still found', async (t) => {

@@ -14,7 +14,7 @@ import t, { type Test } from 'tap'
 import { spawn, execFileSync } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
-import { detachSafely, detachSafelyAsync, findAttachments } from '../../daemon/attachments'
+import { detachSafely, detachSafelyAsync, findAttachments, mountDeviceOf, type FindOptions } from '../../daemon/attachments'
 import { isMountPoint, mountsUnder, parseMmStat, REPO, run, type MmStat, type RunResult, sleep, which } from './util'
 
 export interface DaemonOptions {
@@ -105,6 +105,8 @@ interface Live {
   blockFile: string
   logFile: string
   pid: number
+  /** `major:minor` of the FUSE mount, once ready: finds our loop devices even after a lazy unmount */
+  find: FindOptions
   scratch: string[]
   done: boolean
   exitCode: number | null
@@ -155,13 +157,12 @@ function removeDirs(d: Live, errors: string[]): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') errors.push(`rmdir ${d.mount}: ${(err as Error).message}`)
   }
-  if (errors.length === 0) {
-    try {
-      unlinkSync(d.logFile)
-      rmdirSync(d.base)
-    } catch (err) {
-      errors.push(`removing ${d.base}: ${(err as Error).message}`)
-    }
+  // the log's tail goes into the error message of a failed teardown: remove it either way
+  try {
+    unlinkSync(d.logFile)
+    rmdirSync(d.base)
+  } catch (err) {
+    errors.push(`removing ${d.base}: ${(err as Error).message}`)
   }
 }
 
@@ -186,11 +187,11 @@ async function shutdown(d: Live): Promise<void> {
   const errors: string[] = []
   // 1-3: swapoff, umount, losetup -d for everything backed by the block file
   try {
-    await detachSafelyAsync(d.blockFile, () => {})
+    await detachSafelyAsync(d.blockFile, () => {}, d.find)
   } catch (err) {
     errors.push((err as Error).message)
   }
-  const left = findAttachments(d.blockFile)
+  const left = findAttachments(d.blockFile, d.find)
   if (left.swaps.length > 0) {
     // Killing the daemon now would destroy the memory swapped out to it. Leave it running.
     d.done = true
@@ -230,11 +231,12 @@ async function shutdown(d: Live): Promise<void> {
     if (err !== null) errors.push(err)
   }
   // 6: directories
+  const log = readLog(d)
   removeDirs(d, errors)
   d.done = true
   live.delete(d)
   if (errors.length > 0) {
-    throw new Error(`teardown of the daemon on ${d.mount}: ${errors.join('; ')}\n--- daemon log (${d.logFile}) ---\n${tail(readLog(d))}`)
+    throw new Error(`teardown of the daemon on ${d.mount}: ${errors.join('; ')}\n--- daemon log (last lines) ---\n${tail(log)}`)
   }
 }
 
@@ -245,7 +247,7 @@ function emergencyCleanupSync(): void {
     d.done = true
     process.stderr.write(`# e2e emergency cleanup of the daemon on ${d.mount} (pid ${d.pid})\n`)
     try {
-      detachSafely(d.blockFile, (m) => process.stderr.write(`#   ${m}\n`))
+      detachSafely(d.blockFile, (m) => process.stderr.write(`#   ${m}\n`), d.find)
     } catch (err) {
       process.stderr.write(`#   ${(err as Error).message}\n#   LEAVING daemon pid ${d.pid} RUNNING (swap or mounts still use it)\n`)
       continue
@@ -269,6 +271,32 @@ function emergencyCleanupSync(): void {
     removeDirs(d, errors)
   }
   live.clear()
+}
+
+/**
+ * One teardown per test for all of its daemons, newest first: tap skips the remaining teardowns
+ * of a test once one throws, so a failure to stop one daemon must not leave the others running.
+ */
+const perTest = new WeakMap<Test, Live[]>()
+function registerTeardown(test: Test, d: Live): void {
+  let list = perTest.get(test)
+  if (list === undefined) {
+    const daemons: Live[] = []
+    list = daemons
+    perTest.set(test, daemons)
+    test.teardown(async () => {
+      const errors: string[] = []
+      for (const one of [...daemons].reverse()) {
+        try {
+          await shutdown(one)
+        } catch (err) {
+          errors.push((err as Error).message)
+        }
+      }
+      if (errors.length > 0) throw new Error(errors.join('\n\n'))
+    })
+  }
+  list.push(d)
 }
 
 let handlersInstalled = false
@@ -313,6 +341,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     blockFile: join(mount, 'dev', 'zram0'),
     logFile,
     pid: child.pid,
+    find: {},
     scratch: [],
     done: false,
     exitCode: null,
@@ -327,8 +356,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       resolve({ code, signal })
     })
   })
+  // do not let a daemon keep this process alive: if a test gets stuck, the process can still
+  // exit, and the exit handler cleans up
+  child.unref()
   live.add(d)
-  test.teardown(() => shutdown(d))
+  registerTeardown(test, d)
 
   // wait for {"event":"ready"}
   const timeoutMs = opts.readyTimeoutMs ?? 30_000
@@ -343,7 +375,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         return false
       }
     })
-    if (ready) break
+    if (ready) {
+      const dev = mountDeviceOf(mount)
+      if (dev !== null) d.find = { mountDevice: dev }
+      break
+    }
     if (d.exited || Date.now() > deadline) {
       const why = d.exited
         ? `the daemon exited (code ${String(d.exitCode)}, signal ${String(d.exitSignal)}) before "ready"`

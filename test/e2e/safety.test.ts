@@ -86,4 +86,20 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
     t.notOk(isMountPoint(d.mount), 'and unmounted')
     await d.stop()
   })
+
+  tap.test('SIGTERM while the block file is active swap: the daemon keeps serving', async (t) => {
+    const d = await startDaemon({ disksize: '64M', test: t })
+    const on = await run(SWAP_SCRIPT, ['on', d.blockFile, '--priority', '10'])
+    t.equal(on.code, 0, 'swap on', { stderr: on.stderr })
+    process.kill(d.pid, 'SIGTERM')
+    await new Promise((r) => setTimeout(r, 1000))
+    t.ok(alive(d.pid), 'the daemon is still running')
+    t.match(d.log(), /"event":"stop_refused"/, 'and logged why it refused')
+    const off = await run(SWAP_SCRIPT, ['off', d.blockFile])
+    t.equal(off.code, 0, 'swap off', { stderr: off.stderr })
+    process.kill(d.pid, 'SIGTERM')
+    const exit = await d.exited
+    t.same(exit, { code: 0, signal: null }, 'once swap is off, SIGTERM stops it with 0')
+    await d.stop()
+  })
 }
