@@ -98,8 +98,10 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
     const off = await run(SWAP_SCRIPT, ['off', d.blockFile])
     t.equal(off.code, 0, 'swap off', { stderr: off.stderr })
     process.kill(d.pid, 'SIGTERM')
-    const exit = await d.exited
-    t.same(exit, { code: 0, signal: null }, 'once swap is off, SIGTERM stops it with 0')
+    // Poll: the daemon's child handle is unref'd, so awaiting its exit alone would not keep us alive.
+    for (let i = 0; i < 100 && alive(d.pid); i++) await new Promise((r) => setTimeout(r, 100))
+    t.notOk(alive(d.pid), 'once swap is off, SIGTERM stops it')
+    t.same(await d.exited, { code: 0, signal: null }, 'with exit code 0')
     await d.stop()
   })
 }
