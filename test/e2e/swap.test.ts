@@ -84,9 +84,15 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
   if (cgroupLayout().kind === 'none') {
     tap.skip('end-to-end: no memory cgroup controller to limit the test process', () => {})
   } else {
-    tap.test('swap on the block file under memory pressure', async (t) => {
+    // Inline compression with plain swapon; kcompressd (issue 4) with swapon --discard (issue 3):
+    // after the process exits, its freed swap slots must give their pages back.
+    const CONFIGS = [
+      { label: 'inline (--workers 0)', daemonArgs: ['--workers', '0'], swapArgs: [] as string[] },
+      { label: 'kcompressd (--workers 1), swapon --discard', daemonArgs: ['--workers', '1'], swapArgs: ['--discard'] },
+    ]
+    for (const cfg of CONFIGS) tap.test(`swap on the block file under memory pressure: ${cfg.label}`, async (t) => {
       // the daemon's own teardown goes on the root test: it runs after this subtest's teardown
-      const d = await startDaemon({ disksize: '512M', test: tap })
+      const d = await startDaemon({ disksize: '512M', test: tap, extraArgs: cfg.daemonArgs })
       let child: ChildProcess | null = null
       let cg: MemCgroup | null = null
       let swapOn = false
@@ -113,7 +119,7 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
         if (problems.length > 0) throw new Error(problems.join('; '))
       })
 
-      const on = await run(SWAP_SCRIPT, ['on', d.blockFile, '--priority', '32767'], { timeoutMs: 60_000 })
+      const on = await run(SWAP_SCRIPT, ['on', d.blockFile, '--priority', '32767', ...cfg.swapArgs], { timeoutMs: 60_000 })
       t.equal(on.code, 0, 'zram-swap.sh on succeeds', { stderr: on.stderr })
       const loop = on.stdout.trim()
       swapOn = on.code === 0
@@ -123,7 +129,8 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
       if (!swapOn) return
 
       cg = makeMemCgroup(`zramfuse-swaptest-${process.pid}`, LIMIT_MIB)
-      const seed = Number(process.env.ZRAMFUSE_SWAP_SEED ?? Math.floor(Math.random() * 0xffffffff))
+      const baseOrig = d.mmStat().origDataSize
+      const seed = Number(process.env.ZRAMFUSE_SWAP_SEED ?? 20261122)
       t.comment(`memhog: ${TOUCH_MIB} MiB in a cgroup limited to ${LIMIT_MIB} MiB (${cg.dir}), seed ${seed} (set ZRAMFUSE_SWAP_SEED to repeat)`)
 
       // the shell puts itself into the cgroup, then becomes the memory hog
@@ -165,6 +172,17 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
       t.ok(maxSwapKiB > 0, `/proc/swaps showed ${loop} in use`)
       t.ok(maxOrig > 0, 'mm_stat orig_data_size > 0 while swapping')
       t.ok(d.mmStat().origDataSize > 0 || maxOrig > 0, 'mm_stat orig_data_size > 0')
+      if (cfg.swapArgs.includes('--discard')) {
+        // Swap discards freed clusters asynchronously: wait up to 15 s for the pages to come back.
+        let orig = d.mmStat().origDataSize
+        for (let i = 0; i < 150 && orig > baseOrig + 8 * 1024 * 1024; i++) {
+          await sleep(100)
+          orig = d.mmStat().origDataSize
+        }
+        t.comment(`orig_data_size: ${baseOrig} at swapon, peak ${maxOrig}, ${orig} after the process exited`)
+        t.ok(orig <= baseOrig + 8 * 1024 * 1024, 'swapon --discard: the pages the process used are freed after it exits')
+        t.ok(Number(readText(`${d.sys}/io_stat`)?.trim().split(/\s+/)[3]) > 0, 'notify_free counts them')
+      }
     })
   }
 }
