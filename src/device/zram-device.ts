@@ -5,6 +5,7 @@ import { fillPattern, pageSameFilled } from '../codec/same-filled'
 import { Errno, ErrnoError } from '../errno'
 import { BlockStatCounters } from './block-stat'
 import { PageTable, PAGE_SIZE, SECTOR_SIZE, SLOT_HUGE, SLOT_SAME, SLOT_STAGED } from './page-table'
+import { PageSpan } from './page-span'
 import { WriteLock } from './write-lock'
 import { Kcompressd, type KcompressdHost, type KcompressdOptions } from '../kcompressd/kcompressd'
 import type { EventLog } from '../log'
@@ -391,81 +392,55 @@ export class ZramDevice implements KcompressdHost {
   private readRangeSync(dst: Buffer, pos: number, len: number): void {
     const table = this.table as PageTable
     const now = this.nowSeconds()
-    let done = 0
-    while (done < len) {
-      const at = pos + done
-      const index = Math.floor(at / PAGE_SIZE)
-      const inPage = at - index * PAGE_SIZE
-      const n = Math.min(PAGE_SIZE - inPage, len - done)
-      if (n === PAGE_SIZE) {
-        this.loadPageSync(table, index, dst.subarray(done, done + PAGE_SIZE))
+    for (const p = new PageSpan(pos, len); p.next();) {
+      if (p.whole) {
+        this.loadPageSync(table, p.index, dst.subarray(p.done, p.done + PAGE_SIZE))
       } else {
-        this.loadPageSync(table, index, this.rpage)
-        this.rpage.copy(dst, done, inPage, inPage + n)
+        this.loadPageSync(table, p.index, this.rpage)
+        this.rpage.copy(dst, p.done, p.inPage, p.inPage + p.n)
       }
-      table.touch(index, now)
-      done += n
+      table.touch(p.index, now)
     }
   }
 
   private async readRangeAsync(dst: Buffer, pos: number, len: number): Promise<void> {
     const table = this.table as PageTable
     const now = this.nowSeconds()
-    let done = 0
-    while (done < len) {
-      const at = pos + done
-      const index = Math.floor(at / PAGE_SIZE)
-      const inPage = at - index * PAGE_SIZE
-      const n = Math.min(PAGE_SIZE - inPage, len - done)
+    for (const p = new PageSpan(pos, len); p.next();) {
       // Reads may run concurrently with each other, so each partial page gets its own buffer.
-      const page = n === PAGE_SIZE ? dst.subarray(done, done + PAGE_SIZE) : Buffer.allocUnsafe(PAGE_SIZE)
-      await this.loadPageAsync(table, index, page)
-      if (n !== PAGE_SIZE) page.copy(dst, done, inPage, inPage + n)
-      table.touch(index, now)
-      done += n
+      const page = p.whole ? dst.subarray(p.done, p.done + PAGE_SIZE) : Buffer.allocUnsafe(PAGE_SIZE)
+      await this.loadPageAsync(table, p.index, page)
+      if (!p.whole) page.copy(dst, p.done, p.inPage, p.inPage + p.n)
+      table.touch(p.index, now)
     }
   }
 
   private writeRangeSync(src: Buffer, pos: number): void {
     const table = this.table as PageTable
     const now = this.nowSeconds()
-    const len = src.length
-    let done = 0
-    while (done < len) {
-      const at = pos + done
-      const index = Math.floor(at / PAGE_SIZE)
-      const inPage = at - index * PAGE_SIZE
-      const n = Math.min(PAGE_SIZE - inPage, len - done)
+    for (const p = new PageSpan(pos, src.length); p.next();) {
       // Partial page: read-modify-write, as zram_bvec_write does.
-      if (n !== PAGE_SIZE) this.loadPageSync(table, index, this.wpage)
-      src.copy(this.wpage, inPage, done, done + n)
-      if (!this.storeSame(table, index) && !this.stagePage(table, index)) {
+      if (!p.whole) this.loadPageSync(table, p.index, this.wpage)
+      src.copy(this.wpage, p.inPage, p.done, p.done + p.n)
+      if (!this.storeSame(table, p.index) && !this.stagePage(table, p.index)) {
         const c = this.codec.compress(this.wpage, this.level) as Buffer
-        this.commit(table, index, c, 0, c.length, this.wpage, true)
+        this.commit(table, p.index, c, 0, c.length, this.wpage, true)
       }
-      table.touch(index, now)
-      done += n
+      table.touch(p.index, now)
     }
   }
 
   private async writeRangeAsync(src: Buffer, pos: number): Promise<void> {
     const table = this.table as PageTable
     const now = this.nowSeconds()
-    const len = src.length
-    let done = 0
-    while (done < len) {
-      const at = pos + done
-      const index = Math.floor(at / PAGE_SIZE)
-      const inPage = at - index * PAGE_SIZE
-      const n = Math.min(PAGE_SIZE - inPage, len - done)
-      if (n !== PAGE_SIZE) await this.loadPageAsync(table, index, this.wpage)
-      src.copy(this.wpage, inPage, done, done + n)
-      if (!this.storeSame(table, index) && !this.stagePage(table, index)) {
+    for (const p = new PageSpan(pos, src.length); p.next();) {
+      if (!p.whole) await this.loadPageAsync(table, p.index, this.wpage)
+      src.copy(this.wpage, p.inPage, p.done, p.done + p.n)
+      if (!this.storeSame(table, p.index) && !this.stagePage(table, p.index)) {
         const c = await this.codec.compress(this.wpage, this.level)
-        this.commit(table, index, c, 0, c.length, this.wpage, true)
+        this.commit(table, p.index, c, 0, c.length, this.wpage, true)
       }
-      table.touch(index, now)
-      done += n
+      table.touch(p.index, now)
     }
   }
 
