@@ -1,5 +1,6 @@
 /** Command-line options of `npm run bench` and the defaults of a full and a quick run. Pure. */
 import { parseArgs } from 'node:util'
+import { JOBS } from './jobs'
 import { parseSize } from './size'
 
 export interface BenchOptions {
@@ -14,6 +15,10 @@ export interface BenchOptions {
   seed: number
   /** target ids to run (null: all) */
   only: string[] | null
+  /** fio job ids of the matrix to run (null: all) */
+  jobs: string[] | null
+  /** the real-data pass and the real-data fidelity image */
+  real: boolean
   outDir: string
   /** directory packed into the real-data image; null: the first of the defaults that exists */
   realDir: string | null
@@ -32,6 +37,8 @@ export const USAGE = `usage: npm run bench [-- OPTIONS]   (node dist/bench/run.j
   --disksize SIZE      device size (default 1G)
   --seed N             fio randseed and the mix generator's seed (default 20240611)
   --only IDS           comma-separated targets: ceiling,zramfuse-lz4,zramfuse-zstd,kernel-lz4
+  --jobs IDS           comma-separated fio jobs of the matrix (default all: ${JOBS.map((j) => j.id).join(',')})
+  --no-real            skip the real-data pass and the real-data fidelity image
   --out DIR            where the report goes (default bench/results)
   --real-dir DIR       directory packed into the real-data ext4 image (default /usr/share/doc; quick /usr/share/perl)
   --fidelity-size SIZE bytes of the generated fidelity mix (default 128M; quick 32M)
@@ -50,6 +57,8 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
       disksize: { type: 'string' },
       seed: { type: 'string' },
       only: { type: 'string' },
+      jobs: { type: 'string' },
+      'no-real': { type: 'boolean', default: false },
       out: { type: 'string' },
       'real-dir': { type: 'string' },
       'fidelity-size': { type: 'string' },
@@ -76,12 +85,17 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
     disksize: parseSize(values.disksize ?? '1G'),
     seed: int('seed', values.seed, 20240611, 0),
     only: values.only === undefined ? null : values.only.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+    jobs: values.jobs === undefined ? null : values.jobs.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+    real: !(values['no-real'] ?? false),
     outDir: values.out ?? defaultOut,
     realDir: values['real-dir'] ?? null,
     fidelityBytes: parseSize(values['fidelity-size'] ?? (quick ? '32M' : '128M')),
     perf: !(values['no-perf'] ?? false),
     fidelity: !(values['no-fidelity'] ?? false),
     help: values.help ?? false,
+  }
+  for (const id of opts.jobs ?? []) {
+    if (!JOBS.some((j) => j.id === id)) throw new Error(`--jobs: unknown job ${id}`)
   }
   const MiB = 1024 * 1024
   if (opts.regionBytes % MiB !== 0 || opts.regionBytes === 0) throw new Error('--region must be a whole number of MiB')

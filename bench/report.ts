@@ -47,13 +47,18 @@ export function fmtRatio(x: number | null): string {
   return x === null ? 'n/a' : `${x.toFixed(2)}×`
 }
 
-function pct(x: number | null, digits = 1): string {
-  return x === null ? 'n/a' : `${(x * 100).toFixed(digits)}%`
+/** A relative difference in percent: two decimals, or two significant digits when smaller than 0.01%. */
+export function fmtRel(x: number | null): string {
+  if (x === null) return 'n/a'
+  if (x === 0) return '0%'
+  const p = x * 100
+  return Math.abs(p) >= 0.01 ? `${p.toFixed(2)}%` : `${p.toPrecision(2)}%`
 }
 
-function mdTable(header: string[], rows: string[][]): string {
+/** A Markdown table; `left` names the left-aligned columns (text), the others are right-aligned (figures). */
+function mdTable(header: string[], rows: string[][], left: readonly number[] = [0]): string {
   const esc = (c: string): string => c.replace(/\|/g, '\\|')
-  const lines = [`| ${header.map(esc).join(' | ')} |`, `| ${header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`]
+  const lines = [`| ${header.map(esc).join(' | ')} |`, `| ${header.map((_, i) => (left.includes(i) ? '---' : '---:')).join(' | ')} |`]
   for (const r of rows) lines.push(`| ${r.map(esc).join(' | ')} |`)
   return lines.join('\n')
 }
@@ -62,12 +67,31 @@ function jobsFor(r: BenchResults): JobSpec[] {
   return ALL_JOBS.filter((j) => r.perf.some((c) => c.job === j.id))
 }
 
+/** For each algorithm, the inline (workers=0) and async (workers>0) zramfuse targets, defaults first. */
+export function asyncInlinePairs(r: BenchResults): { algorithm: string; inline: TargetInfo; async: TargetInfo }[] {
+  const out: { algorithm: string; inline: TargetInfo; async: TargetInfo }[] = []
+  const fuse = r.targets.filter((t) => t.kind === 'zramfuse')
+  const byDefaultFirst = (a: TargetInfo, b: TargetInfo): number => Number(a.variant) - Number(b.variant)
+  for (const algorithm of [...new Set(fuse.map((t) => t.algorithm ?? ''))]) {
+    const same = fuse.filter((t) => (t.algorithm ?? '') === algorithm).sort(byDefaultFirst)
+    const inline = same.find((t) => t.workers === 0)
+    const async = same.find((t) => t.workers !== null && t.workers > 0)
+    if (inline && async) out.push({ algorithm, inline, async })
+  }
+  return out
+}
+
+function workersLabel(t: TargetInfo): string {
+  return t.workers === null ? t.title : t.variant ? t.title : `${t.title} (workers=${t.workers})`
+}
+
 /**
  * The table of absolute figures and ratios for one way of reaching the FUSE targets ('file' or
- * 'loop'); the kernel's zram appears as its block device in both. Ratios are of medians.
+ * 'loop'); the kernel's zram appears as its block device in both. Ratios are of medians. The
+ * --workers variants are left to the kcompressd table; only their async / inline ratio is here.
  */
 export function perfTable(r: BenchResults, mode: 'file' | 'loop'): string {
-  const targets = r.targets.filter((t) => modeFor(t, mode) !== null)
+  const targets = r.targets.filter((t) => !t.variant && modeFor(t, mode) !== null)
   const ceiling = targets.find((t) => t.kind === 'ceiling')
   const kernel = targets.find((t) => t.kind === 'kernel')
   const fuse = targets.filter((t) => t.kind === 'zramfuse')
@@ -79,9 +103,10 @@ export function perfTable(r: BenchResults, mode: 'file' | 'loop'): string {
   for (const z of fuse) {
     if (kernel) ratioCols.push({ title: `${z.title} / kernel`, num: z, den: kernel })
   }
-  for (const z of fuse) {
-    const twin = fuse.find((t) => t.id === `${z.id}-w0`)
-    if (twin) ratioCols.push({ title: `${z.title} async / inline`, num: z, den: twin })
+  for (const p of asyncInlinePairs(r)) {
+    if (p.async.modes.includes(mode) && p.inline.modes.includes(mode)) {
+      ratioCols.push({ title: `${p.algorithm} async (workers=${String(p.async.workers)}) / inline`, num: p.async, den: p.inline })
+    }
   }
   header.push(...ratioCols.map((c) => c.title))
   const rows: string[][] = []
@@ -98,7 +123,22 @@ export function perfTable(r: BenchResults, mode: 'file' | 'loop'): string {
       ...ratioCols.map((c) => fmtRatio(ratio(sum(c.num), sum(c.den)))),
     ])
   }
-  return mdTable(header, rows)
+  return mdTable(header, rows, [0, 1])
+}
+
+/** kcompressd: every zramfuse target on the block file, by worker count, with async / inline. */
+export function workersTable(r: BenchResults): string | null {
+  const pairs = asyncInlinePairs(r)
+  if (pairs.length === 0) return null
+  const cols = pairs.flatMap((p) => [p.inline, p.async])
+  const header = ['job', 'unit', ...cols.map(workersLabel), ...pairs.map((p) => `${p.algorithm} async / inline`)]
+  const rows: string[][] = []
+  for (const job of jobsFor(r)) {
+    const sum = (t: TargetInfo): Summary | null => cellSummary(findCell(r, t.id, 'file', job), job)
+    if (cols.every((t) => sum(t) === null)) continue
+    rows.push([job.title, jobUnit(job), ...cols.map((t) => fmtSummary(sum(t))), ...pairs.map((p) => fmtRatio(ratio(sum(p.async), sum(p.inline))))])
+  }
+  return mdTable(header, rows, [0, 1])
 }
 
 /** Per cell: median (min–max), latency, CPU of the daemon and of fio. */
@@ -126,7 +166,7 @@ export function detailTable(r: BenchResults): string {
       }
     }
   }
-  return mdTable(['target', 'mode', 'job', 'median (min–max)', 'mean lat µs', 'p99 clat µs', 'daemon CPU %', 'fio CPU %', 'runs'], rows)
+  return mdTable(['target', 'mode', 'job', 'median (min–max)', 'mean lat µs', 'p99 clat µs', 'daemon CPU %', 'fio CPU %', 'runs'], rows, [0, 1, 2])
 }
 
 function fmtCol(field: (typeof MM_STAT_FIELDS)[number], v: number): string {
@@ -149,7 +189,7 @@ export function fidelitySection(r: BenchResults): string {
     const lz4 = f.zramfuse['zramfuse-lz4']
     if (f.kernel && lz4) {
       const rows = diffMmStat(f.kernel, lz4).map((d) => [
-        d.field, fmtCol(d.field, d.a), fmtCol(d.field, d.b), String(d.diff), d.rel === null ? (d.diff === 0 ? '0' : 'n/a') : pct(d.rel, 2),
+        d.field, fmtCol(d.field, d.a), fmtCol(d.field, d.b), String(d.diff), d.rel === null ? (d.diff === 0 ? '0' : 'n/a') : fmtRel(d.rel),
       ])
       out.push(mdTable(['column', 'kernel zram lz4', 'zramfuse lz4', 'zramfuse − kernel', 'relative'], rows), '')
     } else if (!f.kernel) {
@@ -185,7 +225,7 @@ export function memoryTable(r: BenchResults): string {
   return mdTable([
     'target', 'data', 'metadata B/page', 'RSS idle', 'RSS with data', 'RSS beyond pool', 'mem_used_total',
     'used/compr written', 'used/compr after churn', 'used/compr after compact', 'pages compacted',
-  ], rows)
+  ], rows, [0, 1])
 }
 
 export interface Chart {
@@ -198,16 +238,20 @@ export interface Chart {
 /** Bar charts of medians with min–max whiskers: IOPS jobs and throughput jobs, per mode. */
 export function buildCharts(r: BenchResults): Chart[] {
   const charts: Chart[] = []
-  const specs: { mode: 'file' | 'loop'; metric: 'iops' | 'bw'; jobs: readonly JobSpec[]; name: string; title: string }[] = [
-    { mode: 'file', metric: 'iops', jobs: JOBS, name: 'file-iops', title: '4k jobs on the block file (kernel: its block device)' },
-    { mode: 'file', metric: 'bw', jobs: JOBS, name: 'file-bw', title: 'Sequential jobs on the block file (kernel: its block device)' },
-    { mode: 'loop', metric: 'iops', jobs: JOBS, name: 'loop-iops', title: '4k jobs through a loop device (--direct-io=on)' },
-    { mode: 'loop', metric: 'bw', jobs: JOBS, name: 'loop-bw', title: 'Sequential jobs through a loop device (--direct-io=on)' },
-    { mode: 'file', metric: 'bw', jobs: [REAL_WRITE_JOB, ...REAL_READ_JOBS], name: 'real-bw', title: 'Real-data pass on the block file' },
-    { mode: 'file', metric: 'iops', jobs: [REAL_WRITE_JOB, ...REAL_READ_JOBS], name: 'real-iops', title: 'Real-data pass on the block file' },
+  const REAL = [REAL_WRITE_JOB, ...REAL_READ_JOBS]
+  // The kernel is an order of magnitude faster on small blocks: the FUSE-only charts keep the
+  // ceiling and zramfuse readable; loop charts leave it out (it is not behind a loop device).
+  const specs: { mode: 'file' | 'loop'; metric: 'iops' | 'bw'; jobs: readonly JobSpec[]; name: string; title: string; kernel: boolean }[] = [
+    { mode: 'file', metric: 'iops', jobs: JOBS, name: 'file-iops', title: '4k jobs, FUSE targets on the block file', kernel: false },
+    { mode: 'file', metric: 'iops', jobs: JOBS, name: 'file-iops-kernel', title: '4k jobs, with the kernel zram (/dev/zram0)', kernel: true },
+    { mode: 'file', metric: 'bw', jobs: JOBS, name: 'file-bw', title: 'Sequential jobs on the block file, kernel zram on /dev/zram0', kernel: true },
+    { mode: 'loop', metric: 'iops', jobs: JOBS, name: 'loop-iops', title: '4k jobs through a loop device (--direct-io=on)', kernel: false },
+    { mode: 'loop', metric: 'bw', jobs: JOBS, name: 'loop-bw', title: 'Sequential jobs through a loop device (--direct-io=on)', kernel: false },
+    { mode: 'file', metric: 'bw', jobs: REAL, name: 'real-bw', title: 'Real-data pass, kernel zram on /dev/zram0', kernel: true },
+    { mode: 'file', metric: 'iops', jobs: REAL, name: 'real-iops', title: 'Real-data pass, FUSE targets', kernel: false },
   ]
   for (const spec of specs) {
-    const targets = r.targets.filter((t) => modeFor(t, spec.mode) !== null)
+    const targets = r.targets.filter((t) => !t.variant && modeFor(t, spec.mode) !== null && (spec.kernel || t.kind !== 'kernel'))
     const groups: Group[] = []
     for (const job of spec.jobs.filter((j) => j.metric === spec.metric)) {
       const bars = targets.map((t) => {
@@ -227,6 +271,26 @@ export function buildCharts(r: BenchResults): Chart[] {
       groups,
     }
     charts.push({ name: spec.name, title: chart.title, svg: renderBarChart(chart) })
+  }
+  const pairs = asyncInlinePairs(r)
+  if (pairs.length > 0) {
+    const cols = pairs.flatMap((p) => [p.inline, p.async])
+    for (const metric of ['iops', 'bw'] as const) {
+      const groups: Group[] = JOBS.filter((j) => j.metric === metric).map((job) => ({
+        label: job.title,
+        bars: cols.map((t) => {
+          const s = cellSummary(findCell(r, t.id, 'file', job), job)
+          return s ? { series: t.id, value: s.median, min: s.min, max: s.max } : { series: t.id, value: null }
+        }),
+      })).filter((g) => g.bars.filter((b) => b.value !== null).length >= 2) // something to compare
+      if (groups.length === 0) continue
+      const unit = metric === 'iops' ? 'k IOPS' : 'MB/s'
+      const title = `kcompressd: inline and async on the block file, ${unit} (median, min–max)`
+      charts.push({
+        name: `workers-${metric}`, title,
+        svg: renderBarChart({ title, unit, series: cols.map((t) => ({ id: t.id, label: workersLabel(t) })), groups }),
+      })
+    }
   }
   return charts
 }
@@ -258,7 +322,8 @@ export function renderReport(r: BenchResults, chartFiles: { file: string; title:
   out.push(`- data written by fio: ${r.config.mix}`)
   out.push(`- real-data pass: ${r.config.realSource}; written with dd bs=1M oflag=direct, read with fio --readonly`)
   out.push(`- fidelity mix: ${r.config.fidelityMix}`)
-  out.push('- targets: ' + r.targets.map((t) => `${t.title} [${t.modes.join(', ')}]`).join('; '))
+  out.push(`- source: ${r.config.source}`)
+  out.push('- targets: ' + r.targets.map((t) => `${workersLabel(t)} [${t.modes.join(', ')}]`).join('; '))
   out.push('- modes: file = fio on DIR/dev/zram0 (direct=1); loop = fio on a loop device attached with `losetup --direct-io=on`; dev = the kernel\'s /dev/zram0', '')
   if (r.notes.length) {
     out.push('## Notes', '')
@@ -268,6 +333,10 @@ export function renderReport(r: BenchResults, chartFiles: { file: string; title:
   out.push('## Summary: on the block file', '', summarySection(r), '')
   if (r.targets.some((t) => t.modes.includes('loop'))) {
     out.push('## Through a loop device (losetup --direct-io=on)', '', perfTable(r, 'loop'), '')
+  }
+  const wt = workersTable(r)
+  if (wt) {
+    out.push('## kcompressd: inline (workers=0) and async', '', 'On the block file. The default targets above use the daemon\'s default worker count.', '', wt, '')
   }
   if (chartFiles.length) {
     out.push('## Charts', '')
@@ -284,7 +353,11 @@ export function renderReport(r: BenchResults, chartFiles: { file: string; title:
   } else {
     out.push('Not measured.', '')
   }
-  out.push('## Details', '', detailTable(r), '')
+  out.push('## Details', '', 'Latency is fio\'s (for dd: wall time per 1 MiB block); CPU is percent of one CPU over the run.', '', detailTable(r), '')
+  if (r.background.length) {
+    out.push('## Background', '', 'CPU used by anything but the bench, its fio/dd and its daemons while each phase ran (kernel threads included: a loop device\'s workers count here).', '')
+    out.push(mdTable(['phase', 'seconds', 'others, % of one CPU', 'top'], r.background.map((b) => [b.phase, b.wallS.toFixed(0), b.othersPct.toFixed(0), b.top.join('; ') || '-']), [0, 3]), '')
+  }
   if (r.datasets.some((d) => d.counts)) {
     out.push('## Datasets', '')
     for (const d of r.datasets) {
@@ -299,5 +372,5 @@ export function renderReport(r: BenchResults, chartFiles: { file: string; title:
 
 /** Differences of two mm_stat lines as text lines (the console summary of the fidelity section). */
 export function mmStatDiffLines(kernel: MmStat, ours: MmStat): string[] {
-  return diffMmStat(kernel, ours).map((d) => `  ${d.field.padEnd(17)} kernel ${String(d.a).padStart(12)}  zramfuse ${String(d.b).padStart(12)}  diff ${String(d.diff).padStart(11)}${d.rel === null ? '' : ` (${pct(d.rel, 2)})`}`)
+  return diffMmStat(kernel, ours).map((d) => `  ${d.field.padEnd(17)} kernel ${String(d.a).padStart(12)}  zramfuse ${String(d.b).padStart(12)}  diff ${String(d.diff).padStart(11)}${d.rel === null ? '' : ` (${fmtRel(d.rel)})`}`)
 }

@@ -35,6 +35,11 @@ export interface TargetInfo {
   title: string
   kind: string
   modes: Mode[]
+  algorithm: string | null
+  /** kcompressd workers the daemon reported in its ready line; null for the ceiling and the kernel */
+  workers: number | null
+  /** an explicit --workers variant, compared with its default target in its own table */
+  variant: boolean
 }
 
 export interface DatasetInfo {
@@ -96,6 +101,16 @@ export interface BenchConfig {
   fidelityMix: string
   realSource: string
   command: string
+  /** the source that was measured: git commit read from .git, and when dist/ was built */
+  source: string
+}
+
+/** What else used the CPU while a phase ran (see sys.backgroundBetween). */
+export interface BackgroundEntry {
+  phase: string
+  wallS: number
+  othersPct: number
+  top: string[]
 }
 
 export interface BenchResults {
@@ -112,4 +127,5 @@ export interface BenchResults {
   perf: PerfCell[]
   fidelity: FidelityEntry[]
   memory: MemoryEntry[]
+  background: BackgroundEntry[]
 }

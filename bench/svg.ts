@@ -110,7 +110,7 @@ export function renderBarChart(chart: BarChart): string {
   for (let v = 0; v <= yMax + step / 1e6; v += step) {
     const yy = y(v)
     out.push(`<line x1="${m.left}" y1="${f(yy)}" x2="${width - m.right}" y2="${f(yy)}" stroke="#e5e5e5"/>`)
-    out.push(`<text x="${m.left - 6}" y="${f(yy + 4)}" text-anchor="end">${fmtNum(v)}</text>`)
+    out.push(`<text x="${m.left - 6}" y="${f(yy + 4)}" text-anchor="end">${Number.isInteger(step) ? v.toFixed(0) : fmtNum(v)}</text>`)
   }
   out.push(`<line x1="${m.left}" y1="${m.top}" x2="${m.left}" y2="${m.top + plotH}" stroke="#333"/>`)
   out.push(`<line x1="${m.left}" y1="${m.top + plotH}" x2="${width - m.right}" y2="${m.top + plotH}" stroke="#333"/>`)

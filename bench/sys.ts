@@ -82,6 +82,8 @@ export interface DaemonProc {
   child: ChildProcess
   logPath: string
   exited: Promise<void>
+  /** the fields of its "ready" log line */
+  ready: Record<string, unknown>
 }
 
 /** Everything that must be undone, and the synchronous undoing of it (safe in signal handlers). */
@@ -215,13 +217,22 @@ export async function startDaemon(cleanup: Cleanup, kind: 'ceiling' | 'zramfuse'
   child.once('exit', (code) => {
     exitCode = code
   })
-  const d: DaemonProc = { kind, pid, mount, child, logPath, exited }
+  const d: DaemonProc = { kind, pid, mount, child, logPath, exited, ready: {} }
   cleanup.daemons.set(pid, d)
   appendFileSync(pidsFile, `${pid} ${mount}\n`)
   const deadline = Date.now() + 30_000
   for (;;) {
     const log = readText(logPath) ?? ''
-    if (/"event":"ready"/.test(log)) return d
+    const line = log.split('\n').find((l) => /"event":"ready"/.test(l))
+    if (line !== undefined) {
+      try {
+        const parsed: unknown = JSON.parse(line)
+        if (typeof parsed === 'object' && parsed !== null) d.ready = parsed as Record<string, unknown>
+      } catch {
+        // a ready line that is not JSON: mounted all the same
+      }
+      return d
+    }
     if (exitCode !== undefined) throw new Error(`${kind} exited (${String(exitCode)}) before ready: ${log.trim().split('\n').slice(-5).join(' | ')}`)
     if (Date.now() > deadline) throw new Error(`${kind} not ready after 30 s: ${log.trim().split('\n').slice(-5).join(' | ')}`)
     await sleep(50)
@@ -365,6 +376,68 @@ export function cpuTicks(pid: number): number | null {
 export function vmRssBytes(pid: number): number | null {
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readText(`/proc/${pid}/status`) ?? '')
   return m ? Number(m[1]) * 1024 : null
+}
+
+export interface CpuSnapshot {
+  atMs: number
+  /** busy ticks of the whole machine (/proc/stat: user nice system irq softirq steal) */
+  machineBusy: number
+  /** ticks of this process, its reaped children (fio, dd) and the daemons given */
+  own: number
+  /** ticks per live process */
+  procs: Map<number, number>
+}
+
+function procTicksWithChildren(pid: number): number {
+  const stat = readText(`/proc/${pid}/stat`)
+  if (stat === null) return 0
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])
+}
+
+export function cpuSnapshot(daemonPids: readonly number[]): CpuSnapshot {
+  const line = (readText('/proc/stat') ?? '').split('\n')[0] ?? ''
+  const v = line.trim().split(/\s+/).slice(1).map(Number)
+  const machineBusy = (v[0] ?? 0) + (v[1] ?? 0) + (v[2] ?? 0) + (v[5] ?? 0) + (v[6] ?? 0) + (v[7] ?? 0)
+  let own = procTicksWithChildren(process.pid)
+  for (const p of daemonPids) own += cpuTicks(p) ?? 0
+  const procs = new Map<number, number>()
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    const t = cpuTicks(Number(name))
+    if (t !== null) procs.set(Number(name), t)
+  }
+  return { atMs: Date.now(), machineBusy, own, procs }
+}
+
+export interface Background {
+  wallS: number
+  /** CPU used by everything but the bench, its fio/dd and its daemons, percent of one CPU */
+  othersPct: number
+  /** the biggest of those, "pid name NN%" */
+  top: string[]
+}
+
+/** What else ran between two snapshots (kernel threads included: loop workers show up here). */
+export function backgroundBetween(a: CpuSnapshot, b: CpuSnapshot, exclude: ReadonlySet<number>): Background {
+  const wallS = Math.max(0.001, (b.atMs - a.atMs) / 1000)
+  const hz = clkTck()
+  const othersPct = Math.max(0, ((b.machineBusy - a.machineBusy) - (b.own - a.own)) / hz / wallS * 100)
+  const top: { pid: number; pct: number }[] = []
+  for (const [pid, t1] of b.procs) {
+    if (exclude.has(pid) || pid === process.pid) continue
+    const t0 = a.procs.get(pid)
+    if (t0 === undefined) continue
+    const pct = (t1 - t0) / hz / wallS * 100
+    if (pct >= 2) top.push({ pid, pct })
+  }
+  return {
+    wallS, othersPct,
+    top: top.sort((x, y) => y.pct - x.pct).slice(0, 5).map(({ pid, pct }) => {
+      const cmd = cmdline(pid) || `[${(readText(`/proc/${pid}/comm`) ?? '?').trim()}]`
+      return `${pid} ${cmd.slice(0, 80)} ${pct.toFixed(0)}%`
+    }),
+  }
 }
 
 /** Processes (not ours) that used more than `minPct` of a CPU over `ms`, "pid name NN%". */
