@@ -403,16 +403,29 @@ export class ZramDevice implements KcompressdHost {
     }
   }
 
+  /**
+   * The pages of one request are decompressed concurrently: an asynchronous codec runs on libuv's
+   * thread pool, so a 128 KiB read keeps every pool thread busy instead of one.
+   */
   private async readRangeAsync(dst: Buffer, pos: number, len: number): Promise<void> {
     const table = this.table as PageTable
     const now = this.nowSeconds()
+    const loads: Promise<void>[] = []
     for (const p = new PageSpan(pos, len); p.next();) {
-      // Reads may run concurrently with each other, so each partial page gets its own buffer.
-      const page = p.whole ? dst.subarray(p.done, p.done + PAGE_SIZE) : Buffer.allocUnsafe(PAGE_SIZE)
-      await this.loadPageAsync(table, p.index, page)
-      if (!p.whole) page.copy(dst, p.done, p.inPage, p.inPage + p.n)
+      if (p.whole) {
+        loads.push(this.loadPageAsync(table, p.index, dst.subarray(p.done, p.done + PAGE_SIZE)))
+      } else {
+        // Reads may run concurrently with each other, so each partial page gets its own buffer.
+        const page = Buffer.allocUnsafe(PAGE_SIZE)
+        const { done, inPage, n } = p
+        loads.push(this.loadPageAsync(table, p.index, page).then(() => {
+          page.copy(dst, done, inPage, inPage + n)
+        }))
+      }
       table.touch(p.index, now)
     }
+    // Wait for every page before failing: dst must not be written after the request is answered.
+    throwFirstRejection(await Promise.allSettled(loads))
   }
 
   private writeRangeSync(src: Buffer, pos: number): void {
@@ -430,17 +443,41 @@ export class ZramDevice implements KcompressdHost {
     }
   }
 
+  /**
+   * Whole pages of one request are compressed concurrently on libuv's thread pool and committed in
+   * page order once all are done; the first failure (EIO at mem_limit) stops the commits there,
+   * as zram stops at the failing segment of a bio.
+   */
   private async writeRangeAsync(src: Buffer, pos: number): Promise<void> {
     const table = this.table as PageTable
     const now = this.nowSeconds()
+    const indexes: number[] = []
+    const raws: Buffer[] = []
+    const compressions: Promise<Buffer>[] = []
     for (const p = new PageSpan(pos, src.length); p.next();) {
       if (!p.whole) await this.loadPageAsync(table, p.index, this.wpage)
       src.copy(this.wpage, p.inPage, p.done, p.done + p.n)
       if (!this.storeSame(table, p.index) && !this.stagePage(table, p.index)) {
-        const c = await this.codec.compress(this.wpage, this.level)
-        this.commit(table, p.index, c, 0, c.length, this.wpage, true)
+        // src stays alive until this write settles (the caller answers FUSE only then).
+        const raw = p.whole ? src.subarray(p.done, p.done + PAGE_SIZE) : Buffer.from(this.wpage)
+        indexes.push(p.index)
+        raws.push(raw)
+        const c = Promise.resolve(this.codec.compress(raw, this.level))
+        // Settled below; until then a failure must not count as unhandled (a later partial page's
+        // read can throw first).
+        c.catch(() => undefined)
+        compressions.push(c)
       }
       table.touch(p.index, now)
+    }
+    const results = await Promise.allSettled(compressions)
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i] as PromiseSettledResult<Buffer>
+      if (r.status === 'rejected') {
+        this.failedWrites++
+        throw new ErrnoError(Errno.EIO, `page ${indexes[i] as number}: compression failed: ${String(r.reason)}`)
+      }
+      this.commit(table, indexes[i] as number, r.value, 0, r.value.length, raws[i] as Buffer, true)
     }
   }
 
@@ -555,6 +592,11 @@ export class ZramDevice implements KcompressdHost {
 }
 
 const ZERO_PAGE = Buffer.alloc(PAGE_SIZE)
+
+/** Rethrow the first failure of a batch that has fully settled. */
+function throwFirstRejection(results: PromiseSettledResult<unknown>[]): void {
+  for (const r of results) if (r.status === 'rejected') throw r.reason
+}
 
 /** Zeros for a partial page (< 4096 bytes): a view of one shared zero page. */
 function zeroes(len: number): Buffer {
