@@ -613,7 +613,7 @@ async function main(): Promise<number> {
     for (const s of plan.skipped) note(ctx, `skipped ${s.target.title}: ${s.reason}`)
     ctx.kernelOk = plan.targets.some((t) => t.kind === 'kernel')
     results.targets = plan.targets.map(targetInfo)
-    note(ctx, 'no discard/trim jobs in the matrix (the issue lists none; discard support was landing while this harness was written); fio runs with fallocate=none')
+    note(ctx, 'no discard/trim jobs in the matrix (test/e2e/discard.test.ts covers discard); fio runs with fallocate=none')
 
     err('bench: generating the datasets')
     const mixDs = makeMixDataset(ctx)

@@ -5,7 +5,7 @@ import { findCodec } from '../src/codec/registry'
 import { mountFs } from '../src/fuse/mount'
 import { ZramFs } from '../src/fuse/zram-fs'
 import { memparse } from '../src/sysfs/parse'
-import { DEFAULT_FIFO_SIZE, MAX_FIFO_SIZE, MAX_WORKERS, defaultWorkers } from '../src/kcompressd/kcompressd'
+import { DEFAULT_FIFO_SIZE, MAX_FIFO_SIZE, MAX_WORKERS } from '../src/kcompressd/kcompressd'
 import { findAttachments } from './attachments'
 import { pinNoSwap, unpinNoSwap } from './cgroup'
 import { sweepStaleCgroups } from './cgroup-sweep'
@@ -18,7 +18,10 @@ export interface StartOptions {
   disksize: string | undefined
   algorithm: string | undefined
   memLimit: string | undefined
-  /** kcompressd worker threads per device (default: defaultWorkers(); 0 = compress inline) */
+  /**
+   * kcompressd worker threads per device; 0 = compress inline. Default: defaultWorkers() for each
+   * device's algorithm, following comp_algorithm.
+   */
   workers?: string | undefined
   /** kcompressd FIFO length in pages (default 256) */
   fifoSize?: string | undefined
@@ -36,7 +39,7 @@ export async function start(opts: StartOptions): Promise<void> {
   const log = createLogger(opts.logLevel)
   const mount = resolve(opts.mount)
 
-  const workers = intOption('workers', opts.workers, defaultWorkers(), 0, MAX_WORKERS)
+  const workers = opts.workers === undefined ? 'auto' : intOption('workers', opts.workers, 0, 0, MAX_WORKERS)
   const fifoSize = intOption('fifo-size', opts.fifoSize, DEFAULT_FIFO_SIZE, 1, MAX_FIFO_SIZE)
   const devices = new DeviceSet({ workers, fifoSize, log })
   const zram0 = devices.add()
@@ -72,7 +75,7 @@ export async function start(opts: StartOptions): Promise<void> {
   }
   writePidFile(mount)
   log.info({ event: 'ready', mount, devices: devices.ids().map((id) => `zram${id}`),
-    disksize: zram0.disksize, algorithm: zram0.algorithm, workers, fifoSize }, 'mounted')
+    disksize: zram0.disksize, algorithm: zram0.algorithm, workers: zram0.kcompressd.workers, fifoSize }, 'mounted')
 
   let stopping = false
   const shutdown = (signal: string): void => {

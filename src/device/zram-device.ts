@@ -7,13 +7,17 @@ import { BlockStatCounters } from './block-stat'
 import { PageTable, PAGE_SIZE, SECTOR_SIZE, SLOT_HUGE, SLOT_SAME, SLOT_STAGED } from './page-table'
 import { PageSpan } from './page-span'
 import { WriteLock } from './write-lock'
-import { Kcompressd, type KcompressdHost, type KcompressdOptions } from '../kcompressd/kcompressd'
+import { defaultWorkers, Kcompressd, type KcompressdHost, type KcompressdOptions } from '../kcompressd/kcompressd'
 import type { EventLog } from '../log'
 
 export interface ZramDeviceOptions {
   chunkPages?: number
-  /** kcompressd worker threads; 0 (the default here) compresses inline on the request path. */
-  workers?: number
+  /**
+   * kcompressd worker threads; 0 (the default here) compresses inline on the request path. 'auto':
+   * defaultWorkers() for the current algorithm, re-chosen when comp_algorithm changes or on reset,
+   * until `zramfuse/workers` is written.
+   */
+  workers?: number | 'auto'
   fifoSize?: number
   log?: EventLog
   /** Test hooks passed to kcompressd. */
@@ -73,13 +77,17 @@ export class ZramDevice implements KcompressdHost {
   private readonly rpage = Buffer.from(new ArrayBuffer(PAGE_SIZE))
   private readonly cbuf = Buffer.alloc(PAGE_SIZE * 2)
   private readonly pattern = new Uint32Array(2)
+  /** Worker count follows the algorithm (ZramDeviceOptions.workers 'auto'); reset restores it. */
+  private workersAuto: boolean
+  private readonly workersAutoDefault: boolean
 
   constructor(id: number, opts: ZramDeviceOptions = {}) {
     this.id = id
     this.pool = new ZsPool({ chunkPages: opts.chunkPages })
     this.codec = findCodec(DEFAULT_ALGORITHM) as Codec
+    this.workersAuto = this.workersAutoDefault = opts.workers === 'auto'
     this.kcompressd = new Kcompressd(this, {
-      workers: opts.workers ?? 0, fifoSize: opts.fifoSize, log: opts.log, ...opts.kcompressd,
+      workers: opts.workers === 'auto' ? defaultWorkers(!this.codec.sync) : opts.workers ?? 0, fifoSize: opts.fifoSize, log: opts.log, ...opts.kcompressd,
     })
   }
 
@@ -173,6 +181,17 @@ export class ZramDevice implements KcompressdHost {
     if (!codec) throw new ErrnoError(Errno.EINVAL, `unknown compression algorithm ${JSON.stringify(name)}`)
     if (this.initialised) throw new ErrnoError(Errno.EBUSY, 'cannot change the algorithm of an initialised device')
     this.codec = codec
+    this.followAlgorithm()
+  }
+
+  /** zramfuse/workers store: an explicit count, kept until reset. */
+  setWorkers(n: number): void {
+    this.workersAuto = false
+    this.kcompressd.setWorkers(n)
+  }
+
+  private followAlgorithm(): void {
+    if (this.workersAuto) this.kcompressd.setWorkers(defaultWorkers(!this.codec.sync))
   }
 
   /** Level for the primary algorithm (algorithm_params level=); null restores the default. */
@@ -212,6 +231,8 @@ export class ZramDevice implements KcompressdHost {
     this.table = null
     this.pool.reset()
     this.codec = findCodec(DEFAULT_ALGORITHM) as Codec
+    this.workersAuto = this.workersAutoDefault
+    this.followAlgorithm()
     this.level = null
     this.disksizeBytes = 0
     this.memLimitPages = 0

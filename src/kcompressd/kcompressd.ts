@@ -31,14 +31,16 @@ export const MAX_BATCH = 64
 
 /**
  * One worker per core beyond the one the main thread and the FUSE threads need, up to 4. On two
- * cores or fewer the default is 0 (inline): measured on a 2-core machine (bench/kcompressd.ts),
- * one worker made lz4 4k QD1 writes 0.58x as fast as inline (dispatch costs ~29 us of main-thread
- * time per page against ~5 us to compress it), while zstd 128k writes were 2.05x faster; so there
- * kcompressd is opt-in (--workers 1), recommended for zstd.
+ * cores or fewer it depends on the codec, as measured there (bench/kcompressd.ts, loop device, one
+ * writer): for lz4 one worker made 4k QD1 writes 0.58x as fast as inline (a piscina dispatch costs
+ * ~20 us of main-thread time per page, compressing it ~6-14 us), so 0 (inline); for an asynchronous
+ * codec (zstd, compressing on libuv's pool anyway) one worker made 4k QD1 writes 1.39x as fast and
+ * 128k writes 1.00x, so 1.
  */
-export function defaultWorkers(): number {
+export function defaultWorkers(asyncCodec = false): number {
   const cores = availableParallelism()
-  return cores <= 2 ? 0 : Math.min(4, cores - 1)
+  if (cores <= 2) return asyncCodec ? 1 : 0
+  return Math.min(4, cores - 1)
 }
 
 const FREE = 0

@@ -35,7 +35,7 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
     store: (dev, text) => {
       const v = parseU64(text, 10)
       if (v > BigInt(MAX_WORKERS)) throw new ErrnoError(Errno.EINVAL, `workers must be 0..${MAX_WORKERS}`)
-      dev.kcompressd.setWorkers(Number(v))
+      dev.setWorkers(Number(v))
     },
   },
   {

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { ZramDevice } from '../../src/device/zram-device'
 import { zstd } from '../../src/codec/zstd'
 import { ErrnoError, Errno } from '../../src/errno'
@@ -39,7 +39,7 @@ async function errnoOf(p: () => unknown): Promise<number | null> {
 }
 
 /** Replace zstd's compress/decompress for one test; restored on teardown. */
-function patchZstd(t: Tap.Test, patch: Partial<Pick<typeof zstd, 'compress' | 'decompress'>>): void {
+function patchZstd(t: Test, patch: Partial<Pick<typeof zstd, 'compress' | 'decompress'>>): void {
   const saved = { compress: zstd.compress, decompress: zstd.decompress }
   Object.assign(zstd, patch)
   t.teardown(() => {

@@ -2,6 +2,7 @@
 import { execFile } from 'node:child_process'
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { DeviceStats } from '../../src/device/zram-device'
 
 export const REPO = join(__dirname, '..', '..')
 
@@ -69,18 +70,9 @@ export function readText(path: string): string | null {
   }
 }
 
-/** mm_stat, by name (see the kernel's zram documentation). */
-export interface MmStat {
-  origDataSize: number
-  comprDataSize: number
-  memUsedTotal: number
-  memLimit: number
-  memUsedMax: number
-  samePages: number
-  pagesCompacted: number
-  hugePages: number
-  hugePagesSince: number
-}
+/** mm_stat, by name: the device's own field names (see the kernel's zram documentation). */
+export type MmStat = Pick<DeviceStats, 'origDataSize' | 'comprDataSize' | 'memUsedTotal' | 'memLimit' |
+  'memUsedMax' | 'samePages' | 'pagesCompacted' | 'hugePages' | 'hugePagesSince'>
 
 export function parseMmStat(text: string): MmStat {
   const f = text.trim().split(/\s+/).map(Number)

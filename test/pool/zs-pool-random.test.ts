@@ -1,27 +1,15 @@
 import t, { type Test } from 'tap'
 import { GEOMETRY, ZS_SIZE_CLASSES, classIndexOf } from '../../src/pool/size-class'
 import { ZsPool } from '../../src/pool/zs-pool'
+import { prng as rng, seedFromEnv } from '../helpers/pages'
 
 /*
  * A long seeded random sequence of malloc / write / free / read / compact, checked against a
  * model. Replay a failure with ZRAMFUSE_SEED=<seed printed below> npx tap test/pool.
  */
 
-const SEED_ENV = process.env.ZRAMFUSE_SEED
-const SEED = SEED_ENV !== undefined && SEED_ENV !== '' ? Number(SEED_ENV) >>> 0 : 0x5eed2024
+const SEED = seedFromEnv(0x5eed2024) >>> 0
 const OPS = 250_000
-
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Unique content of object id: a word stream seeded by id (the first word is id itself). */
 function fill(words: Uint32Array, id: number, len: number): void {
