@@ -16,6 +16,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, rmdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { findCodec } from '../src/codec/registry'
 import { defaultWorkers } from '../src/kcompressd/kcompressd'
 
 const REPO = resolve(__dirname, '..', '..')
@@ -24,12 +25,13 @@ const PAGE = 4096
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '4' } } })
 const RUNS = Number(values.runs)
+const SECONDS = Number(values.seconds)
+
 /** The async arm: the daemon's default for the algorithm, or one worker where that is inline. */
 function asyncArm(algorithm: string): { workers: number, label: string } {
-  const dflt = defaultWorkers(algorithm !== 'lz4')
+  const dflt = defaultWorkers(findCodec(algorithm)?.sync === false)
   return dflt > 0 ? { workers: dflt, label: `${dflt} (default)` } : { workers: 1, label: '1 (default is 0 here)' }
 }
-const SECONDS = Number(values.seconds)
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const err = (m: string): void => void process.stderr.write(m + '\n')
@@ -169,7 +171,7 @@ async function main(): Promise<void> {
             results.push(await runJob(d, job, i))
             err(`${algorithm} ${job.name} workers=${label} run ${i + 1}: ${results[i].mibps.toFixed(1)} MiB/s`)
           }
-                    med[label] = median(results.map((r) => r.mibps))
+          med[label] = median(results.map((r) => r.mibps))
           rows.push(`| ${algorithm} | ${job.name} | ${label === '0' ? '0' : arm.label} | ${med[label].toFixed(1)} | ` +
             `${results.map((r) => r.mibps.toFixed(1)).join(', ')} | ${median(results.map((r) => r.mainUsPerPage)).toFixed(2)} | ` +
             `${median(results.map((r) => r.procUsPerPage)).toFixed(2)} | ${median(results.map((r) => r.kcNsPerPage)).toFixed(0)} | ${kc(d, 'inline_fallbacks')} |`)

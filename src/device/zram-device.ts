@@ -87,7 +87,7 @@ export class ZramDevice implements KcompressdHost {
     this.codec = findCodec(DEFAULT_ALGORITHM) as Codec
     this.workersAuto = this.workersAutoDefault = opts.workers === 'auto'
     this.kcompressd = new Kcompressd(this, {
-      workers: opts.workers === 'auto' ? defaultWorkers(!this.codec.sync) : opts.workers ?? 0, fifoSize: opts.fifoSize, log: opts.log, ...opts.kcompressd,
+      workers: opts.workers === 'auto' ? this.autoWorkers() : opts.workers ?? 0, fifoSize: opts.fifoSize, log: opts.log, ...opts.kcompressd,
     })
   }
 
@@ -191,7 +191,11 @@ export class ZramDevice implements KcompressdHost {
   }
 
   private followAlgorithm(): void {
-    if (this.workersAuto) this.kcompressd.setWorkers(defaultWorkers(!this.codec.sync))
+    if (this.workersAuto) this.kcompressd.setWorkers(this.autoWorkers())
+  }
+
+  private autoWorkers(): number {
+    return defaultWorkers(!this.codec.sync)
   }
 
   /** Level for the primary algorithm (algorithm_params level=); null restores the default. */
