@@ -30,7 +30,7 @@ export class BlockLayout implements LowerLayout {
     this.bitmap = new Uint32Array(Math.ceil(this.blocks / 32))
   }
 
-  append(_index: number, payload: Uint8Array): Promise<number> {
+  append(_index: number, payload: Uint8Array, _algorithm: number, _huge: boolean): Promise<number> {
     const block = this.reserve()
     if (block < 0) throw new ErrnoError(Errno.ENOSPC, `no free block on the backing device (${this.blocks} blocks)`)
     const buf = Buffer.alloc(BLOCK)
@@ -80,7 +80,7 @@ export class BlockLayout implements LowerLayout {
     }
   }
 
-  free(location: number): void {
+  free(location: number, _payloadLen: number): void {
     this.epochs.defer(() => this.release(location))
   }
 

@@ -153,7 +153,15 @@ export class PackedLayout implements LowerLayout {
   free(location: number, payloadLen: number): void {
     const seg = Math.floor(location / this.segmentBytes)
     this.live[seg] -= recordBytes(payloadLen)
-    if (this.live[seg] === 0 && this.state[seg] === SEG_SEALED && this.writes[seg] === 0) this.retire(seg)
+    if (this.live[seg] !== 0 || this.writes[seg] !== 0 || this.chunk !== null && seg === this.open) return
+    if (seg === this.open) {
+      // The open segment emptied: close it rather than keep appending behind dead records.
+      this.state[seg] = SEG_SEALED
+      this.open = -1
+      if (this.buf !== null && this.spare.length < 2) this.spare.push(this.buf)
+      this.buf = null
+    }
+    if (this.state[seg] === SEG_SEALED) this.retire(seg)
   }
 
   /** Sealed segments worth cleaning, emptiest first. */

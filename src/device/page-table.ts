@@ -28,6 +28,21 @@ export const SLOT_ALLOCATED = 1 << 19
  */
 export const SLOT_STAGED = 1 << 20
 
+/** The page lives on the lower file (ZRAM_WB): value[2i], value[2i+1] = its location (lo, hi). */
+export const SLOT_WB = 1 << 21
+/**
+ * Selected for writeback (ZRAM_PP_SLOT). Any access or new contents clear it, and a writeback
+ * whose page lost it drops its copy: the page changed while its old contents were being written.
+ */
+export const SLOT_PP = 1 << 22
+/** Referenced since the shrinker's clock hand last passed (its second chance). */
+export const SLOT_REF = 1 << 23
+/** No algorithm compressed it below huge_class_size (ZRAM_INCOMPRESSIBLE). */
+export const SLOT_INCOMPRESSIBLE = 1 << 24
+
+/** Flags that survive a change of where the page's data lives. */
+const KEEP_ON_MOVE = SLOT_IDLE | SLOT_REF
+
 export const BYTES_PER_PAGE_METADATA = 16
 
 export class PageTable {
@@ -67,14 +82,38 @@ export class PageTable {
   setSame(index: number, lo: number, hi: number): void {
     this.value[index * 2] = lo
     this.value[index * 2 + 1] = hi
-    this.meta[index] = SLOT_ALLOCATED | SLOT_SAME | (this.meta[index] & SLOT_IDLE)
+    this.meta[index] = SLOT_ALLOCATED | SLOT_SAME | (this.meta[index] & KEEP_ON_MOVE)
   }
 
   setObject(index: number, handle: number, size: number, huge: boolean): void {
     this.value[index * 2] = handle
     this.value[index * 2 + 1] = 0
     this.meta[index] = SLOT_ALLOCATED | (huge ? SLOT_HUGE : 0) | (size & SIZE_MASK) |
-      (this.meta[index] & SLOT_IDLE)
+      (this.meta[index] & KEEP_ON_MOVE)
+  }
+
+  /**
+   * The page now lives on the lower file at `location` (a block index or a byte offset, < 2^53).
+   * size is what the lower file holds (4096 for a raw page); HUGE is kept as the kernel keeps it.
+   */
+  setWrittenBack(index: number, location: number, size: number, huge: boolean): void {
+    this.value[index * 2] = location >>> 0
+    this.value[index * 2 + 1] = Math.floor(location / 0x100000000)
+    this.meta[index] = SLOT_ALLOCATED | SLOT_WB | (huge ? SLOT_HUGE : 0) | (size & SIZE_MASK) |
+      (this.meta[index] & SLOT_REF)
+  }
+
+  /** A written-back page's location on the lower file. */
+  location(index: number): number {
+    return this.value[index * 2] + this.value[index * 2 + 1] * 0x100000000
+  }
+
+  setFlag(index: number, flag: number): void {
+    this.meta[index] |= flag
+  }
+
+  clearFlag(index: number, flag: number): void {
+    this.meta[index] &= ~flag
   }
 
   isStaged(index: number): boolean {
@@ -84,7 +123,7 @@ export class PageTable {
   setStaged(index: number, slot: number, ticket: number): void {
     this.value[index * 2] = slot
     this.value[index * 2 + 1] = ticket
-    this.meta[index] = SLOT_ALLOCATED | SLOT_STAGED | (this.meta[index] & SLOT_IDLE)
+    this.meta[index] = SLOT_ALLOCATED | SLOT_STAGED | (this.meta[index] & KEEP_ON_MOVE)
   }
 
   clear(index: number): void {
@@ -93,9 +132,13 @@ export class PageTable {
     this.meta[index] = 0
   }
 
-  /** Every read and write marks the slot accessed: clears IDLE and stamps the access time. */
+  /**
+   * Every read and write marks the slot accessed (zram's mark_slot_accessed): clears IDLE and a
+   * pending writeback selection, stamps the access time, and gives the shrinker's clock a reason
+   * to pass the page over once.
+   */
   touch(index: number, nowSeconds: number): void {
-    this.meta[index] &= ~SLOT_IDLE
+    this.meta[index] = (this.meta[index] & ~(SLOT_IDLE | SLOT_PP)) | SLOT_REF
     this.atime[index] = nowSeconds
   }
 }

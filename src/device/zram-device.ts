@@ -1,14 +1,15 @@
 import { ZsPool } from '../pool/zs-pool'
 import { type Codec, isPromise } from '../codec/codec'
-import { DEFAULT_ALGORITHM, findCodec } from '../codec/registry'
+import { codecs, DEFAULT_ALGORITHM, findCodec } from '../codec/registry'
 import { fillPattern, pageSameFilled } from '../codec/same-filled'
 import { Errno, ErrnoError } from '../errno'
 import { BlockStatCounters } from './block-stat'
-import { PageTable, PAGE_SIZE, SECTOR_SIZE, SLOT_HUGE, SLOT_SAME, SLOT_STAGED } from './page-table'
+import { PageTable, PAGE_SIZE, SECTOR_SIZE, SLOT_ALLOCATED, SLOT_HUGE, SLOT_IDLE, SLOT_SAME, SLOT_STAGED, SLOT_WB } from './page-table'
+import { LowerTier, type LowerTierHost } from './lower-tier'
 import { PageSpan } from './page-span'
 import { WriteLock } from './write-lock'
 import { defaultWorkers, Kcompressd, type KcompressdHost, type KcompressdOptions } from '../kcompressd/kcompressd'
-import type { EventLog } from '../log'
+import { type EventLog, silentLog } from '../log'
 
 export interface ZramDeviceOptions {
   chunkPages?: number
@@ -20,6 +21,8 @@ export interface ZramDeviceOptions {
   workers?: number | 'auto'
   fifoSize?: number
   log?: EventLog
+  /** Wall clock in ms (access times, `idle <age>`); tests pass a controllable one. */
+  clockMs?: () => number
   /** Test hooks passed to kcompressd. */
   kcompressd?: Pick<KcompressdOptions, 'delayMs' | 'fault'>
 }
@@ -45,11 +48,13 @@ export interface DeviceStats {
  * One zram device: the page table, the pool behind it, and the counters. The only writer of the
  * page table. Reads and writes take byte ranges; pages are compressed one by one.
  */
-export class ZramDevice implements KcompressdHost {
+export class ZramDevice implements KcompressdHost, LowerTierHost {
   readonly id: number
   /** Compression off the request path (src/kcompressd); disabled when its workers is 0. */
   readonly kcompressd: Kcompressd
   readonly blockStat = new BlockStatCounters()
+  /** The writeback tier: backing_dev, writeback, bd_stat (src/backing through lower-tier.ts). */
+  readonly lower: LowerTier
   private table: PageTable | null = null
   private readonly pool: ZsPool
   private codec: Codec
@@ -60,6 +65,7 @@ export class ZramDevice implements KcompressdHost {
   private openers = 0
   private initEpochSeconds = 0
   private readonly lock = new WriteLock()
+  private readonly clockMs: () => number
 
   // Counters (zram_stats).
   private pagesStored = 0
@@ -86,6 +92,8 @@ export class ZramDevice implements KcompressdHost {
     this.pool = new ZsPool({ chunkPages: opts.chunkPages })
     this.codec = findCodec(DEFAULT_ALGORITHM) as Codec
     this.workersAuto = this.workersAutoDefault = opts.workers === 'auto'
+    this.lower = new LowerTier(this, opts.log ?? silentLog)
+    this.clockMs = opts.clockMs ?? Date.now
     this.kcompressd = new Kcompressd(this, {
       workers: opts.workers === 'auto' ? this.autoWorkers() : opts.workers ?? 0, fifoSize: opts.fifoSize, log: opts.log, ...opts.kcompressd,
     })
@@ -121,6 +129,56 @@ export class ZramDevice implements KcompressdHost {
     return this.table !== null && index < this.table.pages && this.table.isAllocated(index)
   }
 
+  // ---- LowerTierHost: what the writeback tier needs from the pool ----
+
+  get pageTable(): PageTable | null {
+    return this.table
+  }
+
+  get algorithmId(): number {
+    return codecs.indexOf(this.codec)
+  }
+
+  copyPoolObject(index: number, out: Buffer): number {
+    const table = this.table as PageTable
+    const size = table.size(index)
+    this.pool.read(table.handle(index), out, 0, size)
+    return size
+  }
+
+  decompressPage(index: number, out: Buffer): void {
+    this.loadPageSync(this.table as PageTable, index, out)
+  }
+
+  decompressPayload(src: Uint8Array, out: Buffer): void | Promise<void> {
+    return this.codec.decompress(Buffer.from(src.buffer, src.byteOffset, src.byteLength), out)
+  }
+
+  /** zram_writeback_complete: the pool object is freed, the slot now names the lower file. */
+  movedToLower(index: number, location: number, size: number, huge: boolean): void {
+    const table = this.table as PageTable
+    this.pool.free(table.handle(index))
+    this.comprBytes -= table.size(index)
+    if (table.flags(index) & SLOT_HUGE) this.hugePages--
+    table.setWrittenBack(index, location, size, huge)
+  }
+
+  /**
+   * idle_store: mark every page with data in memory IDLE ('all'), or only those not accessed for
+   * ageSeconds (clearing IDLE on the others); same-filled and written-back pages are skipped.
+   */
+  markIdle(age: 'all' | number): void {
+    const table = this.table
+    if (table === null) throw new ErrnoError(Errno.EINVAL, 'idle on an uninitialised device')
+    const cutoff = age === 'all' ? Infinity : this.nowSeconds() - age
+    for (let index = 0; index < table.pages; index++) {
+      const meta = table.meta[index]
+      if ((meta & SLOT_ALLOCATED) === 0 || (meta & (SLOT_WB | SLOT_SAME)) !== 0) continue
+      if (table.atime[index] < cutoff) table.setFlag(index, SLOT_IDLE)
+      else table.clearFlag(index, SLOT_IDLE)
+    }
+  }
+
   /** Wait until every staged page is committed (tests, benchmarks). */
   drain(): Promise<void> {
     return this.kcompressd.drain()
@@ -128,6 +186,7 @@ export class ZramDevice implements KcompressdHost {
 
   /** Shutdown: discard staged work and stop the workers. */
   close(): Promise<void> {
+    this.lower.close()
     return this.kcompressd.close()
   }
 
@@ -173,7 +232,8 @@ export class ZramDevice implements KcompressdHost {
       throw new ErrnoError(Errno.ENOMEM, `cannot allocate the page table for ${aligned} bytes: ${String(err)}`)
     }
     this.disksizeBytes = aligned
-    this.initEpochSeconds = Math.floor(Date.now() / 1000)
+    this.initEpochSeconds = Math.floor(this.clockMs() / 1000)
+    this.lower.initialise(aligned / PAGE_SIZE)
   }
 
   setAlgorithm(name: string): void {
@@ -245,6 +305,7 @@ export class ZramDevice implements KcompressdHost {
     this.hugePages = this.hugePagesSince = 0
     this.failedReads = this.failedWrites = this.notifyFree = 0
     this.blockStat.reset()
+    this.lower.reset()
   }
 
   stats(): DeviceStats {
@@ -281,6 +342,9 @@ export class ZramDevice implements KcompressdHost {
       this.blockStat.readTicksMs += this.blockStat.end(started)
       return len
     }
+    if (this.lower.hasBackingDev && this.rangeHasWrittenBack(pos, len)) {
+      return this.readRangeLower(dst, pos, len).finally(finish).then(() => len)
+    }
     if (this.codec.sync) {
       try {
         this.readRangeSync(dst, pos, len)
@@ -304,6 +368,8 @@ export class ZramDevice implements KcompressdHost {
       throw new ErrnoError(Errno.ENOSPC, `write of ${len} bytes at ${pos} past the end of a ${this.disksizeBytes}-byte device`)
     }
     if (len === 0) return
+    const promoting = this.promoteWrittenBackEdges(pos, len)
+    if (promoting !== null) return promoting.then(() => this.write(src, pos))
     const started = this.blockStat.begin()
     this.blockStat.writeIos++
     this.blockStat.writeSectors += Math.ceil(len / SECTOR_SIZE)
@@ -365,6 +431,8 @@ export class ZramDevice implements KcompressdHost {
       throw new ErrnoError(Errno.EINVAL, `${op} of ${len} bytes at ${pos} past the end of a ${this.disksizeBytes}-byte device`)
     }
     if (len === 0) return
+    const promoting = this.promoteWrittenBackEdges(pos, len)
+    if (promoting !== null) return promoting.then(() => this.discard(pos, len, op))
     const started = this.blockStat.begin()
     const sectors = Math.ceil(len / SECTOR_SIZE)
     if (op === 'discard') {
@@ -410,8 +478,87 @@ export class ZramDevice implements KcompressdHost {
     }).finally(finish)
   }
 
+  private rangeHasWrittenBack(pos: number, len: number): boolean {
+    const table = this.table as PageTable
+    const last = Math.floor((pos + len - 1) / PAGE_SIZE)
+    for (let index = Math.floor(pos / PAGE_SIZE); index <= last; index++) {
+      if (table.meta[index] & SLOT_WB) return true
+    }
+    return false
+  }
+
+  /**
+   * A read that touches written-back pages: those are read from the lower file concurrently (off
+   * the main thread), the others as usual. dst is written only before the returned promise settles.
+   */
+  private async readRangeLower(dst: Buffer, pos: number, len: number): Promise<void> {
+    const table = this.table as PageTable
+    const now = this.nowSeconds()
+    const loads: Promise<void>[] = []
+    for (const p = new PageSpan(pos, len); p.next();) {
+      if (table.meta[p.index] & SLOT_WB) {
+        const whole = p.whole
+        const out = whole ? dst.subarray(p.done, p.done + PAGE_SIZE) : Buffer.allocUnsafe(PAGE_SIZE)
+        const { done, inPage, n } = p
+        const index = p.index
+        loads.push(this.lower.load(table, index, out).then(() => {
+          if (!whole) out.copy(dst, done, inPage, inPage + n)
+        }, (err: unknown) => {
+          this.failedReads++
+          throw err instanceof ErrnoError ? err : new ErrnoError(Errno.EIO, `page ${index}: ${String(err)}`)
+        }))
+      } else if (this.codec.sync) {
+        if (p.whole) {
+          this.loadPageSync(table, p.index, dst.subarray(p.done, p.done + PAGE_SIZE))
+        } else {
+          this.loadPageSync(table, p.index, this.rpage)
+          this.rpage.copy(dst, p.done, p.inPage, p.inPage + p.n)
+        }
+      } else {
+        const page = Buffer.allocUnsafe(PAGE_SIZE)
+        const { done, inPage, n } = p
+        loads.push(this.loadPageAsync(table, p.index, page).then(() => {
+          page.copy(dst, done, inPage, inPage + n)
+        }))
+      }
+      table.touch(p.index, now)
+    }
+    throwFirstRejection(await Promise.allSettled(loads))
+  }
+
+  /**
+   * A partial write (or a discard's partial edge) on a written-back page needs its old contents:
+   * read them from the lower file and store the whole page back in memory first, then the caller
+   * runs again and finds an ordinary page. null when no edge needs it.
+   */
+  private promoteWrittenBackEdges(pos: number, len: number): Promise<void> | null {
+    if (!this.lower.hasBackingDev) return null
+    const table = this.table as PageTable
+    const first = Math.floor(pos / PAGE_SIZE)
+    const last = Math.floor((pos + len - 1) / PAGE_SIZE)
+    const edges: number[] = []
+    if (pos % PAGE_SIZE !== 0 && (table.meta[first] & SLOT_WB)) edges.push(first)
+    if ((pos + len) % PAGE_SIZE !== 0 && last !== first && (table.meta[last] & SLOT_WB)) edges.push(last)
+    if ((pos + len) % PAGE_SIZE !== 0 && last === first && edges.length === 0 && (table.meta[last] & SLOT_WB)) edges.push(last)
+    if (edges.length === 0) return null
+    return Promise.all(edges.map(async (index) => {
+      const from = table.location(index)
+      const page = Buffer.allocUnsafe(PAGE_SIZE)
+      try {
+        await this.lower.load(table, index, page)
+      } catch (err) {
+        this.failedReads++
+        throw err
+      }
+      // Only if the page still lives where it was read from (a write in between wins).
+      if (this.table === table && (table.meta[index] & SLOT_WB) && table.location(index) === from) {
+        await this.write(page, index * PAGE_SIZE)
+      }
+    })).then(() => undefined)
+  }
+
   private nowSeconds(): number {
-    return Math.floor(Date.now() / 1000) - this.initEpochSeconds
+    return Math.floor(this.clockMs() / 1000) - this.initEpochSeconds
   }
 
   private readRangeSync(dst: Buffer, pos: number, len: number): void {
@@ -553,6 +700,8 @@ export class ZramDevice implements KcompressdHost {
       this.kcompressd.supersede(table.value[index * 2])
     } else if (flags & SLOT_SAME) {
       this.samePages--
+    } else if (flags & SLOT_WB) {
+      this.lower.release(table, index)
     } else {
       this.pool.free(table.handle(index))
       this.comprBytes -= table.size(index)

@@ -163,10 +163,14 @@ export class ZramFs {
       }
       if (node.kind === 'dir') return cb(-Errno.EISDIR)
       const text = buf.toString('utf8', 0, Math.min(len, ATTR_MAX_WRITE))
-      if (node.kind === 'attr') callStore(node.attr.store, node.target, text)
-      else callStore(node.attr.store, node.target, text)
-      this.log.info({ event: 'attr_store', path, value: text.trimEnd() })
-      cb(len)
+      const r = node.kind === 'attr' ? callStore(node.attr.store, node.target, text) : callStore(node.attr.store, node.target, text)
+      const done = (): void => {
+        this.log.info({ event: 'attr_store', path, value: text.trimEnd() })
+        cb(len)
+      }
+      // A store that waits for I/O (writeback) answers the write(2) when it is done.
+      if (!isPromise(r)) return done()
+      r.then(done, (err: unknown) => cb(this.refuse('write', path, err, { pos, len, value: text.trimEnd() })))
     } catch (err) {
       cb(this.refuse('write', path, err, { pos, len, value: node.kind === 'block' ? undefined : buf.toString('utf8', 0, Math.min(len, 256)).trimEnd() }))
     }
@@ -219,7 +223,7 @@ function callShow<T>(show: ((t: T) => string) | undefined, target: T): string {
   return show(target)
 }
 
-function callStore<T>(store: ((t: T, text: string) => void) | undefined, target: T, text: string): void {
+function callStore<T>(store: ((t: T, text: string) => void | Promise<void>) | undefined, target: T, text: string): void | Promise<void> {
   if (!store) throw new ErrnoError(Errno.EACCES, 'not writable')
-  store(target, text)
+  return store(target, text)
 }

@@ -7,6 +7,7 @@ import { type Attribute, MODE_RO, MODE_RW, MODE_WO } from './attribute'
 import {
   formatAlgorithmList, formatBlockStat, formatDebugStat, formatIoStat, formatMmStat, formatU64,
 } from './format'
+import { bdStatAttribute, idleAttribute, writebackAttributes } from './writeback-attributes'
 import { memparse, parseAlgorithmParamsArgs, parseDisksize, parseU64, resolveAlgorithmParams } from './parse'
 
 const SECTOR_SHIFT = 9
@@ -82,6 +83,7 @@ export const zramAttributes: readonly Attribute<ZramDevice>[] = [
     show: () => `${availableParallelism()}\n`,
     store: () => {},
   },
+  idleAttribute,
   {
     name: 'comp_algorithm',
     mode: MODE_RW,
@@ -92,6 +94,7 @@ export const zramAttributes: readonly Attribute<ZramDevice>[] = [
       dev.setAlgorithm(name)
     },
   },
+  ...writebackAttributes,
   {
     name: 'algorithm_params',
     mode: MODE_WO,
@@ -123,6 +126,7 @@ export const zramAttributes: readonly Attribute<ZramDevice>[] = [
     mode: MODE_RO,
     show: (dev) => formatMmStat(dev.stats()),
   },
+  bdStatAttribute,
   {
     name: 'debug_stat',
     mode: MODE_RO,

@@ -3,6 +3,7 @@ import { type Attribute, MODE_RO, MODE_RW } from './attribute'
 import { formatU64 } from './format'
 import { parseU64 } from './parse'
 import { Errno, ErrnoError } from '../errno'
+import { writebackExtensionAttributes } from './writeback-attributes'
 import { MAX_FIFO_SIZE, MAX_WORKERS, type KcompressdStats } from '../kcompressd/kcompressd'
 
 /** A read-only kcompressd counter, one value per file. */
@@ -73,4 +74,6 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
     mode: MODE_RO,
     show: (dev) => formatU64(dev.kcompressd.mainNsPerPage),
   },
+  // ---- the writeback tier (src/backing) ----
+  ...writebackExtensionAttributes,
 ]

@@ -17,3 +17,15 @@ export function makePage(kind: PageKind, rand: () => number, size = 4096): Buffe
   fillPage(page, kind, rand)
   return page
 }
+
+/** The errno an ErrnoError-throwing call (sync or async) fails with; null when it succeeds. */
+export async function errnoOf(fn: () => unknown): Promise<number | null> {
+  try {
+    await fn()
+    return null
+  } catch (err) {
+    const e = (err as { errno?: unknown }).errno
+    if (typeof e !== 'number') throw err
+    return e
+  }
+}
