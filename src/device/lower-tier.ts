@@ -267,6 +267,39 @@ export class LowerTier {
     }
   }
 
+  /**
+   * Store pages straight on the lower file (the pool is at its limit): append them all, write them
+   * with as few writes as the layout allows, and resolve with each one's location. Rejects when
+   * the lower file cannot take them (the caller keeps the pages in memory instead).
+   */
+  async storeDirect(indexes: number[], payloads: Uint8Array[], huge: boolean[]): Promise<number[]> {
+    const layout = this.layout
+    if (layout === null) throw new ErrnoError(Errno.ENODEV, 'no backing device')
+    const pending: Array<Promise<number>> = []
+    try {
+      for (let i = 0; i < indexes.length; i++) {
+        pending.push(layout.append(indexes[i], payloads[i], this.host.algorithmId, huge[i]))
+      }
+      await layout.flush()
+      const locations = await Promise.all(pending)
+      this.endErrorEpisode()
+      this.writtenBackPages += locations.length
+      return locations
+    } catch (err) {
+      // Whatever did get written is given back; the pages stay in memory.
+      const settled = await Promise.allSettled(pending)
+      settled.forEach((r, i) => {
+        if (r.status === 'fulfilled') layout.free(r.value, payloads[i].length)
+      })
+      throw this.lowerError(err)
+    }
+  }
+
+  /** Give back a location that was written but not taken (the page changed meanwhile). */
+  drop(location: number, size: number): void {
+    this.layout?.free(location, size)
+  }
+
   /** A written-back page is gone (overwrite, discard): its place on the lower file is free. */
   release(table: PageTable, index: number): void {
     this.layout?.free(table.location(index), table.size(index))

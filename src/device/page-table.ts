@@ -40,6 +40,12 @@ export const SLOT_REF = 1 << 23
 /** No algorithm compressed it below huge_class_size (ZRAM_INCOMPRESSIBLE). */
 export const SLOT_INCOMPRESSIBLE = 1 << 24
 
+/**
+ * A store of new contents straight to the lower file is under way (the pool is at its limit).
+ * Any other change of the page's contents drops it, and the store's result is then discarded.
+ */
+export const SLOT_DIRECT = 1 << 25
+
 /** Flags that survive a change of where the page's data lives. */
 const KEEP_ON_MOVE = SLOT_IDLE | SLOT_REF
 

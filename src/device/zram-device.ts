@@ -4,8 +4,9 @@ import { codecs, DEFAULT_ALGORITHM, findCodec } from '../codec/registry'
 import { fillPattern, pageSameFilled } from '../codec/same-filled'
 import { Errno, ErrnoError } from '../errno'
 import { BlockStatCounters } from './block-stat'
-import { PageTable, PAGE_SIZE, SECTOR_SIZE, SLOT_ALLOCATED, SLOT_HUGE, SLOT_IDLE, SLOT_SAME, SLOT_STAGED, SLOT_WB } from './page-table'
+import { PageTable, PAGE_SIZE, SECTOR_SIZE, SLOT_ALLOCATED, SLOT_HUGE, SLOT_IDLE, SLOT_DIRECT, SLOT_PP, SLOT_REF, SLOT_SAME, SLOT_STAGED, SLOT_WB } from './page-table'
 import { LowerTier, type LowerTierHost } from './lower-tier'
+import { Shrinker, type ShrinkerHost } from '../shrinker/shrinker'
 import { PageSpan } from './page-span'
 import { WriteLock } from './write-lock'
 import { defaultWorkers, Kcompressd, type KcompressdHost, type KcompressdOptions } from '../kcompressd/kcompressd'
@@ -48,13 +49,19 @@ export interface DeviceStats {
  * One zram device: the page table, the pool behind it, and the counters. The only writer of the
  * page table. Reads and writes take byte ranges; pages are compressed one by one.
  */
-export class ZramDevice implements KcompressdHost, LowerTierHost {
+export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
   readonly id: number
   /** Compression off the request path (src/kcompressd); disabled when its workers is 0. */
   readonly kcompressd: Kcompressd
   readonly blockStat = new BlockStatCounters()
   /** The writeback tier: backing_dev, writeback, bd_stat (src/backing through lower-tier.ts). */
   readonly lower: LowerTier
+  /** Automatic writeback (zramfuse/shrinker_enabled), a zswap-like policy over the lower tier. */
+  readonly shrinker: Shrinker
+  /** zramfuse/pool_limit in pages (0: the shrinker uses mem_limit). */
+  private poolLimitOwnPages = 0
+  /** The CLOCK hand of the shrinker's second-chance scan. */
+  private clockHand = 0
   private table: PageTable | null = null
   private readonly pool: ZsPool
   private codec: Codec
@@ -94,6 +101,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost {
     this.workersAuto = this.workersAutoDefault = opts.workers === 'auto'
     this.lower = new LowerTier(this, opts.log ?? silentLog)
     this.clockMs = opts.clockMs ?? Date.now
+    this.shrinker = new Shrinker(this, this.clockMs)
     this.kcompressd = new Kcompressd(this, {
       workers: opts.workers === 'auto' ? this.autoWorkers() : opts.workers ?? 0, fifoSize: opts.fifoSize, log: opts.log, ...opts.kcompressd,
     })
@@ -163,6 +171,46 @@ export class ZramDevice implements KcompressdHost, LowerTierHost {
     table.setWrittenBack(index, location, size, huge)
   }
 
+  // ---- ShrinkerHost ----
+
+  poolPages(): number {
+    return this.pool.totalPages
+  }
+
+  poolLimitPages(): number {
+    return this.poolLimitOwnPages !== 0 ? this.poolLimitOwnPages : this.memLimitPages
+  }
+
+  /** zramfuse/pool_limit: bytes, rounded up to pages; 0 = use mem_limit. */
+  setPoolLimit(bytes: number): void {
+    this.poolLimitOwnPages = Math.ceil(bytes / PAGE_SIZE)
+    this.shrinker.poke()
+  }
+
+  /**
+   * The shrinker's victims: a CLOCK sweep over the page table. A page referenced since the hand
+   * last passed loses its reference bit and stays (second chance); one that was not is taken.
+   */
+  coldPages(max: number): number[] {
+    const table = this.table
+    const out: number[] = []
+    if (table === null) return out
+    const pages = table.pages
+    for (let scanned = 0; scanned < 2 * pages && out.length < max; scanned++) {
+      const index = this.clockHand
+      this.clockHand = index + 1 === pages ? 0 : index + 1
+      const meta = table.meta[index]
+      if ((meta & SLOT_ALLOCATED) === 0 || (meta & (SLOT_SAME | SLOT_STAGED | SLOT_WB | SLOT_PP)) !== 0) continue
+      if (meta & SLOT_REF) table.clearFlag(index, SLOT_REF)
+      else out.push(index)
+    }
+    return out
+  }
+
+  writeBack(indexes: number[]): Promise<number> {
+    return this.lower.writebackChosen(indexes)
+  }
+
   /**
    * idle_store: mark every page with data in memory IDLE ('all'), or only those not accessed for
    * ageSeconds (clearing IDLE on the others); same-filled and written-back pages are skipped.
@@ -214,6 +262,10 @@ export class ZramDevice implements KcompressdHost, LowerTierHost {
 
   get metadataBytes(): number {
     return this.table ? this.table.metadataBytes : 0
+  }
+
+  get poolLimitBytes(): number {
+    return this.poolLimitOwnPages * PAGE_SIZE
   }
 
   get poolChunks(): number {
@@ -279,6 +331,11 @@ export class ZramDevice implements KcompressdHost, LowerTierHost {
     return this.pool.compact()
   }
 
+  /** The pool is at its limit with somewhere to go: new pages are stored on the lower file. */
+  private divertToLower(): boolean {
+    return this.shrinker.enabled && this.lower.hasBackingDev && this.shrinker.atLimit()
+  }
+
   opened(): void {
     this.openers++
   }
@@ -306,6 +363,9 @@ export class ZramDevice implements KcompressdHost, LowerTierHost {
     this.failedReads = this.failedWrites = this.notifyFree = 0
     this.blockStat.reset()
     this.lower.reset()
+    // The shrinker's settings are the daemon's (--shrinker, --pool-limit); its counters are the device's.
+    this.shrinker.runs = this.shrinker.paused = this.shrinker.poolLimitHit = 0
+    this.clockHand = 0
   }
 
   stats(): DeviceStats {
@@ -376,14 +436,21 @@ export class ZramDevice implements KcompressdHost, LowerTierHost {
     const finish = (): void => {
       this.blockStat.writeTicksMs += this.blockStat.end(started)
     }
+    if (this.divertToLower()) return this.writeDirect(src, pos).finally(finish)
     if (this.codec.sync || this.canStageWhole(pos, len)) {
       // lz4, or an aligned write whose every page is staged or same-filled: no await at all.
       try {
         this.writeRangeSync(src, pos)
+      } catch (err) {
+        // The pool reached its limit mid-request: the rest goes to the lower file.
+        if (err instanceof DivertToLower) return this.writeDirect(src.subarray(err.done), pos + err.done).finally(finish)
+        finish()
+        throw err
       } finally {
         this.kcompressd.pump()
-        finish()
+        this.shrinker.poke()
       }
+      finish()
       return
     }
     // src may be a FUSE buffer that is reused once the request is answered: the caller keeps it
@@ -401,7 +468,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost {
   }
 
   private stagingOn(): boolean {
-    return this.kcompressd.enabled && this.memLimitPages === 0
+    return this.kcompressd.enabled && this.memLimitPages === 0 && this.poolLimitOwnPages === 0
   }
 
   /** Hand wpage to kcompressd; false when staging is off or the FIFO is full (compress inline). */
@@ -501,6 +568,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost {
         const out = whole ? dst.subarray(p.done, p.done + PAGE_SIZE) : Buffer.allocUnsafe(PAGE_SIZE)
         const { done, inPage, n } = p
         const index = p.index
+        this.shrinker.pause()
         loads.push(this.lower.load(table, index, out).then(() => {
           if (!whole) out.copy(dst, done, inPage, inPage + n)
         }, (err: unknown) => {
@@ -557,6 +625,76 @@ export class ZramDevice implements KcompressdHost, LowerTierHost {
     })).then(() => undefined)
   }
 
+  /**
+   * The pool is at its limit: store the request's pages straight on the lower file (zswap's
+   * rejected store going to swap, without rejecting). Same-filled pages still cost nothing. If
+   * the lower file cannot take them (full, failing), they are stored in memory over the limit:
+   * the write still succeeds, the error is counted (lower_errors) and logged once per episode.
+   */
+  private async writeDirect(src: Buffer, pos: number): Promise<void> {
+    const table = this.table as PageTable
+    const now = this.nowSeconds()
+    this.shrinker.poolLimitHit++
+    this.shrinker.pause()
+    const indexes: number[] = []
+    const payloads: Buffer[] = []
+    const raws: Buffer[] = []
+    const huge: boolean[] = []
+    for (const p = new PageSpan(pos, src.length); p.next();) {
+      const page = Buffer.alloc(PAGE_SIZE)
+      if (!p.whole) {
+        if (table.meta[p.index] & SLOT_WB) await this.lower.load(table, p.index, page)
+        else await this.loadAny(table, p.index, page)
+      }
+      src.copy(page, p.inPage, p.done, p.done + p.n)
+      page.copy(this.wpage)
+      if (this.storeSame(table, p.index)) {
+        table.touch(p.index, now)
+        continue
+      }
+      let c = await this.codec.compress(page, this.level)
+      const isHuge = c.length >= ZsPool.hugeClassSize
+      if (isHuge || !this.lower.compressed) c = page
+      table.setFlag(p.index, SLOT_DIRECT)
+      indexes.push(p.index)
+      payloads.push(Buffer.from(c))
+      raws.push(page)
+      huge.push(isHuge)
+    }
+    if (indexes.length === 0) return
+    let locations: number[] | null = null
+    try {
+      locations = await this.lower.storeDirect(indexes, payloads, huge)
+    } catch {
+      locations = null
+    }
+    for (let i = 0; i < indexes.length; i++) {
+      const index = indexes[i]
+      const current = this.table === table && (table.meta[index] & SLOT_DIRECT) !== 0
+      if (locations !== null) {
+        if (!current) {
+          this.lower.drop(locations[i], payloads[i].length)
+          continue
+        }
+        this.freeSlot(table, index)
+        table.setWrittenBack(index, locations[i], this.lower.compressed ? payloads[i].length : PAGE_SIZE,
+          this.lower.compressed && huge[i])
+        this.pagesStored++
+      } else if (current) {
+        const c = huge[i] || !this.lower.compressed ? await this.codec.compress(raws[i], this.level) : payloads[i]
+        table.clearFlag(index, SLOT_DIRECT)
+        this.commit(table, index, c, 0, c.length, raws[i], true)
+      }
+      table.touch(index, now)
+    }
+  }
+
+  /** Load a page that is in memory (any codec), for the asynchronous paths. */
+  private async loadAny(table: PageTable, index: number, out: Buffer): Promise<void> {
+    if (this.codec.sync) this.loadPageSync(table, index, out)
+    else await this.loadPageAsync(table, index, out)
+  }
+
   private nowSeconds(): number {
     return Math.floor(this.clockMs() / 1000) - this.initEpochSeconds
   }
@@ -608,6 +746,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost {
       if (!p.whole) this.loadPageSync(table, p.index, this.wpage)
       src.copy(this.wpage, p.inPage, p.done, p.done + p.n)
       if (!this.storeSame(table, p.index) && !this.stagePage(table, p.index)) {
+        if (this.divertToLower()) throw new DivertToLower(p.done)
         const c = this.codec.compress(this.wpage, this.level) as Buffer
         this.commit(table, p.index, c, 0, c.length, this.wpage, true)
       }
@@ -674,7 +813,8 @@ export class ZramDevice implements KcompressdHost, LowerTierHost {
     const srcOff = huge ? 0 : off
     const size = huge ? PAGE_SIZE : len
     const handle = this.pool.malloc(size)
-    if (enforceLimit && this.memLimitPages !== 0 && this.pool.totalPages > this.memLimitPages) {
+    if (enforceLimit && this.memLimitPages !== 0 && this.pool.totalPages > this.memLimitPages &&
+      !(this.shrinker.enabled && this.lower.hasBackingDev)) {
       this.pool.free(handle)
       this.failedWrites++
       throw new ErrnoError(Errno.EIO, `mem_limit of ${this.memLimitPages * PAGE_SIZE} bytes reached`)
@@ -766,6 +906,15 @@ export class ZramDevice implements KcompressdHost, LowerTierHost {
 }
 
 const ZERO_PAGE = Buffer.alloc(PAGE_SIZE)
+
+/** Thrown inside the synchronous write loop when the pool reaches its limit at page `done`. */
+class DivertToLower extends Error {
+  readonly done: number
+  constructor(done: number) {
+    super('pool limit reached: the rest of the request goes to the lower file')
+    this.done = done
+  }
+}
 
 /** Rethrow the first failure of a batch that has fully settled. */
 function throwFirstRejection(results: PromiseSettledResult<unknown>[]): void {

@@ -3,7 +3,7 @@ import { Errno, ErrnoError } from '../errno'
 import { type Attribute, MODE_RO, MODE_RW, MODE_WO } from './attribute'
 import { formatBackingDev, formatBdStat, formatInt, formatU32, formatU64 } from './format'
 import {
-  parseBackingDev, parseBool, parseIdle, parseWritebackBatchSize, parseWritebackCompressed, parseWritebackLimit,
+  memparse, parseBackingDev, parseBool, parseU32, parseIdle, parseWritebackBatchSize, parseWritebackCompressed, parseWritebackLimit,
   parseWritebackLimitEnable,
 } from './parse'
 import { parseWritebackRequest } from './writeback-parse'
@@ -113,4 +113,47 @@ export const writebackExtensionAttributes: readonly Attribute<ZramDevice>[] = [
   { name: 'lower_errors', mode: MODE_RO, show: (dev) => formatU64(dev.lower.stats().lowerErrors) },
   { name: 'segments_cleaned', mode: MODE_RO, show: (dev) => formatU64(dev.lower.stats().segmentsCleaned) },
   { name: 'lower_allocated_bytes', mode: MODE_RO, show: (dev) => formatU64(dev.lower.allocatedBytes()) },
+  // ---- the shrinker (src/shrinker): automatic writeback, off by default ----
+  {
+    name: 'shrinker_enabled',
+    mode: MODE_RW,
+    show: (dev) => formatInt(dev.shrinker.enabled),
+    store: (dev, text) => {
+      dev.shrinker.enabled = parseBool(text)
+      dev.shrinker.poke()
+    },
+  },
+  {
+    // The pool's limit for the shrinker, memparse bytes; 0 (default) = mem_limit.
+    name: 'pool_limit',
+    mode: MODE_RW,
+    show: (dev) => formatU64(dev.poolLimitBytes),
+    store: (dev, text) => {
+      const v = memparse(text)
+      if (v > LIMIT_MAX) throw new ErrnoError(Errno.EINVAL, 'pool_limit too large')
+      dev.setPoolLimit(Number(v))
+    },
+  },
+  {
+    name: 'accept_threshold_percent',
+    mode: MODE_RW,
+    show: (dev) => formatU32(dev.shrinker.acceptThresholdPercent),
+    store: (dev, text) => {
+      // zswap's param: 0..100.
+      const v = parseU32(text, 10)
+      if (v > 100) throw new ErrnoError(Errno.EINVAL, 'accept_threshold_percent must be 0..100')
+      dev.shrinker.acceptThresholdPercent = v
+    },
+  },
+  {
+    name: 'writeback_pause_ms',
+    mode: MODE_RW,
+    show: (dev) => formatU32(dev.shrinker.pauseMs),
+    store: (dev, text) => {
+      dev.shrinker.pauseMs = parseU32(text, 10)
+    },
+  },
+  { name: 'pool_limit_hit', mode: MODE_RO, show: (dev) => formatU64(dev.shrinker.poolLimitHit) },
+  { name: 'shrinker_runs', mode: MODE_RO, show: (dev) => formatU64(dev.shrinker.runs) },
+  { name: 'shrinker_paused', mode: MODE_RO, show: (dev) => formatU64(dev.shrinker.paused) },
 ]
