@@ -5,7 +5,9 @@ import { stop } from './stop'
 import { formatTable, readStatus } from './status'
 
 const USAGE = `usage:
-  zramfuse start --mount DIR [--disksize SIZE] [--algorithm lz4|zstd] [--mem-limit SIZE] [--workers N] [--fifo-size PAGES] [--log-level LEVEL]
+  zramfuse start --mount DIR [--disksize SIZE] [--algorithm lz4|zstd] [--mem-limit SIZE] [--workers N] [--fifo-size PAGES]
+                 [--backing-file PATH [--writeback-format page|compressed|packed] [--shrinker] [--pool-limit SIZE]]
+                 [--log-level LEVEL]
   zramfuse stop --mount DIR [--force]
   zramfuse status --mount DIR [--bytes] [--json]
 `
@@ -28,6 +30,10 @@ async function main(argv: string[]): Promise<number> {
         'mem-limit': { type: 'string' },
         workers: { type: 'string' },
         'fifo-size': { type: 'string' },
+        'backing-file': { type: 'string' },
+        'writeback-format': { type: 'string' },
+        shrinker: { type: 'boolean', default: false },
+        'pool-limit': { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
         force: { type: 'boolean', default: false },
         bytes: { type: 'boolean', default: false },
@@ -47,7 +53,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start':
       await start({ mount: v.mount, disksize: v.disksize, algorithm: v.algorithm,
-        memLimit: v['mem-limit'], workers: v.workers, fifoSize: v['fifo-size'], logLevel: v['log-level'] ?? 'info' })
+        memLimit: v['mem-limit'], workers: v.workers, fifoSize: v['fifo-size'], logLevel: v['log-level'] ?? 'info',
+        backingFile: v['backing-file'], writebackFormat: v['writeback-format'], shrinker: v.shrinker, poolLimit: v['pool-limit'] })
       return -1 // keep running until a signal
     case 'stop':
       return stop(v.mount, v.force ?? false)

@@ -25,6 +25,14 @@ export interface StartOptions {
   workers?: string | undefined
   /** kcompressd FIFO length in pages (default 256) */
   fifoSize?: string | undefined
+  /** zram0's backing_dev: the lower file for writeback (created 0600 when missing). */
+  backingFile?: string | undefined
+  /** page (the kernel's default), compressed (writeback_compressed=1) or packed (ours). */
+  writebackFormat?: string | undefined
+  /** Automatic writeback (the zswap-like shrinker), for every device. */
+  shrinker?: boolean
+  /** The shrinker's pool limit for zram0 (zramfuse/pool_limit); default: mem_limit. */
+  poolLimit?: string | undefined
   logLevel: string
 }
 
@@ -48,6 +56,18 @@ export async function start(opts: StartOptions): Promise<void> {
     zram0.setAlgorithm(opts.algorithm)
   }
   if (opts.memLimit !== undefined) zram0.setMemLimit(Number(memparse(opts.memLimit)))
+  if (opts.writebackFormat !== undefined) {
+    if (!['page', 'compressed', 'packed'].includes(opts.writebackFormat)) throw new Error('--writeback-format must be page, compressed or packed')
+    if (opts.backingFile === undefined) throw new Error('--writeback-format needs --backing-file')
+    zram0.lower.compressed = opts.writebackFormat !== 'page'
+    zram0.lower.packed = opts.writebackFormat === 'packed'
+  }
+  if (opts.backingFile !== undefined) zram0.lower.setBackingDev(opts.backingFile)
+  if (opts.poolLimit !== undefined) zram0.setPoolLimit(Number(memparse(opts.poolLimit)))
+  if (opts.shrinker === true) {
+    if (opts.backingFile === undefined) throw new Error('--shrinker needs --backing-file')
+    zram0.shrinker.enabled = true
+  }
   if (opts.disksize !== undefined) zram0.initialise(Number(memparse(opts.disksize)))
   // Start the workers before the first write (each takes a few ms to come up).
   await zram0.kcompressd.ready()
@@ -75,7 +95,9 @@ export async function start(opts: StartOptions): Promise<void> {
   }
   writePidFile(mount)
   log.info({ event: 'ready', mount, devices: devices.ids().map((id) => `zram${id}`),
-    disksize: zram0.disksize, algorithm: zram0.algorithm, workers: zram0.kcompressd.workers, fifoSize }, 'mounted')
+    disksize: zram0.disksize, algorithm: zram0.algorithm, workers: zram0.kcompressd.workers, fifoSize,
+    backingDev: zram0.lower.backingPath, writebackFormat: zram0.lower.hasBackingDev ? zram0.lower.format : undefined,
+    shrinker: zram0.shrinker.enabled, poolLimit: zram0.poolLimitPages() * 4096 }, 'mounted')
 
   let stopping = false
   const shutdown = (signal: string): void => {

@@ -6,6 +6,8 @@ import { findAttachments } from './attachments'
 export const MM_STAT_FIELDS = ['orig_data_size', 'compr_data_size', 'mem_used_total', 'mem_limit',
   'mem_used_max', 'same_pages', 'pages_compacted', 'huge_pages', 'huge_pages_since'] as const
 export const IO_STAT_FIELDS = ['failed_reads', 'failed_writes', 'invalid_io', 'notify_free'] as const
+/** bd_stat, in 4 KiB units. */
+export const BD_STAT_FIELDS = ['bd_count', 'bd_reads', 'bd_writes'] as const
 
 export interface DeviceStatus {
   name: string
@@ -16,6 +18,10 @@ export interface DeviceStatus {
   mountpoint: string
   mm_stat: Record<(typeof MM_STAT_FIELDS)[number], number>
   io_stat: Record<(typeof IO_STAT_FIELDS)[number], number>
+  /** "none" without a lower file, as backing_dev prints it. */
+  backing_dev: string
+  bd_stat: Record<(typeof BD_STAT_FIELDS)[number], number>
+  written_back_pages: number
 }
 
 function fields<K extends string>(names: readonly K[], line: string): Record<K, number> {
@@ -44,6 +50,9 @@ export function readStatus(mountArg: string): DeviceStatus[] {
       mountpoint: att.swaps.length ? '[SWAP]' : (att.mounts[0] ?? ''),
       mm_stat: fields(MM_STAT_FIELDS, sys('mm_stat')),
       io_stat: fields(IO_STAT_FIELDS, sys('io_stat')),
+      backing_dev: sys('backing_dev').trimEnd(),
+      bd_stat: fields(BD_STAT_FIELDS, sys('bd_stat')),
+      written_back_pages: Number(sys('zramfuse/written_back_pages')),
     }
   })
 }
@@ -61,13 +70,19 @@ export function humanSize(bytes: number): string {
 /** zramctl's default columns, for initialised devices (zramctl lists used devices only). */
 export function formatTable(devs: DeviceStatus[], bytes: boolean): string {
   const size = (n: number): string => (bytes ? String(n) : humanSize(n))
-  const header = ['NAME', 'ALGORITHM', 'DISKSIZE', 'DATA', 'COMPR', 'TOTAL', 'STREAMS', 'MOUNTPOINT']
-  const rows = devs.filter((d) => d.disksize > 0).map((d) => [
+  const shown = devs.filter((d) => d.disksize > 0)
+  // The lower tier's columns appear when a device has a backing file: bytes of the lower file in
+  // use (bd_count x 4 KiB) and pages written back.
+  const lower = shown.some((d) => d.backing_dev !== 'none')
+  const header = ['NAME', 'ALGORITHM', 'DISKSIZE', 'DATA', 'COMPR', 'TOTAL', 'STREAMS',
+    ...(lower ? ['LOWER', 'WB-PAGES'] : []), 'MOUNTPOINT']
+  const rows = shown.map((d) => [
     d.blockFile, d.algorithm, size(d.disksize), size(d.mm_stat.orig_data_size),
-    size(d.mm_stat.compr_data_size), size(d.mm_stat.mem_used_total), String(d.streams), d.mountpoint,
+    size(d.mm_stat.compr_data_size), size(d.mm_stat.mem_used_total), String(d.streams),
+    ...(lower ? [size(d.bd_stat.bd_count * 4096), String(d.written_back_pages)] : []), d.mountpoint,
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
-  const leftAligned = new Set([0, 1, 7])
+  const leftAligned = new Set([0, 1, header.length - 1])
   const line = (cells: string[]): string => cells.map((c, i) =>
     (leftAligned.has(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' ').trimEnd()
   return [line(header), ...rows.map(line)].join('\n') + '\n'

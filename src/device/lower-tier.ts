@@ -58,6 +58,7 @@ export class LowerTier {
   private writtenBackPages = 0
   private lowerErrors = 0
   private inErrorEpisode = false
+  private lastError: unknown = null
   private readonly scratch = Buffer.alloc(PAGE_SIZE)
   private readonly log: EventLog
   private readonly host: LowerTierHost
@@ -330,7 +331,9 @@ export class LowerTier {
 
   /** Count and log a lower-file failure once per episode; the errno the caller should see. */
   private lowerError(err: unknown): ErrnoError {
-    this.lowerErrors++
+    // One failed write carries many pages (a packed chunk): count the I/O once.
+    if (err !== this.lastError) this.lowerErrors++
+    this.lastError = err
     const errno = errnoOf(err, Errno.EIO)
     if (!this.inErrorEpisode) {
       this.inErrorEpisode = true

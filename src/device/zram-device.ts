@@ -129,6 +129,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     // commit() frees the STAGED entry once the pool allocation succeeded; kcompressd frees the slot.
     if (src === null) this.commit(table, index, raw, 0, PAGE_SIZE, raw, false)
     else this.commit(table, index, src, off, len, raw, false)
+    this.shrinker.poke()
     return true
   }
 
@@ -468,7 +469,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
   }
 
   private stagingOn(): boolean {
-    return this.kcompressd.enabled && this.memLimitPages === 0 && this.poolLimitOwnPages === 0
+    return this.kcompressd.enabled && this.memLimitPages === 0
   }
 
   /** Hand wpage to kcompressd; false when staging is off or the FIFO is full (compress inline). */
@@ -745,8 +746,11 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
       // Partial page: read-modify-write, as zram_bvec_write does.
       if (!p.whole) this.loadPageSync(table, p.index, this.wpage)
       src.copy(this.wpage, p.inPage, p.done, p.done + p.n)
-      if (!this.storeSame(table, p.index) && !this.stagePage(table, p.index)) {
-        if (this.divertToLower()) throw new DivertToLower(p.done)
+      if (this.storeSame(table, p.index)) {
+        // no pool memory
+      } else if (this.divertToLower()) {
+        throw new DivertToLower(p.done)
+      } else if (!this.stagePage(table, p.index)) {
         const c = this.codec.compress(this.wpage, this.level) as Buffer
         this.commit(table, p.index, c, 0, c.length, this.wpage, true)
       }

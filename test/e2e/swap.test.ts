@@ -4,7 +4,8 @@
 // Teardown order: kill the process, swapoff, losetup -d, rmdir the cgroup, stop the daemon.
 import tap from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { canRunE2E, daemonEnv, startDaemon } from './daemon'
 import { cgroupLayout, memoryCgroupDirOf, readText, REPO, run, sleep, swapUsedKiB } from './util'
@@ -86,9 +87,19 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
   } else {
     // Inline compression with plain swapon; kcompressd (issue 4) with swapon --discard (issue 3):
     // after the process exits, its freed swap slots must give their pages back.
+    // The lower file of the writeback configuration (removed at the end of the file's run).
+    const lowerFile = join(tmpdir(), `zramfuse-swap-lower-${process.pid}`)
+    tap.teardown(() => rmSync(lowerFile, { force: true }))
     const CONFIGS = [
       { label: 'inline (--workers 0)', daemonArgs: ['--workers', '0'], swapArgs: [] as string[] },
       { label: 'kcompressd (--workers 1), swapon --discard', daemonArgs: ['--workers', '1'], swapArgs: ['--discard'] },
+      // Issue 9: a pool limit far below what the pool takes without one (peak mem_used_total
+      // 37 MiB measured in the two runs above), the shrinker on, packed records on a lower file.
+      {
+        label: 'writeback: --pool-limit 4M, --shrinker, packed lower file',
+        daemonArgs: ['--workers', '0', '--backing-file', lowerFile, '--writeback-format', 'packed', '--shrinker', '--pool-limit', '4M'],
+        swapArgs: [] as string[],
+      },
     ]
     for (const cfg of CONFIGS) tap.test(`swap on the block file under memory pressure: ${cfg.label}`, async (t) => {
       // the daemon's own teardown goes on the root test: it runs after this subtest's teardown
@@ -147,6 +158,7 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
       let maxSwapKiB = 0
       let maxCgroupSwap = 0
       let maxOrig = 0
+      let maxPool = 0
       let finished = false
       void done.then(() => (finished = true))
       const deadline = Date.now() + 180_000
@@ -154,7 +166,9 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
         maxSwapKiB = Math.max(maxSwapKiB, swapUsedKiB(loop) ?? 0)
         maxCgroupSwap = Math.max(maxCgroupSwap, cg.swapBytes() ?? 0)
         try {
-          maxOrig = Math.max(maxOrig, d.mmStat().origDataSize)
+          const mm = d.mmStat()
+          maxOrig = Math.max(maxOrig, mm.origDataSize)
+          maxPool = Math.max(maxPool, mm.memUsedTotal)
         } catch {
           // a read racing with the daemon: try again next round
         }
@@ -172,6 +186,14 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
       t.ok(maxSwapKiB > 0, `/proc/swaps showed ${loop} in use`)
       t.ok(maxOrig > 0, 'mm_stat orig_data_size > 0 while swapping')
       t.ok(d.mmStat().origDataSize > 0 || maxOrig > 0, 'mm_stat orig_data_size > 0')
+      t.comment(`peak mem_used_total ${maxPool}`)
+      if (cfg.daemonArgs.includes('--shrinker')) {
+        const wb = Number(readText(`${d.sys}/zramfuse/written_back_pages`))
+        t.comment(`written_back_pages ${wb}, pool_limit_hit ${readText(`${d.sys}/zramfuse/pool_limit_hit`)?.trim()}, bd_stat ${readText(`${d.sys}/bd_stat`)?.trim()}`)
+        t.ok(wb > 0, 'pages went to the lower file')
+        t.ok(maxPool <= 4 * 1024 * 1024 + 2 * 1024 * 1024, 'the pool stayed near its 4 MiB limit')
+        t.equal(Number(readText(`${d.sys}/zramfuse/checksum_errors`)), 0)
+      }
       if (cfg.swapArgs.includes('--discard')) {
         // Swap discards freed clusters asynchronously: wait up to 15 s for the pages to come back.
         let orig = d.mmStat().origDataSize
