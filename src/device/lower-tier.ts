@@ -34,6 +34,8 @@ export interface LowerTierStats {
   checksumErrors: number
   lowerErrors: number
   segmentsCleaned: number
+  /** Bytes of live records on the lower file (packed), or of blocks in use (page, compressed). */
+  liveBytes: number
 }
 
 /**
@@ -126,6 +128,7 @@ export class LowerTier {
       checksumErrors: l?.checksumErrors ?? 0,
       lowerErrors: this.lowerErrors,
       segmentsCleaned: l instanceof PackedLayout ? l.segmentsCleaned : 0,
+      liveBytes: l instanceof PackedLayout ? l.liveBytes : (l?.bdCount ?? 0) * PAGE_SIZE,
     }
   }
 

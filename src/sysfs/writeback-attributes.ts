@@ -112,6 +112,7 @@ export const writebackExtensionAttributes: readonly Attribute<ZramDevice>[] = [
   { name: 'checksum_errors', mode: MODE_RO, show: (dev) => formatU64(dev.lower.stats().checksumErrors) },
   { name: 'lower_errors', mode: MODE_RO, show: (dev) => formatU64(dev.lower.stats().lowerErrors) },
   { name: 'segments_cleaned', mode: MODE_RO, show: (dev) => formatU64(dev.lower.stats().segmentsCleaned) },
+  { name: 'lower_live_bytes', mode: MODE_RO, show: (dev) => formatU64(dev.lower.stats().liveBytes) },
   { name: 'lower_allocated_bytes', mode: MODE_RO, show: (dev) => formatU64(dev.lower.allocatedBytes()) },
   // ---- the shrinker (src/shrinker): automatic writeback, off by default ----
   {
