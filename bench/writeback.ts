@@ -9,8 +9,9 @@
  *     lower file per page written back, lower-file bytes in use against compr_data_size before the
  *     writeback, and writeback throughput (MB/s of pages written back);
  *  2. seed 000's scenario: a foreground writer writes the data past a pool limit of a quarter of
- *     its compressed size with the shrinker on; each 128 KiB write's latency and the elapsed time,
- *     with the shrinker's pause at 500 ms (the proposal) and at 0 (never pause). Medians of RUNS.
+ *     its pool size with the shrinker on, while a foreground reader reads random pages already
+ *     written (4 KiB, like swap-ins); each 128 KiB write's and 4 KiB read's latency and the elapsed
+ *     time, with the shrinker's pause at 500 ms (the proposal) and at 0 (never pause). Medians of RUNS.
  *
  *   node dist/bench/writeback.js [--runs 3] [--dir /var/tmp] [--real-dir /usr/share/doc] [--out FILE]
  */
@@ -108,7 +109,10 @@ async function formats(work: string, ds: Dataset): Promise<FormatRow[]> {
   return rows
 }
 
-interface PauseRow { dataset: string; pauseMs: number; p50: number; p99: number; max: number; elapsedMs: number; hits: number; written: number; paused: number }
+interface PauseRow {
+  dataset: string; pauseMs: number; p50: number; p99: number; max: number; elapsedMs: number
+  readP50: number; readP99: number; reads: number; hits: number; written: number; paused: number
+}
 
 async function seed000(work: string, ds: Dataset): Promise<PauseRow[]> {
   // The pool limit: a quarter of what the data takes in the pool without one.
@@ -126,17 +130,47 @@ async function seed000(work: string, ds: Dataset): Promise<PauseRow[]> {
       dev.shrinker.enabled = true
       dev.shrinker.pauseMs = pauseMs
       const lat: number[] = []
-      const elapsedMs = await fill(dev, ds.data, lat)
+      // A foreground reader alongside: random 4 KiB reads of what is already written (much of it
+      // on the lower file), as swap-ins are; seed 000's pause exists for these.
+      const readLat: number[] = []
+      let writing = true
+      let written = 0
+      const reader = (async (): Promise<void> => {
+        const page = Buffer.alloc(4096)
+        let x = 12345
+        while (writing) {
+          x = (Math.imul(x, 1103515245) + 12345) >>> 0
+          const pages = Math.floor(written / 4096)
+          if (pages > 0) {
+            const s = performance.now()
+            await dev.read(page, (x % pages) * 4096)
+            readLat.push(performance.now() - s)
+          }
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+      })()
+      const t0 = performance.now()
+      for (let pos = 0; pos < ds.data.length; pos += REQUEST) {
+        const s = performance.now()
+        await dev.write(ds.data.subarray(pos, Math.min(ds.data.length, pos + REQUEST)), pos)
+        lat.push(performance.now() - s)
+        written = pos + REQUEST
+      }
+      const elapsedMs = performance.now() - t0
+      writing = false
+      await reader
       await dev.shrinker.idle()
       const st = dev.shrinker.stats()
       runs.push({ dataset: ds.name, pauseMs, p50: percentile(lat, 50), p99: percentile(lat, 99), max: Math.max(...lat), elapsedMs,
+        readP50: percentile(readLat, 50), readP99: percentile(readLat, 99), reads: readLat.length,
         hits: st.poolLimitHit, written: dev.lower.stats().writtenBackPages, paused: st.paused })
       await dev.close()
       rmSync(join(work, 'lower-packed'), { force: true })
     }
     rows.push({
       ...runs[0], p50: median(runs.map((x) => x.p50)), p99: median(runs.map((x) => x.p99)), max: median(runs.map((x) => x.max)),
-      elapsedMs: median(runs.map((x) => x.elapsedMs)),
+      elapsedMs: median(runs.map((x) => x.elapsedMs)), readP50: median(runs.map((x) => x.readP50)),
+      readP99: median(runs.map((x) => x.readP99)), reads: median(runs.map((x) => x.reads)),
     })
   }
   return rows
@@ -169,11 +203,11 @@ async function main(): Promise<void> {
     out()
     out('## Seed 000: a foreground writer past a pool limit of 1/4 of its data, shrinker on, packed')
     out()
-    out('| data | pause | 128k write p50 ms | p99 ms | max ms | elapsed s | pool_limit_hit | written back | shrinker_paused |')
-    out('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+    out('| data | pause | 128k write p50 ms | p99 ms | max ms | elapsed s | 4k read p50 ms | read p99 ms | reads | pool_limit_hit | written back | shrinker_paused |')
+    out('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
     for (const ds of datasets) {
       for (const r of await seed000(work, ds)) {
-        out(`| ${r.dataset} | ${r.pauseMs} ms | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.max.toFixed(1)} | ${(r.elapsedMs / 1000).toFixed(2)} | ${r.hits} | ${r.written} | ${r.paused} |`)
+        out(`| ${r.dataset} | ${r.pauseMs} ms | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.max.toFixed(1)} | ${(r.elapsedMs / 1000).toFixed(2)} | ${r.readP50.toFixed(3)} | ${r.readP99.toFixed(3)} | ${r.reads} | ${r.hits} | ${r.written} | ${r.paused} |`)
       }
     }
     if (values.out) writeFileSync(values.out, lines.join('\n') + '\n')
