@@ -11,5 +11,7 @@ export interface Attribute<T> {
 }
 
 export const MODE_RO = 0o444
+/** readable by root only (the kernel's hot_add) */
+export const MODE_RO_ROOT = 0o400
 export const MODE_RW = 0o644
 export const MODE_WO = 0o200
