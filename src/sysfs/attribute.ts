@@ -1,7 +1,12 @@
 /**
  * A sysfs attribute, declared once: name, mode, and the show/store functions of the object it
  * belongs to (the kernel's DEVICE_ATTR_RO/RW/WO). The file-system layer only walks tables of these.
- * `store` throws ErrnoError with the kernel's errno; `show` returns the file's whole content.
+ * `show` returns the file's whole content. `store` gets the written bytes one char per byte
+ * (latin1), at most 4096 of them, never none, and follows its kernel store step by step:
+ * parse with the src/sysfs/parse.ts function that copies the kernel's (named in a comment), then
+ * the state checks in the kernel's order, each failure an ErrnoError(kernel errno, reason). The
+ * FUSE layer answers the errno and logs one JSON line with the reason; test/e2e/kernel-oracle-rows.ts
+ * takes the rows that compare it with the kernel's zram.
  */
 export interface Attribute<T> {
   readonly name: string
