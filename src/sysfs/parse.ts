@@ -497,8 +497,10 @@ export function resolveAlgorithmParams(
 /**
  * __comp_algorithm_store (comp_algorithm, and recomp_algorithm's algo=): strlen >= 128 -> E2BIG;
  * one trailing "\n" is dropped; the name must match an available backend by sysfs_streq (so one
- * more trailing "\n" is tolerated), else EINVAL. Returns the backend's own name. The store checks
- * EBUSY (initialised) after this.
+ * more trailing "\n" is tolerated), else EINVAL. The store checks EBUSY (initialised) after this.
+ * Returns the backend's own name. (6.18 keeps the name as written: after "lz4\n\n" it holds
+ * "lz4\n", which comp_algorithm then shows without brackets and algorithm_params' algo= cannot
+ * find; we select lz4 and say so in the README.)
  */
 export function parseAlgorithmName(text: string, available: readonly string[]): string {
   let s = cString(text)
