@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { findAttachments } from './attachments'
 
@@ -14,7 +14,8 @@ export interface DeviceStatus {
   blockFile: string
   disksize: number
   algorithm: string
-  streams: number
+  /** max_comp_streams, which kernels since 2025 (and we) no longer have: null, an empty column as in zramctl */
+  streams: number | null
   mountpoint: string
   mm_stat: Record<(typeof MM_STAT_FIELDS)[number], number>
   io_stat: Record<(typeof IO_STAT_FIELDS)[number], number>
@@ -46,7 +47,7 @@ export function readStatus(mountArg: string): DeviceStatus[] {
       blockFile,
       disksize: Number(sys('disksize')),
       algorithm: algo,
-      streams: Number(sys('max_comp_streams')),
+      streams: existsSync(join(mount, 'sys/block', name, 'max_comp_streams')) ? Number(sys('max_comp_streams')) : null,
       mountpoint: att.swaps.length ? '[SWAP]' : (att.mounts[0] ?? ''),
       mm_stat: fields(MM_STAT_FIELDS, sys('mm_stat')),
       io_stat: fields(IO_STAT_FIELDS, sys('io_stat')),
@@ -78,7 +79,7 @@ export function formatTable(devs: DeviceStatus[], bytes: boolean): string {
     ...(lower ? ['LOWER', 'WB-PAGES'] : []), 'MOUNTPOINT']
   const rows = shown.map((d) => [
     d.blockFile, d.algorithm, size(d.disksize), size(d.mm_stat.orig_data_size),
-    size(d.mm_stat.compr_data_size), size(d.mm_stat.mem_used_total), String(d.streams),
+    size(d.mm_stat.compr_data_size), size(d.mm_stat.mem_used_total), d.streams === null ? '' : String(d.streams),
     ...(lower ? [size(d.bd_stat.bd_count * 4096), String(d.written_back_pages)] : []), d.mountpoint,
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))

@@ -1,7 +1,7 @@
 /** errno values as the writer of a file sees them (positive; the FUSE layer negates them). */
 export const Errno = {
   EPERM: 1, ENOENT: 2, EIO: 5, ENXIO: 6, E2BIG: 7, EBADF: 9, ENOMEM: 12, EACCES: 13, ENOTBLK: 15, EBUSY: 16,
-  EEXIST: 17, ENODEV: 19, EISDIR: 21, EINVAL: 22, EFBIG: 27, ENOSPC: 28, ESPIPE: 29, EROFS: 30,
+  EEXIST: 17, ENODEV: 19, ENOTDIR: 20, EISDIR: 21, EINVAL: 22, EFBIG: 27, ENOSPC: 28, ESPIPE: 29, EROFS: 30,
   ERANGE: 34, ENOTSUP: 95, EOPNOTSUPP: 95,
 } as const
 

@@ -41,6 +41,12 @@ export interface DeviceStats {
   hugePagesSince: number
   failedReads: number
   failedWrites: number
+  /**
+   * Requests refused for lying past the end. The kernel's zram counted them as io_stat's invalid_io
+   * until 6.4; since then the block layer refuses them before zram sees them and io_stat prints a
+   * literal 0 there. We count them (not as failed_writes) and show them in zramfuse/invalid_io.
+   */
+  invalidIo: number
   notifyFree: number
   missFree: number
 }
@@ -82,6 +88,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
   private hugePagesSince = 0
   private failedReads = 0
   private failedWrites = 0
+  private invalidIo = 0
   private notifyFree = 0
 
   // Preallocated pages for the synchronous path, 8-byte aligned so same-filled checks can use words.
@@ -361,7 +368,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     this.memUsedMaxPages = 0
     this.pagesStored = this.comprBytes = this.samePages = 0
     this.hugePages = this.hugePagesSince = 0
-    this.failedReads = this.failedWrites = this.notifyFree = 0
+    this.failedReads = this.failedWrites = this.invalidIo = this.notifyFree = 0
     this.blockStat.reset()
     this.lower.reset()
     // The shrinker's settings are the daemon's (--shrinker, --pool-limit); its counters are the device's.
@@ -382,6 +389,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
       hugePagesSince: this.hugePagesSince,
       failedReads: this.failedReads,
       failedWrites: this.failedWrites,
+      invalidIo: this.invalidIo,
       notifyFree: this.notifyFree,
       missFree: 0,
     }
@@ -425,7 +433,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
   write(src: Buffer, pos: number): void | Promise<void> {
     const len = src.length
     if (pos < 0 || pos + len > this.disksizeBytes) {
-      this.failedWrites++
+      this.invalidIo++
       throw new ErrnoError(Errno.ENOSPC, `write of ${len} bytes at ${pos} past the end of a ${this.disksizeBytes}-byte device`)
     }
     if (len === 0) return

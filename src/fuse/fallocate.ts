@@ -35,7 +35,7 @@
  * EOPNOTSUPP; an offset at or past the end is EINVAL; a range running past the end is clamped
  * when KEEP_SIZE is set and EINVAL otherwise. Unlike a block device, a file is not limited to
  * logical-block alignment: a loop device sends 512-byte granularity, so unaligned edges are
- * allowed here and left to the caller to zero (see pageSpan).
+ * allowed here; the device zeroes them in place (ZramDevice.discard).
  */
 import { Errno } from '../errno'
 
@@ -109,51 +109,6 @@ export function planFallocate(mode: number, offset: number, length: number, size
     length = size - offset
   }
   return { ok: true, kind, offset, length }
-}
-
-/** A byte range [start, end) inside one page. */
-export interface PartialPage {
-  readonly page: number
-  readonly start: number
-  readonly end: number
-}
-
-/**
- * Split [offset, offset+length) into the whole pages it covers (to free) and the partial pages at
- * its edges (to zero in place). `head` and `tail` are byte ranges (absolute offsets); when the
- * range lies inside one page, that page is `head` and `tail` is null.
- */
-export function pageSpan(offset: number, length: number, pageSize = 4096): {
-  firstPage: number
-  pageCount: number
-  head: PartialPage | null
-  tail: PartialPage | null
-} {
-  const end = offset + length
-  const firstWhole = Math.ceil(offset / pageSize)
-  const endWhole = Math.floor(end / pageSize)
-  if (endWhole <= firstWhole) {
-    // no whole page: one or two partial pages
-    const headPage = Math.floor(offset / pageSize)
-    const tailPage = Math.floor((end - 1) / pageSize)
-    if (headPage === tailPage) {
-      return { firstPage: firstWhole, pageCount: 0, head: { page: headPage, start: offset, end }, tail: null }
-    }
-    return {
-      firstPage: firstWhole,
-      pageCount: 0,
-      head: { page: headPage, start: offset, end: (headPage + 1) * pageSize },
-      tail: { page: tailPage, start: tailPage * pageSize, end },
-    }
-  }
-  return {
-    firstPage: firstWhole,
-    pageCount: endWhole - firstWhole,
-    head: offset < firstWhole * pageSize
-      ? { page: firstWhole - 1, start: offset, end: firstWhole * pageSize } : null,
-    tail: end > endWhole * pageSize
-      ? { page: endWhole, start: endWhole * pageSize, end } : null,
-  }
 }
 
 function hex(n: number): string {

@@ -13,13 +13,22 @@ const O_WRONLY = 1
 const O_RDWR = 2
 /** sysfs files report one page as their size; content is produced when read. */
 const ATTR_FILE_SIZE = 4096
-/** sysfs hands at most PAGE_SIZE - 1 bytes to a store function. */
-const ATTR_MAX_WRITE = 4095
+/**
+ * kernfs_fop_write_iter cuts a write to a sysfs file to PAGE_SIZE bytes and answers with what the
+ * store returned (zram's stores: that count), so a longer write(2) is short: 4096.
+ */
+const ATTR_MAX_WRITE = 4096
+/** How much of a written value goes into a log line. */
+const LOG_VALUE_CHARS = 256
 
-/** An open file: the node it names and, for attributes, the content produced at the first read. */
+/**
+ * An open file: the node it names and, for attributes, the content of the last show() and where
+ * the last read ended (seq_file's buffer and read_pos).
+ */
 interface OpenFile {
   node: Node
   content: Buffer | null
+  readPos: number
 }
 
 /**
@@ -48,7 +57,7 @@ export class ZramFs {
       readdir: (path, cb) => {
         const node = this.tree.resolve(path)
         if (!node) return cb(-Errno.ENOENT)
-        if (node.kind !== 'dir') return cb(-20 /* ENOTDIR */)
+        if (node.kind !== 'dir') return cb(-Errno.ENOTDIR)
         cb(0, node.names())
       },
       open: (path, flags, cb) => this.guard('open', path, () => cb(0, this.open(path, flags)), cb),
@@ -106,7 +115,7 @@ export class ZramFs {
     }
     const fd = this.nextFd++
     if (this.nextFd > 0x7fffffff) this.nextFd = 1
-    this.files.set(fd, { node, content: null })
+    this.files.set(fd, { node, content: null, readPos: 0 })
     return fd
   }
 
@@ -138,13 +147,17 @@ export class ZramFs {
         return
       }
       if (node.kind === 'dir') return cb(-Errno.EISDIR)
-      // Content is produced once per open file, at its first read, like a sysfs show().
-      if (file.content === null || pos === 0) {
-        file.content = Buffer.from(node.kind === 'attr' ? callShow(node.attr.show, node.target) : callShow(node.attr.show, node.target))
+      // As seq_file (fs/seq_file.c seq_read_iter), which sysfs reads go through: show() runs again
+      // for a read at offset 0 and for a read anywhere but where the last one ended; a read that
+      // goes on from there is served from the content already shown. So `cat` sees one show().
+      if (file.content === null || pos === 0 || pos !== file.readPos) {
+        const text = node.kind === 'attr' ? callShow(node.attr.show, node.target) : callShow(node.attr.show, node.target)
+        file.content = Buffer.from(text, 'latin1')
       }
       const content = file.content
-      if (pos >= content.length) return cb(0)
-      cb(content.copy(buf, 0, pos, Math.min(content.length, pos + len)))
+      const n = pos >= content.length ? 0 : content.copy(buf, 0, pos, Math.min(content.length, pos + len))
+      file.readPos = pos + n
+      cb(n)
     } catch (err) {
       cb(this.refuse('read', path, err, { pos, len }))
     }
@@ -162,17 +175,23 @@ export class ZramFs {
         return
       }
       if (node.kind === 'dir') return cb(-Errno.EISDIR)
-      const text = buf.toString('utf8', 0, Math.min(len, ATTR_MAX_WRITE))
+      // sysfs_kf_write: an empty write never reaches the store.
+      if (len === 0) return cb(0)
+      // The store sees bytes, as the kernel does: one char per byte (latin1), never UTF-8, so that
+      // 0xA0 is the kernel's isspace() no-break space and a NUL ends the string where C's would.
+      const count = Math.min(len, ATTR_MAX_WRITE)
+      const text = buf.toString('latin1', 0, count)
       const r = node.kind === 'attr' ? callStore(node.attr.store, node.target, text) : callStore(node.attr.store, node.target, text)
       const done = (): void => {
-        this.log.info({ event: 'attr_store', path, value: text.trimEnd() })
-        cb(len)
+        this.log.info({ event: 'attr_store', path, value: logValue(text) })
+        cb(count)
       }
       // A store that waits for I/O (writeback) answers the write(2) when it is done.
       if (!isPromise(r)) return done()
-      r.then(done, (err: unknown) => cb(this.refuse('write', path, err, { pos, len, value: text.trimEnd() })))
+      r.then(done, (err: unknown) => cb(this.refuse('write', path, err, { pos, len, value: logValue(text) })))
     } catch (err) {
-      cb(this.refuse('write', path, err, { pos, len, value: node.kind === 'block' ? undefined : buf.toString('utf8', 0, Math.min(len, 256)).trimEnd() }))
+      const value = node.kind === 'block' ? undefined : logValue(buf.toString('latin1', 0, Math.min(len, LOG_VALUE_CHARS)))
+      cb(this.refuse('write', path, err, { pos, len, value }))
     }
   }
 
@@ -216,6 +235,11 @@ export class ZramFs {
     this.log.error({ event: 'internal_error', op, path, err: String(err), stack: (err as Error)?.stack, ...ctx })
     return -Errno.EIO
   }
+}
+
+/** A written value for a log line: its bytes as written (no trimming: a 0xA0 or a tab matters), capped. */
+function logValue(text: string): string {
+  return text.slice(0, LOG_VALUE_CHARS).replace(/\n$/, '')
 }
 
 function callShow<T>(show: ((t: T) => string) | undefined, target: T): string {

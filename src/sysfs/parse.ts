@@ -21,18 +21,21 @@
  * - Nothing here does I/O or looks at device state. Where a store interleaves a state check (EBUSY
  *   when initialised, ...) between parsing steps, the split is documented on the function.
  */
-import { Errno, ErrnoError } from './errno'
+import { Errno, ErrnoError } from '../errno'
 
-/** drivers/block/zram/zram_drv.h: priorities of the primary and recompression algorithms. */
-export const ZRAM_PRIMARY_COMP = 0
-export const ZRAM_SECONDARY_COMP = 1
-export const ZRAM_MAX_COMPS = 4
+/**
+ * drivers/block/zram/zram_drv.h: priorities of the primary and recompression algorithms
+ * (ZRAM_MAX_COMPS as with CONFIG_ZRAM_MULTI_COMP; without it the kernel has 1 and refuses priority=1..3).
+ */
+const ZRAM_PRIMARY_COMP = 0
+const ZRAM_SECONDARY_COMP = 1
+const ZRAM_MAX_COMPS = 4
 /** zram_drv.c: names this long or longer are refused with E2BIG. */
-export const ZRAM_MAX_ALGO_NAME_SZ = 128
+const ZRAM_MAX_ALGO_NAME_SZ = 128
 /** include/uapi/linux/limits.h */
-export const PATH_MAX = 4096
+const PATH_MAX = 4096
 /** zcomp.h: ZCOMP_PARAM_NOT_SET (INT_MIN) means "parameter not given". */
-export const ZCOMP_PARAM_NOT_SET = -2147483648
+const ZCOMP_PARAM_NOT_SET = -2147483648
 
 const PAGE_SIZE = 4096n
 const U64_MAX = (1n << 64n) - 1n
@@ -50,7 +53,7 @@ function erange(reason: string): never {
 }
 
 /** What the kernel sees: the buffer up to its first NUL. */
-export function cString(text: string): string {
+function cString(text: string): string {
   const nul = text.indexOf('\0')
   return nul < 0 ? text : text.slice(0, nul)
 }
@@ -59,7 +62,7 @@ export function cString(text: string): string {
  * The kernel's isspace(): lib/ctype.c marks \t \n \v \f \r, ' ' and 0xA0 (Latin-1 no-break space)
  * as _S.
  */
-export function isKernelSpaceCode(c: number): boolean {
+function isKernelSpaceCode(c: number): boolean {
   return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0
 }
 
@@ -125,7 +128,7 @@ function parseDigits(s: string, at: number, base: number): Digits {
  * index just past what was consumed (0 when nothing was; a "0x" prefix counts as consumed only when
  * a hex digit follows it, as in the kernel).
  */
-export function simpleStrtoull(text: string, base: IntBase = 0): { value: bigint; end: number } {
+function simpleStrtoull(text: string, base: IntBase = 0): { value: bigint; end: number } {
   const s = cString(text)
   const fixed = fixupRadix(s, 0, base)
   const d = parseDigits(s, fixed.at, fixed.base)
@@ -137,7 +140,7 @@ export function simpleStrtoull(text: string, base: IntBase = 0): { value: bigint
  * K/M/G/T/P/E (either case, binary multiples, shifts wrap modulo 2^64). Never fails by itself.
  * Note the kernel quirk: the suffix is consumed even when no digit preceded it ("K" -> 0, end 1).
  */
-export function memparseRaw(text: string): { value: bigint; end: number } {
+function memparseRaw(text: string): { value: bigint; end: number } {
   const s = cString(text)
   const r = simpleStrtoull(s, 0)
   let value = r.value
@@ -199,6 +202,16 @@ export function parseDisksize(text: string): bigint {
   return value
 }
 
+/**
+ * mem_limit_store: memparse (nothing parsed -> EINVAL, anything after the number ignored), then
+ * PAGE_ALIGN: the limit in bytes, 0 = none. The u64 arithmetic wraps as in the kernel ("16E" and
+ * "18446744073709551615" both end as 0). The result is a multiple of 4 KiB below 2^64, which a
+ * double holds exactly.
+ */
+export function parseMemLimit(text: string): bigint {
+  return pageAlign(memparse(text))
+}
+
 /** PAGE_ALIGN on a u64 (4 KiB pages), wrapping modulo 2^64 like the kernel's macro. */
 export function pageAlign(bytes: bigint): bigint {
   return (bytes + PAGE_SIZE - 1n) & ~(PAGE_SIZE - 1n) & U64_MAX
@@ -228,7 +241,7 @@ export function parseU64(text: string, base: IntBase = 10): bigint {
 }
 
 /** kstrtoll(text, base): like parseU64 but also takes one leading '-'; out of s64 -> ERANGE. */
-export function parseS64(text: string, base: IntBase = 10): bigint {
+function parseS64(text: string, base: IntBase = 10): bigint {
   const s = cString(text)
   if (s[0] === '-') {
     const magnitude = kstrtoullNoSign(s.slice(1), base, text)
@@ -256,7 +269,7 @@ export function parseS32(text: string, base: IntBase = 10): number {
 }
 
 /** kstrtou16(text, base): parseU64, then > 0xffff -> ERANGE. */
-export function parseU16(text: string, base: IntBase = 10): number {
+function parseU16(text: string, base: IntBase = 10): number {
   const value = parseU64(text, base)
   if (value > 0xffffn) erange(`${JSON.stringify(text)} does not fit in 16 bits`)
   return Number(value)
@@ -482,23 +495,12 @@ export function resolveAlgorithmParams(
 }
 
 /**
- * algorithm_params_store without its state checks: parseAlgorithmParamsArgs then
- * resolveAlgorithmParams. For the kernel's exact error order a store should call the two phases
- * itself with `if (initialised) throw EBUSY` between them; reading the dict file (failure -> EINVAL)
- * comes last.
- */
-export function parseAlgorithmParams(
-  text: string,
-  compAlgs: readonly (string | null | undefined)[],
-): AlgorithmParams {
-  return resolveAlgorithmParams(parseAlgorithmParamsArgs(text), compAlgs)
-}
-
-/**
  * __comp_algorithm_store (comp_algorithm, and recomp_algorithm's algo=): strlen >= 128 -> E2BIG;
  * one trailing "\n" is dropped; the name must match an available backend by sysfs_streq (so one
- * more trailing "\n" is tolerated), else EINVAL. Returns the backend's own name. The store checks
- * EBUSY (initialised) after this.
+ * more trailing "\n" is tolerated), else EINVAL. The store checks EBUSY (initialised) after this.
+ * Returns the backend's own name. (6.18 keeps the name as written: after "lz4\n\n" it holds
+ * "lz4\n", which comp_algorithm then shows without brackets and algorithm_params' algo= cannot
+ * find; we select lz4 and say so in the README.)
  */
 export function parseAlgorithmName(text: string, available: readonly string[]): string {
   let s = cString(text)
@@ -509,30 +511,6 @@ export function parseAlgorithmName(text: string, available: readonly string[]): 
   const found = available.find((name) => sysfsStreq(s, name))
   if (found === undefined) einval(`unknown compression algorithm ${JSON.stringify(s)}`)
   return found
-}
-
-/**
- * recomp_algorithm_store: key=value parameters, each needing a non-empty value (EINVAL); `algo=`
- * (required, EINVAL without it), `priority=` (kstrtoint base 10, default 1; its errors propagate)
- * must be 1..3 (EINVAL); unknown keys are ignored; then the name goes through parseAlgorithmName
- * (E2BIG / EINVAL). The store checks EBUSY after this.
- */
-export function parseRecompAlgorithm(
-  text: string,
-  available: readonly string[],
-): { priority: number; algo: string } {
-  let priority = ZRAM_SECONDARY_COMP
-  let algo: string | null = null
-  for (const { key, value } of parseKeyValues(text)) {
-    if (value === null || value === '') einval(`recomp_algorithm: "${key}" has no value`)
-    if (key === 'algo') algo = value
-    else if (key === 'priority') priority = parseS32(value, 10)
-  }
-  if (algo === null) einval('recomp_algorithm: no algo=')
-  if (priority < ZRAM_SECONDARY_COMP || priority >= ZRAM_MAX_COMPS) {
-    einval(`recomp_algorithm: priority ${priority} out of range`)
-  }
-  return { priority, algo: parseAlgorithmName(algo, available) }
 }
 
 // ---- The remaining zram stores' parse steps, each copied from its store function. ----
@@ -556,6 +534,40 @@ export function parseReset(text: string): number {
   const value = parseU16(text, 10)
   if (value === 0) einval('reset: 0 written')
   return value
+}
+
+/** hot_remove_store: kstrtoint(buf, 10) (errors returned as is), then negative -> EINVAL. */
+export function parseHotRemove(text: string): number {
+  const id = parseS32(text, 10)
+  if (id < 0) einval(`hot_remove: negative id ${id}`)
+  return id
+}
+
+// ---- Stores of kernel attributes not in our tables yet (idle, writeback, backing_dev,
+// recomp_algorithm): their parse steps, ready for the stores that will call them. ----
+
+/**
+ * recomp_algorithm_store: key=value parameters, each needing a non-empty value (EINVAL); `algo=`
+ * (required, EINVAL without it), `priority=` (kstrtoint base 10, default 1; its errors propagate)
+ * must be 1..3 (EINVAL); unknown keys are ignored; then the name goes through parseAlgorithmName
+ * (E2BIG / EINVAL). The store checks EBUSY after this.
+ */
+export function parseRecompAlgorithm(
+  text: string,
+  available: readonly string[],
+): { priority: number; algo: string } {
+  let priority = ZRAM_SECONDARY_COMP
+  let algo: string | null = null
+  for (const { key, value } of parseKeyValues(text)) {
+    if (value === null || value === '') einval(`recomp_algorithm: "${key}" has no value`)
+    if (key === 'algo') algo = value
+    else if (key === 'priority') priority = parseS32(value, 10)
+  }
+  if (algo === null) einval('recomp_algorithm: no algo=')
+  if (priority < ZRAM_SECONDARY_COMP || priority >= ZRAM_MAX_COMPS) {
+    einval(`recomp_algorithm: priority ${priority} out of range`)
+  }
+  return { priority, algo: parseAlgorithmName(algo, available) }
 }
 
 /**
@@ -616,11 +628,4 @@ export function parseBackingDev(text: string): string {
   if (s.length > PATH_MAX - 1) s = s.slice(0, PATH_MAX - 1)
   if (s.endsWith('\n')) s = s.slice(0, -1)
   return s
-}
-
-/** hot_remove_store: kstrtoint(buf, 10) (errors returned as is), then negative -> EINVAL. */
-export function parseHotRemove(text: string): number {
-  const id = parseS32(text, 10)
-  if (id < 0) einval(`hot_remove: negative id ${id}`)
-  return id
 }

@@ -1,34 +1,42 @@
-import { availableParallelism } from 'node:os'
 import type { ZramDevice } from '../device/zram-device'
 import type { DeviceSet } from '../device/device-set'
 import { codecNames, findCodec } from '../codec/registry'
 import { Errno, ErrnoError } from '../errno'
-import { type Attribute, MODE_RO, MODE_RW, MODE_WO } from './attribute'
+import { type Attribute, MODE_RO, MODE_RO_ROOT, MODE_RW, MODE_WO } from './attribute'
 import {
   formatAlgorithmList, formatBlockStat, formatDebugStat, formatIoStat, formatMmStat, formatU64,
 } from './format'
 import { bdStatAttribute, idleAttribute, writebackAttributes } from './writeback-attributes'
-import { memparse, parseAlgorithmParamsArgs, parseDisksize, parseU64, resolveAlgorithmParams } from './parse'
+import {
+  pageAlign, parseAlgorithmName, parseAlgorithmParamsArgs, parseDisksize, parseHotRemove, parseMemLimit,
+  parseMemUsedMax, parseReset, resolveAlgorithmParams,
+} from './parse'
 
 const SECTOR_SHIFT = 9
 
-function toSafeNumber(v: bigint, what: string): number {
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ErrnoError(Errno.EINVAL, `${what} too large`)
-  return Number(v)
-}
-
-/** /sys/block/zramN/: the kernel's names, modes, formats and errno, in zram_disk_attrs order. */
+/**
+ * /sys/block/zramN/: the kernel's names, modes, formats and errno, in zram_disk_attrs order, as of
+ * Linux 6.18 (drivers/block/zram/zram_drv.c). Every store parses with src/sysfs/parse.ts, which
+ * copies the kernel function named in its comment, and keeps the kernel's order of checks (parse
+ * errors before EBUSY). The FUSE layer hands a store the written bytes one char per byte (latin1),
+ * cut at 4096 as sysfs does, and logs one JSON line for each store it refuses.
+ */
 export const zramAttributes: readonly Attribute<ZramDevice>[] = [
   {
     name: 'disksize',
     mode: MODE_RW,
     show: (dev) => formatU64(dev.disksize),
     store: (dev, text) => {
-      // disksize_store: memparse, 0 (or nothing parsed) -> EINVAL, then EBUSY once initialised.
+      // disksize_store: memparse, 0 -> EINVAL; initialised -> EBUSY; PAGE_ALIGN; the table (ENOMEM).
       const bytes = parseDisksize(text)
-      if (bytes === 0n) throw new ErrnoError(Errno.EINVAL, 'disksize must be non-zero')
       if (dev.initialised) throw new ErrnoError(Errno.EBUSY, 'cannot change disksize of an initialised device')
-      dev.initialise(toSafeNumber(bytes, 'disksize'))
+      const aligned = pageAlign(bytes)
+      // Within a page of 2^64 PAGE_ALIGN wraps to 0 and the kernel's vzalloc(0) fails; beyond 2^53
+      // bytes the table (2^41 pages) could not be allocated either: both ENOMEM, as on 6.18.
+      if (aligned === 0n || aligned > BigInt(Number.MAX_SAFE_INTEGER)) {
+        throw new ErrnoError(Errno.ENOMEM, `cannot allocate a page table for a disksize of ${bytes} bytes`)
+      }
+      dev.initialise(Number(aligned))
     },
   },
   {
@@ -40,16 +48,15 @@ export const zramAttributes: readonly Attribute<ZramDevice>[] = [
     name: 'reset',
     mode: MODE_WO,
     store: (dev, text) => {
-      // reset_store: kstrtou16, zero -> EINVAL, open -> EBUSY.
-      const v = parseU64(text, 10)
-      if (v > 0xffffn) throw new ErrnoError(Errno.ERANGE, 'reset value out of range')
-      if (v === 0n) throw new ErrnoError(Errno.EINVAL, 'reset needs a non-zero value')
+      // reset_store: kstrtou16 (EINVAL / ERANGE), 0 -> EINVAL, then open -> EBUSY.
+      parseReset(text)
       dev.reset()
     },
   },
   {
     name: 'compact',
     mode: MODE_WO,
+    // compact_store: the written bytes are not looked at; EINVAL while uninitialised.
     store: (dev) => {
       dev.compact()
     },
@@ -58,7 +65,8 @@ export const zramAttributes: readonly Attribute<ZramDevice>[] = [
     name: 'mem_limit',
     mode: MODE_WO,
     store: (dev, text) => {
-      dev.setMemLimit(toSafeNumber(memparse(text), 'mem_limit'))
+      // mem_limit_store: memparse, nothing parsed -> EINVAL, PAGE_ALIGN; writable any time.
+      dev.setMemLimit(Number(parseMemLimit(text)))
     },
   },
   {
@@ -66,22 +74,9 @@ export const zramAttributes: readonly Attribute<ZramDevice>[] = [
     mode: MODE_WO,
     store: (dev, text) => {
       // mem_used_max_store: kstrtoul, any error or a non-zero value -> EINVAL.
-      let v: bigint
-      try {
-        v = parseU64(text, 10)
-      } catch {
-        throw new ErrnoError(Errno.EINVAL, 'mem_used_max accepts only 0')
-      }
-      if (v !== 0n) throw new ErrnoError(Errno.EINVAL, 'mem_used_max accepts only 0')
+      parseMemUsedMax(text)
       dev.resetMemUsedMax()
     },
-  },
-  {
-    name: 'max_comp_streams',
-    mode: MODE_RW,
-    // Deprecated in the kernel: shows the online CPU count, accepts and ignores writes.
-    show: () => `${availableParallelism()}\n`,
-    store: () => {},
   },
   idleAttribute,
   {
@@ -89,9 +84,8 @@ export const zramAttributes: readonly Attribute<ZramDevice>[] = [
     mode: MODE_RW,
     show: (dev) => formatAlgorithmList(codecNames(), dev.algorithm),
     store: (dev, text) => {
-      const name = text.replace(/\n$/, '')
-      if (!findCodec(name)) throw new ErrnoError(Errno.EINVAL, `unknown compression algorithm ${JSON.stringify(name)}`)
-      dev.setAlgorithm(name)
+      // __comp_algorithm_store: >= 128 bytes -> E2BIG, unknown -> EINVAL, then initialised -> EBUSY.
+      dev.setAlgorithm(parseAlgorithmName(text, codecNames()))
     },
   },
   ...writebackAttributes,
@@ -158,21 +152,19 @@ export const zramAttributes: readonly Attribute<ZramDevice>[] = [
 export const controlAttributes: readonly Attribute<DeviceSet>[] = [
   {
     name: 'hot_add',
-    mode: MODE_RO,
-    // Reading creates a device: the FUSE layer calls show once per open file, so one cat, one device.
+    // 0400 in the kernel ("must be set to 0400"): reading it changes the system.
+    mode: MODE_RO_ROOT,
+    // Reading creates a device. The FUSE layer calls show as seq_file does, on every read from
+    // offset 0 and on a read anywhere but where the last one ended: a sequential reader (cat)
+    // creates one device, each re-read from offset 0 of the same open file another, as in the kernel.
     show: (set) => `${set.add().id}\n`,
   },
   {
     name: 'hot_remove',
     mode: MODE_WO,
     store: (set, text) => {
-      // hot_remove_store: kstrtoint base 10, negative -> EINVAL.
-      const trimmed = text.replace(/\n$/, '')
-      if (!/^[+-]?\d+$/.test(trimmed)) throw new ErrnoError(Errno.EINVAL, `bad device id ${JSON.stringify(trimmed)}`)
-      const id = Number(trimmed)
-      if (id < 0) throw new ErrnoError(Errno.EINVAL, 'negative device id')
-      if (id > 0x7fffffff) throw new ErrnoError(Errno.ERANGE, 'device id out of range')
-      set.remove(id)
+      // hot_remove_store: kstrtoint base 10 (EINVAL / ERANGE), negative -> EINVAL; then ENODEV / EBUSY.
+      set.remove(parseHotRemove(text))
     },
   },
 ]

@@ -1,7 +1,7 @@
 import type { ZramDevice } from '../device/zram-device'
 import { type Attribute, MODE_RO, MODE_RW } from './attribute'
 import { formatU64 } from './format'
-import { parseU64 } from './parse'
+import { parseU32 } from './parse'
 import { Errno, ErrnoError } from '../errno'
 import { writebackExtensionAttributes } from './writeback-attributes'
 import { MAX_FIFO_SIZE, MAX_WORKERS, type KcompressdStats } from '../kcompressd/kcompressd'
@@ -25,6 +25,13 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
     mode: MODE_RO,
     show: (dev) => formatU64(dev.poolChunks),
   },
+  {
+    // Requests refused for lying past the end of the device: the kernel's io_stat invalid_io until
+    // 6.4 (io_stat prints a literal 0 in its place since, as ours does).
+    name: 'invalid_io',
+    mode: MODE_RO,
+    show: (dev) => formatU64(dev.stats().invalidIo),
+  },
   // ---- kcompressd (src/kcompressd): compression off the request path ----
   {
     // Worker threads compressing staged pages; 0 compresses inline on the request path.
@@ -34,9 +41,10 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
     mode: MODE_RW,
     show: (dev) => formatU64(dev.kcompressd.workers),
     store: (dev, text) => {
-      const v = parseU64(text, 10)
-      if (v > BigInt(MAX_WORKERS)) throw new ErrnoError(Errno.EINVAL, `workers must be 0..${MAX_WORKERS}`)
-      dev.setWorkers(Number(v))
+      // Parsed like the kernel's unsigned attributes (kstrtouint base 10, as writeback_batch_size).
+      const v = parseU32(text, 10)
+      if (v > MAX_WORKERS) throw new ErrnoError(Errno.EINVAL, `workers must be 0..${MAX_WORKERS}`)
+      dev.setWorkers(v)
     },
   },
   {
@@ -45,10 +53,11 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
     mode: MODE_RW,
     show: (dev) => formatU64(dev.kcompressd.fifoSize),
     store: (dev, text) => {
-      const v = parseU64(text, 10)
-      if (v < 1n || v > BigInt(MAX_FIFO_SIZE)) throw new ErrnoError(Errno.EINVAL, `fifo_size must be 1..${MAX_FIFO_SIZE}`)
+      // kstrtouint base 10 (EINVAL / ERANGE), out of range -> EINVAL, then EBUSY while pages are staged.
+      const v = parseU32(text, 10)
+      if (v < 1 || v > MAX_FIFO_SIZE) throw new ErrnoError(Errno.EINVAL, `fifo_size must be 1..${MAX_FIFO_SIZE}`)
       if (dev.kcompressd.depth !== 0) throw new ErrnoError(Errno.EBUSY, 'pages are staged')
-      dev.kcompressd.setFifoSize(Number(v))
+      dev.kcompressd.setFifoSize(v)
     },
   },
   // Staged pages not yet committed (queued + in flight).

@@ -186,7 +186,7 @@ t.test('reset refuses while open, then returns to defaults', async (t) => {
   t.equal(dev.algorithm, 'lz4')
   t.same(dev.stats(), {
     origDataSize: 0, comprDataSize: 0, memUsedTotal: 0, memLimit: 0, memUsedMax: 0, samePages: 0,
-    pagesCompacted: 0, hugePages: 0, hugePagesSince: 0, failedReads: 0, failedWrites: 0, notifyFree: 0, missFree: 0,
+    pagesCompacted: 0, hugePages: 0, hugePagesSince: 0, failedReads: 0, failedWrites: 0, invalidIo: 0, notifyFree: 0, missFree: 0,
   })
 })
 

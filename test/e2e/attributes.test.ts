@@ -1,7 +1,7 @@
 // Attribute files driven with shell redirection, as a script for the kernel's zram would: the
 // kernel's errno for bad values, hot_add/hot_remove, mem_limit, and no stale reads.
 import t from 'tap'
-import { readFileSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { canRunE2E, startDaemon } from './daemon'
 import { parseMmStat, run } from './util'
@@ -66,6 +66,20 @@ if (canRunE2E(t, ['dd'])) {
     const id = readFileSync(join(control, 'hot_add'), 'utf8')
     t.equal(id, '1\n', 'one cat, one device, id 1')
     t.same((await sh(`ls ${d.mount}/dev`)).stdout.split('\n').filter(Boolean), ['zram0', 'zram1'])
+    t.equal(statSync(join(control, 'hot_add')).mode & 0o777, 0o400, 'hot_add is 0400, as in the kernel')
+    // One open file, read as seq_file serves it: reading on ends the file, a read from offset 0 shows again.
+    const fd = openSync(join(control, 'hot_add'), 'r')
+    const buf = Buffer.alloc(16)
+    const pread = (pos: number): string => buf.toString('latin1', 0, readSync(fd, buf, 0, buf.length, pos))
+    try {
+      t.equal(pread(0), '2\n')
+      t.equal(pread(2), '', 'reading on: end of file, no device')
+      t.equal(pread(0), '3\n', 'a re-read from offset 0 creates another, as in the kernel')
+    } finally {
+      closeSync(fd)
+    }
+    const removed = await sh(`echo 3 > ${control}/hot_remove && echo 2 > ${control}/hot_remove`)
+    t.equal(removed.code, 0, `hot_remove 3 and 2: ${removed.stderr}`)
     const sys1 = join(d.mount, 'sys/block/zram1')
     let r = await sh(`echo 16M > ${sys1}/disksize && head -c 4194304 /dev/urandom > /tmp/zramfuse-e2e-hot.bin && ` +
       `dd if=/tmp/zramfuse-e2e-hot.bin of=${d.mount}/dev/zram1 bs=1M oflag=direct conv=notrunc status=none && ` +

@@ -17,7 +17,7 @@ import { mountFs, type Mounted } from '../../src/fuse/mount'
 import {
   classifyFallocate, FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_NO_HIDE_STALE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_UNSHARE_RANGE, FALLOC_FL_WRITE_ZEROES,
-  FALLOC_FL_ZERO_RANGE, pageSpan, planFallocate,
+  FALLOC_FL_ZERO_RANGE, planFallocate,
 } from '../../src/fuse/fallocate'
 
 const KEEP = FALLOC_FL_KEEP_SIZE
@@ -94,28 +94,6 @@ t.test('planFallocate: blkdev_fallocate range rules and errnos', async (t) => {
   t.equal(err(0, size * 2, 4096), EOPNOTSUPP, 'the mode is checked before the range, as in blkdev_fallocate')
   const bad = planFallocate(FALLOC_FL_INSERT_RANGE, 0, 4096, size)
   t.ok(!bad.ok && /0x20/.test(bad.reason), 'the reason names the mode')
-})
-
-t.test('pageSpan: whole pages to free, partial edges to zero', async (t) => {
-  t.same(pageSpan(0, 4096), { firstPage: 0, pageCount: 1, head: null, tail: null })
-  t.same(pageSpan(4096, 8192), { firstPage: 1, pageCount: 2, head: null, tail: null })
-  t.same(pageSpan(512, 8192), {
-    firstPage: 1, pageCount: 1,
-    head: { page: 0, start: 512, end: 4096 },
-    tail: { page: 2, start: 8192, end: 8704 },
-  })
-  t.same(pageSpan(512, 1024), { firstPage: 1, pageCount: 0, head: { page: 0, start: 512, end: 1536 }, tail: null }, 'inside one page')
-  t.same(pageSpan(3584, 1024), {
-    firstPage: 1, pageCount: 0,
-    head: { page: 0, start: 3584, end: 4096 },
-    tail: { page: 1, start: 4096, end: 4608 },
-  }, 'across one page boundary, no whole page')
-  t.same(pageSpan(4096, 4096 + 512), { firstPage: 1, pageCount: 1, head: null, tail: { page: 2, start: 8192, end: 8704 } })
-  t.same(pageSpan(3584, 512 + 4096), { firstPage: 1, pageCount: 1, head: { page: 0, start: 3584, end: 4096 }, tail: null })
-  const big = 0x2_8000_3000
-  t.same(pageSpan(big, 0x1_0000_0000), { firstPage: big / 4096, pageCount: 0x1_0000_0000 / 4096, head: null, tail: null },
-    'offsets past 4 GiB')
-  t.same(pageSpan(0, 65536, 16384), { firstPage: 0, pageCount: 4, head: null, tail: null }, 'another page size')
 })
 
 // ---------------------------------------------------------------------------------------------
