@@ -1,6 +1,5 @@
 import type { Operations, Stat } from 'fuse-native'
 import type { DeviceSet } from '../device/device-set'
-import { isPromise } from '../codec/codec'
 import { Errno, ErrnoError, errnoName } from '../errno'
 import type { EventLog } from '../log'
 import { planFallocate } from './fallocate'
@@ -132,8 +131,8 @@ export class ZramFs {
     const node = file.node
     try {
       if (node.kind === 'block') {
-        const r = node.dev.read(buf.subarray(0, len), pos)
-        if (!isPromise(r)) return cb(r)
+        const r = node.dev.read(len === buf.length ? buf : buf.subarray(0, len), pos)
+        if (typeof r === 'number') return cb(r)
         r.then(cb, (err: unknown) => cb(this.refuse('read', path, err, { pos, len })))
         return
       }
@@ -156,15 +155,21 @@ export class ZramFs {
     const node = file.node
     try {
       if (node.kind === 'block') {
-        const r = node.dev.write(buf.subarray(0, len), pos)
-        if (!isPromise(r)) return cb(len)
+        const r = node.dev.write(len === buf.length ? buf : buf.subarray(0, len), pos)
+        if (r === undefined) return cb(len)
         r.then(() => cb(len), (err: unknown) => cb(this.refuse('write', path, err, { pos, len })))
         return
       }
       if (node.kind === 'dir') return cb(-Errno.EISDIR)
       const text = buf.toString('utf8', 0, Math.min(len, ATTR_MAX_WRITE))
-      if (node.kind === 'attr') callStore(node.attr.store, node.target, text)
-      else callStore(node.attr.store, node.target, text)
+      const r = node.kind === 'attr' ? callStore(node.attr.store, node.target, text) : callStore(node.attr.store, node.target, text)
+      if (r !== undefined) {
+        r.then(() => {
+          this.log.info({ event: 'attr_store', path, value: text.trimEnd() })
+          cb(len)
+        }, (err: unknown) => cb(this.refuse('write', path, err, { pos, len, value: text.slice(0, 256).trimEnd() })))
+        return
+      }
       this.log.info({ event: 'attr_store', path, value: text.trimEnd() })
       cb(len)
     } catch (err) {
@@ -187,7 +192,7 @@ export class ZramFs {
     if (!plan.ok) return cb(this.refuse('fallocate', path, new ErrnoError(plan.errno, plan.reason), ctx))
     try {
       const r = node.dev.discard(plan.offset, plan.length, plan.kind === 'punch' ? 'discard' : 'write_zeroes')
-      if (!isPromise(r)) return cb(0)
+      if (r === undefined) return cb(0)
       r.then(() => cb(0), (err: unknown) => cb(this.refuse('fallocate', path, err, ctx)))
     } catch (err) {
       cb(this.refuse('fallocate', path, err, ctx))
@@ -219,7 +224,7 @@ function callShow<T>(show: ((t: T) => string) | undefined, target: T): string {
   return show(target)
 }
 
-function callStore<T>(store: ((t: T, text: string) => void) | undefined, target: T, text: string): void {
+function callStore<T>(store: ((t: T, text: string) => void | Promise<void>) | undefined, target: T, text: string): void | Promise<void> {
   if (!store) throw new ErrnoError(Errno.EACCES, 'not writable')
-  store(target, text)
+  return store(target, text)
 }
