@@ -16,7 +16,6 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, rmdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { findCodec } from '../src/codec/registry'
 import { defaultWorkers } from '../src/kcompressd/kcompressd'
 
 const REPO = resolve(__dirname, '..', '..')
@@ -29,7 +28,7 @@ const SECONDS = Number(values.seconds)
 
 /** The async arm: the daemon's default for the algorithm, or one worker where that is inline. */
 function asyncArm(algorithm: string): { workers: number, label: string } {
-  const dflt = defaultWorkers(findCodec(algorithm)?.sync === false)
+  const dflt = defaultWorkers(algorithm)
   return dflt > 0 ? { workers: dflt, label: `${dflt} (default)` } : { workers: 1, label: '1 (default is 0 here)' }
 }
 

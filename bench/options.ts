@@ -26,6 +26,12 @@ export interface BenchOptions {
   fidelityBytes: number
   perf: boolean
   fidelity: boolean
+  /** only the codec microbenchmark (bench/codecs.ts) */
+  codecs: boolean
+  /** bytes of real data it compresses */
+  codecCorpusBytes: number
+  /** seconds of repeated passes per figure */
+  codecSeconds: number
   help: boolean
 }
 
@@ -44,6 +50,9 @@ export const USAGE = `usage: npm run bench [-- OPTIONS]   (node dist/bench/run.j
   --fidelity-size SIZE bytes of the generated fidelity mix (default 128M; quick 32M)
   --no-perf            skip the fio matrix
   --no-fidelity        skip the fidelity and memory sections
+  --codecs             only the codec microbenchmark (no root): our per-page cost next to lz4 -b1 / zstd -b3
+  --codec-corpus SIZE  bytes of real data it compresses (default 32M; quick 8M)
+  --codec-seconds S    seconds of repeated passes per figure (default 2; quick 0.5)
 `
 
 export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions {
@@ -64,6 +73,9 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
       'fidelity-size': { type: 'string' },
       'no-perf': { type: 'boolean', default: false },
       'no-fidelity': { type: 'boolean', default: false },
+      codecs: { type: 'boolean', default: false },
+      'codec-corpus': { type: 'string' },
+      'codec-seconds': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -92,6 +104,9 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
     fidelityBytes: parseSize(values['fidelity-size'] ?? (quick ? '32M' : '128M')),
     perf: !(values['no-perf'] ?? false),
     fidelity: !(values['no-fidelity'] ?? false),
+    codecs: values.codecs ?? false,
+    codecCorpusBytes: parseSize(values['codec-corpus'] ?? (quick ? '8M' : '32M')),
+    codecSeconds: values['codec-seconds'] === undefined ? (quick ? 0.5 : 2) : Number(values['codec-seconds']),
     help: values.help ?? false,
   }
   for (const id of opts.jobs ?? []) {
@@ -101,6 +116,8 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
   if (opts.regionBytes % MiB !== 0 || opts.regionBytes === 0) throw new Error('--region must be a whole number of MiB')
   if (opts.fidelityBytes % MiB !== 0 || opts.fidelityBytes === 0) throw new Error('--fidelity-size must be a whole number of MiB')
   if (opts.disksize % MiB !== 0) throw new Error('--disksize must be a whole number of MiB')
+  if (opts.codecCorpusBytes % 4096 !== 0 || opts.codecCorpusBytes === 0) throw new Error('--codec-corpus must be a whole number of 4 KiB pages')
+  if (!(opts.codecSeconds > 0 && opts.codecSeconds <= 600)) throw new Error(`--codec-seconds must be in (0, 600], got ${String(values['codec-seconds'])}`)
   if (opts.regionBytes > opts.disksize) throw new Error('--region must not exceed --disksize')
   if (opts.fidelityBytes > opts.disksize) throw new Error('--fidelity-size must not exceed --disksize')
   return opts

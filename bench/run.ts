@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { cpus, release, totalmem } from 'node:os'
 import { join, relative, resolve } from 'node:path'
+import { runCodecBench } from './codecs'
 import { parseFioOutput, runFigures } from './fio-parse'
 import { type DataMix, DEFAULT_MIX, JOBS, type JobSpec, REAL_READ_JOBS, REAL_WRITE_JOB, churnArgs, describeMix, fioArgs, jobDirection, jobUnit, jobValue, prefillArgs } from './jobs'
 import { DEFAULT_WEIGHTS, PAGE_SIZE, describeWeights, generateMix } from './mix'
@@ -521,6 +522,11 @@ async function main(): Promise<number> {
   }
   if (opts.help) {
     process.stdout.write(USAGE)
+    return 0
+  }
+  if (opts.codecs) {
+    // The codec microbenchmark alone: no root, no mounts.
+    process.stdout.write(runCodecBench({ corpusBytes: opts.codecCorpusBytes, seconds: opts.codecSeconds }, err))
     return 0
   }
   if (process.getuid?.() !== 0) {

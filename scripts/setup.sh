@@ -2,7 +2,9 @@
 # Install everything zramfuse needs and build it. Idempotent: safe to run again and again.
 #   - Debian packages (only if missing, only as root): libfuse2 fuse fio e2fsprogs util-linux,
 #     and build-essential python3 patch (fuse-native's binding is patched and built from source
-#     by scripts/build-fuse-native.sh, npm's postinstall)
+#     by scripts/build-fuse-native.sh, npm's postinstall), liblz4-dev libzstd-dev (the codec addon
+#     native/, built by scripts/build-codec-addon.sh), lz4 zstd (the C libraries' own benchmark
+#     next to ours in bench/codecs.ts; zstd --train makes the dictionaries of the tests)
 #   - /dev/fuse (modprobe fuse when it is missing)
 #   - node modules (npm ci with package-lock.json, else npm install; skipped when up to date,
 #     then only scripts/build-fuse-native.sh runs, which is idempotent)
@@ -39,7 +41,7 @@ run() {
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # --- 1. system packages ------------------------------------------------------------------
-PACKAGES=(libfuse2 fuse fio e2fsprogs util-linux build-essential python3 patch)
+PACKAGES=(libfuse2 fuse fio e2fsprogs util-linux build-essential python3 patch liblz4-dev libzstd-dev lz4 zstd)
 
 package_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
@@ -52,10 +54,13 @@ if command -v dpkg-query >/dev/null 2>&1; then
   done
 else
   # not Debian: check for the programs and library themselves
-  for tool in fusermount fio mkfs.ext4 e2fsck losetup mkswap swapon make cc python3 patch; do
+  for tool in fusermount fio mkfs.ext4 e2fsck losetup mkswap swapon make cc python3 patch lz4 zstd; do
     command -v "$tool" >/dev/null 2>&1 || PATH="$PATH:/sbin:/usr/sbin" command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || missing+=("libfuse.so.2")
+  for h in lz4.h zstd.h; do
+    echo "#include <$h>" | cc -E -x c - >/dev/null 2>&1 || missing+=("$h")
+  done
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -104,6 +109,10 @@ elif [ -f scripts/build-fuse-native.sh ]; then
   # patched binding is still the one built (fast when it is)
   run "scripts/build-fuse-native.sh" bash scripts/build-fuse-native.sh
 fi
+
+# The codec addon over liblz4/libzstd (npm's postinstall builds it too; this catches changed
+# sources on a machine whose node_modules are otherwise up to date). Fails loudly.
+run "build the codec addon" bash scripts/build-codec-addon.sh
 
 # fuse-native with our fallocate patch, rebuilt from source (npm's postinstall runs it too; this
 # catches a changed patch on a machine whose node_modules are otherwise up to date). Fails loudly.

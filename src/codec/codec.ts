@@ -2,28 +2,46 @@
  * One interface for every compression backend, like the kernel's zcomp ops table
  * (backend_lz4.c, backend_zstd.c ...). The device never names an algorithm: it asks the registry.
  *
- * A backend may be synchronous (lz4-napi has a sync API) or asynchronous (@mongodb-js/zstd 1.2.2
- * has only an async one). Callers handle both shapes; a sync backend lets the hot path run without
- * a single await.
+ * Every backend is synchronous and allocation-free: a context is made once per device (or per
+ * worker thread) with its parameters, as the kernel's zcomp streams are, and compresses into and
+ * decompresses from buffers the caller owns (pool memory, the FUSE request buffer, a staging slot
+ * of a SharedArrayBuffer), at any byte offset.
  */
+
+/** algorithm_params for one algorithm: level= (null: the backend's default) and dict= (the file's bytes). */
+export interface CodecParams {
+  level: number | null
+  dict: Uint8Array | null
+}
+
+export interface CodecContext {
+  /**
+   * Compress all of src into dst; return the compressed length, or 0 when it does not fit in dst
+   * (dst's bytes are then undefined). zstd may need a few bytes of room beyond its result while it
+   * works; a dst of two pages always holds a page's result, as the kernel's stream buffer does.
+   */
+  compress(src: Uint8Array, dst: Uint8Array): number
+  /** Decompress src into exactly dst.length bytes of dst; throw when src is corrupt or the length differs. */
+  decompress(src: Uint8Array, dst: Uint8Array): void
+}
+
 export interface Codec {
   /** The name `comp_algorithm` prints and accepts. */
   readonly name: string
-  /** True when compress/decompress return plain values, never promises. */
-  readonly sync: boolean
   /** Level used when algorithm_params sets none; null when the backend has no levels. */
   readonly defaultLevel: number | null
   /** Inclusive range algorithm_params level= accepts, or null when levels are not supported. */
   readonly levelRange: readonly [number, number] | null
+  /** algorithm_params dict= is accepted. */
+  readonly supportsDict: boolean
   /**
-   * Compress one page. The result may be longer than the page (incompressible data); the caller
-   * decides whether to keep it or store the page raw. The returned bytes are owned by the caller.
+   * A context with these parameters. Throws a CodecParamsError when the backend refuses them (the
+   * kernel's setup_params failing, which zram reports as EINVAL from disksize_store).
    */
-  compress(page: Buffer, level: number | null): Buffer | Promise<Buffer>
-  /** Decompress `src` into exactly `out.length` bytes of `out`; throws when the data is corrupt. */
-  decompress(src: Buffer, out: Buffer): void | Promise<void>
+  createContext(params: CodecParams): CodecContext
 }
 
-export function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
-  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function'
+/** The backend refused its parameters (a level out of range, an unusable dictionary). */
+export class CodecParamsError extends Error {
+  override readonly name = 'CodecParamsError'
 }

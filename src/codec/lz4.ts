@@ -1,31 +1,21 @@
-import { compressSync, uncompressSync } from 'lz4-napi'
-import type { Codec } from './codec'
+import type { Codec, CodecContext, CodecParams } from './codec'
+import { createAddonContext, zcodec } from './native'
 
 /*
- * lz4-napi's block API prepends the uncompressed length as 4 little-endian bytes. The kernel's
- * lz4 backend stores the bare block, so we strip the prefix to keep compr_data_size comparable
- * with the kernel's, and put it back (into a scratch buffer) before decompressing.
+ * The kernel's backend_lz4: the bare LZ4 block of LZ4_compress_fast with the level as the
+ * acceleration (1, the default, is LZ4_compress_default); with a dictionary, LZ4_loadDict once and
+ * LZ4_compress_fast_continue from a copy of that stream for every page. The dictionary must load
+ * whole (8 bytes to 64 KiB), else EINVAL, as the kernel's lz4_setup_params.
  */
-const PREFIX_BYTES = 4
-let scratch = Buffer.alloc(PREFIX_BYTES + 4096 + 64)
+const ACCELERATION_DEFAULT = 1
+const ACCELERATION_MAX = 65537
 
 export const lz4: Codec = {
   name: 'lz4',
-  sync: true,
-  defaultLevel: null,
-  levelRange: null,
-  compress(page: Buffer): Buffer {
-    return compressSync(page).subarray(PREFIX_BYTES)
-  },
-  decompress(src: Buffer, out: Buffer): void {
-    const need = PREFIX_BYTES + src.length
-    if (scratch.length < need) scratch = Buffer.alloc(need)
-    scratch.writeUInt32LE(out.length, 0)
-    src.copy(scratch, PREFIX_BYTES)
-    const plain = uncompressSync(scratch.subarray(0, need))
-    if (plain.length !== out.length) {
-      throw new Error(`lz4: decompressed ${plain.length} bytes, expected ${out.length}`)
-    }
-    plain.copy(out)
+  defaultLevel: ACCELERATION_DEFAULT,
+  levelRange: [ACCELERATION_DEFAULT, ACCELERATION_MAX],
+  supportsDict: true,
+  createContext(params: CodecParams): CodecContext {
+    return createAddonContext(() => zcodec.lz4Create(params.level ?? ACCELERATION_DEFAULT, params.dict))
   },
 }

@@ -1,33 +1,22 @@
-import type { Codec } from './codec'
+import type { Codec, CodecContext, CodecParams } from './codec'
+import { createAddonContext, zcodec } from './native'
 
 /*
- * @mongodb-js/zstd 1.2.2 is the newest release that installs without a network download. Its JS
- * wrapper drops the level argument, but the native binding it wraps honours it, so we call the
- * binding directly. Both calls are asynchronous (they run on libuv's thread pool).
+ * The kernel's backend_zstd: ZSTD_compressCCtx with the parameters zstd picks for the level and a
+ * 4 KiB source (the kernel's zstd_get_params(level, PAGE_SIZE)); with a dictionary, a CDict made
+ * with ZSTD_getCParams(level, 4 KiB, dict size) and a DDict, once. One CCtx and one DCtx per
+ * context, reused for every page.
  */
-interface ZstdBinding {
-  compress(data: Buffer, level?: number | null): Promise<Buffer>
-  decompress(data: Buffer): Promise<Buffer>
-}
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const binding = require('@mongodb-js/zstd/bindings') as ZstdBinding
-
-/** The kernel's zstd backend default (ZSTD_defaultCLevel() is 3). */
+/** ZSTD_defaultCLevel(), what the kernel's backend uses when no level is set. */
 const DEFAULT_LEVEL = 3
 
 export const zstd: Codec = {
   name: 'zstd',
-  sync: false,
   defaultLevel: DEFAULT_LEVEL,
+  // ZSTD_minCLevel() .. ZSTD_maxCLevel()
   levelRange: [-131072, 22],
-  compress(page: Buffer, level: number | null): Promise<Buffer> {
-    return binding.compress(page, level ?? DEFAULT_LEVEL)
-  },
-  async decompress(src: Buffer, out: Buffer): Promise<void> {
-    const plain = await binding.decompress(src)
-    if (plain.length !== out.length) {
-      throw new Error(`zstd: decompressed ${plain.length} bytes, expected ${out.length}`)
-    }
-    plain.copy(out)
+  supportsDict: true,
+  createContext(params: CodecParams): CodecContext {
+    return createAddonContext(() => zcodec.zstdCreate(params.level ?? DEFAULT_LEVEL, params.dict))
   },
 }

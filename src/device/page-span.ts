@@ -2,7 +2,7 @@ import { PAGE_SIZE } from './page-table'
 
 /**
  * Walks a byte range page by page: for each page, its index, the offset inside it and the bytes
- * of the range that fall in it. One per request (not per page), shared by the read and write loops.
+ * of the range that fall in it. One per loop, restarted by every request (not allocated per request).
  */
 export class PageSpan {
   index = 0
@@ -11,12 +11,15 @@ export class PageSpan {
   n = 0
   /** Bytes of the range before this page. */
   done = 0
-  private readonly pos: number
-  private readonly len: number
+  private pos = 0
+  private len = 0
 
-  constructor(pos: number, len: number) {
+  /** Walk [pos, pos + len) from its first page. */
+  start(pos: number, len: number): this {
     this.pos = pos
     this.len = len
+    this.index = this.inPage = this.n = this.done = 0
+    return this
   }
 
   /** Advance to the next page; false when the range is exhausted. */

@@ -1,14 +1,16 @@
 import { ZsPool } from '../pool/zs-pool'
-import { type Codec, isPromise } from '../codec/codec'
+import { type Codec, type CodecContext, type CodecParams, CodecParamsError } from '../codec/codec'
 import { codecs, DEFAULT_ALGORITHM, findCodec } from '../codec/registry'
 import { fillPattern, pageSameFilled } from '../codec/same-filled'
 import { Errno, ErrnoError } from '../errno'
 import { BlockStatCounters } from './block-stat'
-import { PageTable, PAGE_SIZE, SECTOR_SIZE, SLOT_ALLOCATED, SLOT_HUGE, SLOT_IDLE, SLOT_DIRECT, SLOT_PP, SLOT_REF, SLOT_SAME, SLOT_STAGED, SLOT_WB } from './page-table'
+import {
+  PageTable, PAGE_SIZE, SECTOR_SIZE, SLOT_ALLOCATED, SLOT_DIRECT, SLOT_HUGE, SLOT_IDLE, SLOT_PP, SLOT_REF, SLOT_SAME, SLOT_STAGED,
+  SLOT_WB,
+} from './page-table'
 import { LowerTier, type LowerTierHost } from './lower-tier'
 import { Shrinker, type ShrinkerHost } from '../shrinker/shrinker'
 import { PageSpan } from './page-span'
-import { WriteLock } from './write-lock'
 import { defaultWorkers, Kcompressd, type KcompressdHost, type KcompressdOptions } from '../kcompressd/kcompressd'
 import { type EventLog, silentLog } from '../log'
 
@@ -53,7 +55,8 @@ export interface DeviceStats {
 
 /**
  * One zram device: the page table, the pool behind it, and the counters. The only writer of the
- * page table. Reads and writes take byte ranges; pages are compressed one by one.
+ * page table. Reads and writes take byte ranges; pages are compressed one by one, synchronously,
+ * with one codec context made at initialisation (the kernel's zcomp stream) and reused.
  */
 export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
   readonly id: number
@@ -68,17 +71,19 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
   private poolLimitOwnPages = 0
   /** The CLOCK hand of the shrinker's second-chance scan. */
   private clockHand = 0
+  private readonly clockMs: () => number
   private table: PageTable | null = null
   private readonly pool: ZsPool
   private codec: Codec
-  private level: number | null = null
+  /** algorithm_params of the primary algorithm; the dictionary lives in shared memory for kcompressd. */
+  private params: CodecParams = { level: null, dict: null }
+  /** Made at initialise (as the kernel's zcomp_create at disksize_store); the default before. */
+  private ctx: CodecContext
   private disksizeBytes = 0
   private memLimitPages = 0
   private memUsedMaxPages = 0
   private openers = 0
   private initEpochSeconds = 0
-  private readonly lock = new WriteLock()
-  private readonly clockMs: () => number
 
   // Counters (zram_stats).
   private pagesStored = 0
@@ -91,12 +96,16 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
   private invalidIo = 0
   private notifyFree = 0
 
-  // Preallocated pages for the synchronous path, 8-byte aligned so same-filled checks can use words.
+  // Preallocated pages, 8-byte aligned so same-filled checks can use words.
   private readonly wpage = Buffer.from(new ArrayBuffer(PAGE_SIZE))
   private readonly wwords = new Uint32Array(this.wpage.buffer, 0, PAGE_SIZE / 4)
   private readonly rpage = Buffer.from(new ArrayBuffer(PAGE_SIZE))
+  /** Compressed page: two pages, like the kernel's per-stream buffer, so any result fits. */
   private readonly cbuf = Buffer.alloc(PAGE_SIZE * 2)
   private readonly pattern = new Uint32Array(2)
+  /** One walker per loop, reused by every request (the loops never nest). */
+  private readonly rspan = new PageSpan()
+  private readonly wspan = new PageSpan()
   /** Worker count follows the algorithm (ZramDeviceOptions.workers 'auto'); reset restores it. */
   private workersAuto: boolean
   private readonly workersAutoDefault: boolean
@@ -105,6 +114,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     this.id = id
     this.pool = new ZsPool({ chunkPages: opts.chunkPages })
     this.codec = findCodec(DEFAULT_ALGORITHM) as Codec
+    this.ctx = this.codec.createContext(this.params)
     this.workersAuto = this.workersAutoDefault = opts.workers === 'auto'
     this.lower = new LowerTier(this, opts.log ?? silentLog)
     this.clockMs = opts.clockMs ?? Date.now
@@ -118,9 +128,13 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     return ZsPool.hugeClassSize
   }
 
-  /** KcompressdHost: the inline path's compression, with the device's codec and level. */
-  compressInline(page: Buffer): Buffer | Promise<Buffer> {
-    return this.codec.compress(page, this.level)
+  /**
+   * KcompressdHost: the inline path's compression, with the device's context. The result is a view
+   * of the device's compression buffer, valid until the next compression.
+   */
+  compressInline(page: Buffer): Buffer {
+    const n = this.ctx.compress(page, this.cbuf)
+    return this.cbuf.subarray(0, n === 0 ? PAGE_SIZE : n)
   }
 
   /**
@@ -163,11 +177,11 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
   }
 
   decompressPage(index: number, out: Buffer): void {
-    this.loadPageSync(this.table as PageTable, index, out)
+    this.loadPage(this.table as PageTable, index, out)
   }
 
-  decompressPayload(src: Uint8Array, out: Buffer): void | Promise<void> {
-    return this.codec.decompress(Buffer.from(src.buffer, src.byteOffset, src.byteLength), out)
+  decompressPayload(src: Uint8Array, out: Buffer): void {
+    this.ctx.decompress(src, out)
   }
 
   /** zram_writeback_complete: the pool object is freed, the slot now names the lower file. */
@@ -261,7 +275,12 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
   }
 
   get compressionLevel(): number | null {
-    return this.level
+    return this.params.level
+  }
+
+  /** The dictionary set by algorithm_params dict= (in shared memory), or null. */
+  get compressionDict(): Uint8Array | null {
+    return this.params.dict
   }
 
   get isOpen(): boolean {
@@ -286,6 +305,14 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     if (this.initialised) throw new ErrnoError(Errno.EBUSY, 'cannot change disksize of an initialised device')
     const aligned = Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE
     if (!Number.isSafeInteger(aligned)) throw new ErrnoError(Errno.ENOMEM, `disksize ${bytes} too large`)
+    // zcomp_create: the backend checks its parameters now (an lz4 dictionary over 64 KiB, a
+    // corrupt zstd dictionary); disksize_store fails with EINVAL and the device stays as it was.
+    try {
+      this.ctx = this.codec.createContext(this.params)
+    } catch (err) {
+      if (err instanceof CodecParamsError) throw new ErrnoError(Errno.EINVAL, `${this.codec.name}: ${err.message}`)
+      throw new ErrnoError(Errno.ENOMEM, `${this.codec.name}: cannot create a compression context: ${String(err)}`)
+    }
     try {
       this.table = new PageTable(aligned / PAGE_SIZE)
     } catch (err) {
@@ -315,13 +342,23 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
   }
 
   private autoWorkers(): number {
-    return defaultWorkers(!this.codec.sync)
+    return defaultWorkers(this.codec.name)
   }
 
-  /** Level for the primary algorithm (algorithm_params level=); null restores the default. */
-  setLevel(level: number | null): void {
+  /**
+   * algorithm_params of the primary algorithm: level (null: the backend's default) and dictionary
+   * (null: none), replacing both as the kernel's comp_params_store does. The backend checks them
+   * at initialise.
+   */
+  setParams(params: CodecParams): void {
     if (this.initialised) throw new ErrnoError(Errno.EBUSY, 'cannot change algorithm parameters of an initialised device')
-    this.level = level
+    let dict: Uint8Array | null = null
+    if (params.dict !== null && params.dict.length > 0) {
+      // Shared memory: kcompressd's workers see it without a copy per batch.
+      dict = new Uint8Array(new SharedArrayBuffer(params.dict.length))
+      dict.set(params.dict)
+    }
+    this.params = { level: params.level, dict }
   }
 
   /** mem_limit_store: bytes, rounded to pages; 0 = unlimited. Writable any time. */
@@ -362,7 +399,8 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     this.codec = findCodec(DEFAULT_ALGORITHM) as Codec
     this.workersAuto = this.workersAutoDefault
     this.followAlgorithm()
-    this.level = null
+    this.params = { level: null, dict: null }
+    this.ctx = this.codec.createContext(this.params)
     this.disksizeBytes = 0
     this.memLimitPages = 0
     this.memUsedMaxPages = 0
@@ -396,39 +434,38 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
   }
 
   // ---- I/O ----
+  // One synchronous loop each for read, write and discard. The signatures allow a promise so a
+  // slower tier (pages written back to a lower file) can answer later; nothing here awaits.
 
   /**
    * Read up to dst.length bytes at pos into dst; returns the byte count (short at the end of the
-   * device, 0 past it: a block device's semantics). Synchronous when the codec is.
+   * device, 0 past it: a block device's semantics).
    */
   read(dst: Buffer, pos: number): number | Promise<number> {
     const len = Math.max(0, Math.min(dst.length, this.disksizeBytes - pos))
     if (len === 0) return 0
-    const started = this.blockStat.begin()
-    this.blockStat.readIos++
-    this.blockStat.readSectors += Math.ceil(len / SECTOR_SIZE)
-    const finish = (): number => {
-      this.blockStat.readTicksMs += this.blockStat.end(started)
-      return len
-    }
+    const stat = this.blockStat
+    const started = stat.begin()
+    stat.readIos++
+    stat.readSectors += Math.ceil(len / SECTOR_SIZE)
     if (this.lower.hasBackingDev && this.rangeHasWrittenBack(pos, len)) {
-      return this.readRangeLower(dst, pos, len).finally(finish).then(() => len)
+      return this.readRangeLower(dst, pos, len).finally(() => {
+        stat.readTicksMs += stat.end(started)
+      }).then(() => len)
     }
-    if (this.codec.sync) {
-      try {
-        this.readRangeSync(dst, pos, len)
-      } finally {
-        finish()
-      }
-      return len
+    try {
+      this.readRange(dst, pos, len)
+    } finally {
+      stat.readTicksMs += stat.end(started)
     }
-    return this.readRangeAsync(dst, pos, len).finally(finish).then(() => len)
+    return len
   }
 
   /**
    * Write all of src at pos. Refused whole (ENOSPC) if any of it lies past the end: never a silent
    * truncation. A page that cannot be stored (mem_limit) fails the request with EIO and leaves that
-   * page's previous contents intact.
+   * page's previous contents intact; the pages before it in the request are stored, as zram stops
+   * at the failing segment of a bio.
    */
   write(src: Buffer, pos: number): void | Promise<void> {
     const len = src.length
@@ -439,41 +476,26 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     if (len === 0) return
     const promoting = this.promoteWrittenBackEdges(pos, len)
     if (promoting !== null) return promoting.then(() => this.write(src, pos))
-    const started = this.blockStat.begin()
-    this.blockStat.writeIos++
-    this.blockStat.writeSectors += Math.ceil(len / SECTOR_SIZE)
+    const stat = this.blockStat
+    const started = stat.begin()
+    stat.writeIos++
+    stat.writeSectors += Math.ceil(len / SECTOR_SIZE)
     const finish = (): void => {
-      this.blockStat.writeTicksMs += this.blockStat.end(started)
+      stat.writeTicksMs += stat.end(started)
     }
     if (this.divertToLower()) return this.writeDirect(src, pos).finally(finish)
-    if (this.codec.sync || this.canStageWhole(pos, len)) {
-      // lz4, or an aligned write whose every page is staged or same-filled: no await at all.
-      try {
-        this.writeRangeSync(src, pos)
-      } catch (err) {
-        // The pool reached its limit mid-request: the rest goes to the lower file.
-        if (err instanceof DivertToLower) return this.writeDirect(src.subarray(err.done), pos + err.done).finally(finish)
-        finish()
-        throw err
-      } finally {
-        this.kcompressd.pump()
-        this.shrinker.poke()
-      }
+    try {
+      this.writeRange(src, pos)
+    } catch (err) {
+      // The pool reached its limit mid-request: the rest goes to the lower file.
+      if (err instanceof DivertToLower) return this.writeDirect(src.subarray(err.done), pos + err.done).finally(finish)
       finish()
-      return
-    }
-    // src may be a FUSE buffer that is reused once the request is answered: the caller keeps it
-    // alive until the returned promise settles.
-    return this.lock.run(() => this.writeRangeAsync(src, pos)).finally(() => {
+      throw err
+    } finally {
       this.kcompressd.pump()
-      finish()
-    })
-  }
-
-  /** An asynchronous codec's write can run synchronously when kcompressd takes all its pages. */
-  private canStageWhole(pos: number, len: number): boolean {
-    return this.stagingOn() && this.lock.idle && pos % PAGE_SIZE === 0 && len % PAGE_SIZE === 0 &&
-      this.kcompressd.freeSlots >= len / PAGE_SIZE
+      this.shrinker.poke()
+    }
+    finish()
   }
 
   private stagingOn(): boolean {
@@ -509,20 +531,15 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     if (len === 0) return
     const promoting = this.promoteWrittenBackEdges(pos, len)
     if (promoting !== null) return promoting.then(() => this.discard(pos, len, op))
-    const started = this.blockStat.begin()
+    const stat = this.blockStat
+    const started = stat.begin()
     const sectors = Math.ceil(len / SECTOR_SIZE)
     if (op === 'discard') {
-      this.blockStat.discardIos++
-      this.blockStat.discardSectors += sectors
+      stat.discardIos++
+      stat.discardSectors += sectors
     } else {
-      this.blockStat.writeIos++
-      this.blockStat.writeSectors += sectors
-    }
-    const finish = (): void => {
-      this.kcompressd.pump()
-      const took = this.blockStat.end(started)
-      if (op === 'discard') this.blockStat.discardTicksMs += took
-      else this.blockStat.writeTicksMs += took
+      stat.writeIos++
+      stat.writeSectors += sectors
     }
     const end = pos + len
     const firstWhole = Math.ceil(pos / PAGE_SIZE)
@@ -530,28 +547,24 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     // Edges: [pos, head) and [tail, end) are partial pages (the whole range when it is inside one).
     const head = Math.min(firstWhole * PAGE_SIZE, end)
     const tail = Math.max(endWhole * PAGE_SIZE, head)
-    const freeWhole = (): void => {
+    try {
+      if (head > pos) this.writeRange(ZERO_PAGE.subarray(0, head - pos), pos)
+      if (end > tail) this.writeRange(ZERO_PAGE.subarray(0, end - tail), tail)
       const table = this.table as PageTable
       for (let index = firstWhole; index < endWhole; index++) {
         this.freeSlot(table, index)
         this.notifyFree++
       }
+    } finally {
+      this.kcompressd.pump()
+      const took = stat.end(started)
+      if (op === 'discard') stat.discardTicksMs += took
+      else stat.writeTicksMs += took
     }
-    if (this.codec.sync) {
-      try {
-        if (head > pos) this.writeRangeSync(zeroes(head - pos), pos)
-        if (end > tail) this.writeRangeSync(zeroes(end - tail), tail)
-        freeWhole()
-      } finally {
-        finish()
-      }
-      return
-    }
-    return this.lock.run(async () => {
-      if (head > pos) await this.writeRangeAsync(zeroes(head - pos), pos)
-      if (end > tail) await this.writeRangeAsync(zeroes(end - tail), tail)
-      freeWhole()
-    }).finally(finish)
+  }
+
+  private nowSeconds(): number {
+    return Math.floor(this.clockMs() / 1000) - this.initEpochSeconds
   }
 
   private rangeHasWrittenBack(pos: number, len: number): boolean {
@@ -571,7 +584,8 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     const table = this.table as PageTable
     const now = this.nowSeconds()
     const loads: Promise<void>[] = []
-    for (const p = new PageSpan(pos, len); p.next();) {
+    const p = new PageSpan().start(pos, len)
+    while (p.next()) {
       if (table.meta[p.index] & SLOT_WB) {
         const whole = p.whole
         const out = whole ? dst.subarray(p.done, p.done + PAGE_SIZE) : Buffer.allocUnsafe(PAGE_SIZE)
@@ -584,23 +598,17 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
           this.failedReads++
           throw err instanceof ErrnoError ? err : new ErrnoError(Errno.EIO, `page ${index}: ${String(err)}`)
         }))
-      } else if (this.codec.sync) {
-        if (p.whole) {
-          this.loadPageSync(table, p.index, dst.subarray(p.done, p.done + PAGE_SIZE))
-        } else {
-          this.loadPageSync(table, p.index, this.rpage)
-          this.rpage.copy(dst, p.done, p.inPage, p.inPage + p.n)
-        }
+      } else if (p.whole) {
+        this.loadPage(table, p.index, dst.subarray(p.done, p.done + PAGE_SIZE))
       } else {
-        const page = Buffer.allocUnsafe(PAGE_SIZE)
-        const { done, inPage, n } = p
-        loads.push(this.loadPageAsync(table, p.index, page).then(() => {
-          page.copy(dst, done, inPage, inPage + n)
-        }))
+        this.loadPage(table, p.index, this.rpage)
+        this.rpage.copy(dst, p.done, p.inPage, p.inPage + p.n)
       }
       table.touch(p.index, now)
     }
-    throwFirstRejection(await Promise.allSettled(loads))
+    // Wait for every page before failing: dst must not be written after the request is answered.
+    const results = await Promise.allSettled(loads)
+    for (const r of results) if (r.status === 'rejected') throw r.reason
   }
 
   /**
@@ -615,9 +623,9 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     const last = Math.floor((pos + len - 1) / PAGE_SIZE)
     const edges: number[] = []
     if (pos % PAGE_SIZE !== 0 && (table.meta[first] & SLOT_WB)) edges.push(first)
-    if ((pos + len) % PAGE_SIZE !== 0 && last !== first && (table.meta[last] & SLOT_WB)) edges.push(last)
-    if ((pos + len) % PAGE_SIZE !== 0 && last === first && edges.length === 0 && (table.meta[last] & SLOT_WB)) edges.push(last)
+    if ((pos + len) % PAGE_SIZE !== 0 && (table.meta[last] & SLOT_WB) && !edges.includes(last)) edges.push(last)
     if (edges.length === 0) return null
+    this.shrinker.pause()
     return Promise.all(edges.map(async (index) => {
       const from = table.location(index)
       const page = Buffer.allocUnsafe(PAGE_SIZE)
@@ -649,11 +657,12 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     const payloads: Buffer[] = []
     const raws: Buffer[] = []
     const huge: boolean[] = []
-    for (const p = new PageSpan(pos, src.length); p.next();) {
+    const p = new PageSpan().start(pos, src.length)
+    while (p.next()) {
       const page = Buffer.alloc(PAGE_SIZE)
       if (!p.whole) {
         if (table.meta[p.index] & SLOT_WB) await this.lower.load(table, p.index, page)
-        else await this.loadAny(table, p.index, page)
+        else this.loadPage(table, p.index, page)
       }
       src.copy(page, p.inPage, p.done, p.done + p.n)
       page.copy(this.wpage)
@@ -661,12 +670,11 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
         table.touch(p.index, now)
         continue
       }
-      let c = await this.codec.compress(page, this.level)
-      const isHuge = c.length >= ZsPool.hugeClassSize
-      if (isHuge || !this.lower.compressed) c = page
+      const n = this.ctx.compress(page, this.cbuf)
+      const isHuge = n === 0 || n >= ZsPool.hugeClassSize
       table.setFlag(p.index, SLOT_DIRECT)
       indexes.push(p.index)
-      payloads.push(Buffer.from(c))
+      payloads.push(isHuge || !this.lower.compressed ? page : Buffer.from(this.cbuf.subarray(0, n)))
       raws.push(page)
       huge.push(isHuge)
     }
@@ -690,118 +698,61 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
           this.lower.compressed && huge[i])
         this.pagesStored++
       } else if (current) {
-        const c = huge[i] || !this.lower.compressed ? await this.codec.compress(raws[i], this.level) : payloads[i]
+        // The lower file could not take it: keep it in memory, over the limit.
         table.clearFlag(index, SLOT_DIRECT)
-        this.commit(table, index, c, 0, c.length, raws[i], true)
+        raws[i].copy(this.wpage)
+        this.storeCompressed(table, index)
       }
       table.touch(index, now)
     }
   }
 
-  /** Load a page that is in memory (any codec), for the asynchronous paths. */
-  private async loadAny(table: PageTable, index: number, out: Buffer): Promise<void> {
-    if (this.codec.sync) this.loadPageSync(table, index, out)
-    else await this.loadPageAsync(table, index, out)
-  }
-
-  private nowSeconds(): number {
-    return Math.floor(this.clockMs() / 1000) - this.initEpochSeconds
-  }
-
-  private readRangeSync(dst: Buffer, pos: number, len: number): void {
+  /** Whole pages decompress straight into dst; partial ones through rpage. */
+  private readRange(dst: Buffer, pos: number, len: number): void {
     const table = this.table as PageTable
     const now = this.nowSeconds()
-    for (const p = new PageSpan(pos, len); p.next();) {
+    const p = this.rspan.start(pos, len)
+    while (p.next()) {
       if (p.whole) {
-        this.loadPageSync(table, p.index, dst.subarray(p.done, p.done + PAGE_SIZE))
+        this.loadPage(table, p.index, p.done === 0 && dst.length === PAGE_SIZE ? dst : dst.subarray(p.done, p.done + PAGE_SIZE))
       } else {
-        this.loadPageSync(table, p.index, this.rpage)
+        this.loadPage(table, p.index, this.rpage)
         this.rpage.copy(dst, p.done, p.inPage, p.inPage + p.n)
       }
       table.touch(p.index, now)
     }
   }
 
-  /**
-   * The pages of one request are decompressed concurrently: an asynchronous codec runs on libuv's
-   * thread pool, so a 128 KiB read keeps every pool thread busy instead of one.
-   */
-  private async readRangeAsync(dst: Buffer, pos: number, len: number): Promise<void> {
+  private writeRange(src: Buffer, pos: number): void {
     const table = this.table as PageTable
     const now = this.nowSeconds()
-    const loads: Promise<void>[] = []
-    for (const p = new PageSpan(pos, len); p.next();) {
-      if (p.whole) {
-        loads.push(this.loadPageAsync(table, p.index, dst.subarray(p.done, p.done + PAGE_SIZE)))
-      } else {
-        // Reads may run concurrently with each other, so each partial page gets its own buffer.
-        const page = Buffer.allocUnsafe(PAGE_SIZE)
-        const { done, inPage, n } = p
-        loads.push(this.loadPageAsync(table, p.index, page).then(() => {
-          page.copy(dst, done, inPage, inPage + n)
-        }))
-      }
-      table.touch(p.index, now)
-    }
-    // Wait for every page before failing: dst must not be written after the request is answered.
-    throwFirstRejection(await Promise.allSettled(loads))
-  }
-
-  private writeRangeSync(src: Buffer, pos: number): void {
-    const table = this.table as PageTable
-    const now = this.nowSeconds()
-    for (const p = new PageSpan(pos, src.length); p.next();) {
+    const p = this.wspan.start(pos, src.length)
+    while (p.next()) {
       // Partial page: read-modify-write, as zram_bvec_write does.
-      if (!p.whole) this.loadPageSync(table, p.index, this.wpage)
+      if (!p.whole) this.loadPage(table, p.index, this.wpage)
       src.copy(this.wpage, p.inPage, p.done, p.done + p.n)
       if (this.storeSame(table, p.index)) {
         // no pool memory
       } else if (this.divertToLower()) {
         throw new DivertToLower(p.done)
       } else if (!this.stagePage(table, p.index)) {
-        const c = this.codec.compress(this.wpage, this.level) as Buffer
-        this.commit(table, p.index, c, 0, c.length, this.wpage, true)
+        this.storeCompressed(table, p.index)
       }
       table.touch(p.index, now)
     }
   }
 
-  /**
-   * Whole pages of one request are compressed concurrently on libuv's thread pool and committed in
-   * page order once all are done; the first failure (EIO at mem_limit) stops the commits there,
-   * as zram stops at the failing segment of a bio.
-   */
-  private async writeRangeAsync(src: Buffer, pos: number): Promise<void> {
-    const table = this.table as PageTable
-    const now = this.nowSeconds()
-    const indexes: number[] = []
-    const raws: Buffer[] = []
-    const compressions: Promise<Buffer>[] = []
-    for (const p = new PageSpan(pos, src.length); p.next();) {
-      if (!p.whole) await this.loadPageAsync(table, p.index, this.wpage)
-      src.copy(this.wpage, p.inPage, p.done, p.done + p.n)
-      if (!this.storeSame(table, p.index) && !this.stagePage(table, p.index)) {
-        // src stays alive until this write settles (the caller answers FUSE only then).
-        const raw = p.whole ? src.subarray(p.done, p.done + PAGE_SIZE) : Buffer.from(this.wpage)
-        indexes.push(p.index)
-        raws.push(raw)
-        const c = Promise.resolve(this.codec.compress(raw, this.level))
-        // Settled below; until then a failure must not count as unhandled (a later partial page's
-        // read can throw first).
-        c.catch(() => undefined)
-        compressions.push(c)
-      }
-      table.touch(p.index, now)
+  /** Compress wpage into cbuf and commit it from there (zram_write_page). */
+  private storeCompressed(table: PageTable, index: number): void {
+    let n: number
+    try {
+      n = this.ctx.compress(this.wpage, this.cbuf)
+    } catch (err) {
+      this.failedWrites++
+      throw new ErrnoError(Errno.EIO, `page ${index}: compression failed: ${String(err)}`)
     }
-    const results = await Promise.allSettled(compressions)
-    for (let i = 0; i < results.length; i++) {
-      const r = results[i] as PromiseSettledResult<Buffer>
-      if (r.status === 'rejected') {
-        this.failedWrites++
-        throw new ErrnoError(Errno.EIO, `page ${indexes[i] as number}: compression failed: ${String(r.reason)}`)
-      }
-      this.commit(table, indexes[i] as number, r.value, 0, r.value.length, raws[i] as Buffer, true)
-    }
+    // 0: not even two pages held it; store it raw like any page at or over huge_class_size.
+    this.commit(table, index, this.cbuf, 0, n === 0 ? PAGE_SIZE : n, this.wpage, true)
   }
 
   /** If wpage is same-filled, replace the slot with its pattern (no pool memory). */
@@ -819,7 +770,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
    * result reaches huge_class_size) in the pool and point the slot at it. The old contents are
    * freed only after the new allocation succeeded, so a failure leaves the page as it was.
    */
-  private commit(table: PageTable, index: number, compressed: Buffer, off: number, len: number, raw: Buffer, enforceLimit: boolean): void {
+  private commit(table: PageTable, index: number, compressed: Uint8Array, off: number, len: number, raw: Uint8Array, enforceLimit: boolean): void {
     const huge = len >= ZsPool.hugeClassSize
     const src = huge ? raw : compressed
     const srcOff = huge ? 0 : off
@@ -863,57 +814,29 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     table.clear(index)
   }
 
-  /** Fill `out` (4096 bytes) with the page at index, for a synchronous codec. */
-  private loadPageSync(table: PageTable, index: number, out: Buffer): void {
-    if (this.loadTrivial(table, index, out)) return
-    const size = table.size(index)
-    this.pool.read(table.handle(index), this.cbuf, 0, size)
-    try {
-      this.codec.decompress(this.cbuf.subarray(0, size), out)
-    } catch (err) {
-      throw this.readFailure(index, err)
-    }
-  }
-
-  private async loadPageAsync(table: PageTable, index: number, out: Buffer): Promise<void> {
-    if (this.loadTrivial(table, index, out)) return
-    const size = table.size(index)
-    // Copy out of the pool before awaiting: the slot may be overwritten meanwhile.
-    const compressed = Buffer.allocUnsafe(size)
-    this.pool.read(table.handle(index), compressed, 0, size)
-    try {
-      const r = this.codec.decompress(compressed, out)
-      if (isPromise(r)) await r
-    } catch (err) {
-      throw this.readFailure(index, err)
-    }
-  }
-
-  /** Unwritten, same-filled and huge pages need no decompression. */
-  private loadTrivial(table: PageTable, index: number, out: Buffer): boolean {
+  /** Fill `out` (4096 bytes) with the page at index: unwritten, staged, same-filled, huge or compressed. */
+  private loadPage(table: PageTable, index: number, out: Buffer): void {
     if (!table.isAllocated(index)) {
       out.fill(0)
-      return true
+      return
     }
     const flags = table.flags(index)
     if (flags & SLOT_STAGED) {
       this.kcompressd.copySlot(table.value[index * 2], out)
-      return true
-    }
-    if (flags & SLOT_SAME) {
+    } else if (flags & SLOT_SAME) {
       fillPatternBytes(out, table.value[index * 2], table.value[index * 2 + 1])
-      return true
-    }
-    if (flags & SLOT_HUGE) {
+    } else if (flags & SLOT_HUGE) {
       this.pool.read(table.handle(index), out, 0, PAGE_SIZE)
-      return true
+    } else {
+      const size = table.size(index)
+      this.pool.read(table.handle(index), this.cbuf, 0, size)
+      try {
+        this.ctx.decompress(this.cbuf.subarray(0, size), out)
+      } catch (err) {
+        this.failedReads++
+        throw new ErrnoError(Errno.EIO, `page ${index}: decompression failed: ${String(err)}`)
+      }
     }
-    return false
-  }
-
-  private readFailure(index: number, err: unknown): ErrnoError {
-    this.failedReads++
-    return new ErrnoError(Errno.EIO, `page ${index}: decompression failed: ${String(err)}`)
   }
 }
 
@@ -926,16 +849,6 @@ class DivertToLower extends Error {
     super('pool limit reached: the rest of the request goes to the lower file')
     this.done = done
   }
-}
-
-/** Rethrow the first failure of a batch that has fully settled. */
-function throwFirstRejection(results: PromiseSettledResult<unknown>[]): void {
-  for (const r of results) if (r.status === 'rejected') throw r.reason
-}
-
-/** Zeros for a partial page (< 4096 bytes): a view of one shared zero page. */
-function zeroes(len: number): Buffer {
-  return ZERO_PAGE.subarray(0, len)
 }
 
 /** Fill a possibly unaligned 4 KiB buffer with an 8-byte pattern by doubling copies. */

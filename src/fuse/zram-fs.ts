@@ -1,6 +1,5 @@
 import type { Operations, Stat } from 'fuse-native'
 import type { DeviceSet } from '../device/device-set'
-import { isPromise } from '../codec/codec'
 import { Errno, ErrnoError, errnoName } from '../errno'
 import type { EventLog } from '../log'
 import { planFallocate } from './fallocate'
@@ -141,8 +140,8 @@ export class ZramFs {
     const node = file.node
     try {
       if (node.kind === 'block') {
-        const r = node.dev.read(buf.subarray(0, len), pos)
-        if (!isPromise(r)) return cb(r)
+        const r = node.dev.read(len === buf.length ? buf : buf.subarray(0, len), pos)
+        if (typeof r === 'number') return cb(r)
         r.then(cb, (err: unknown) => cb(this.refuse('read', path, err, { pos, len })))
         return
       }
@@ -169,8 +168,8 @@ export class ZramFs {
     const node = file.node
     try {
       if (node.kind === 'block') {
-        const r = node.dev.write(buf.subarray(0, len), pos)
-        if (!isPromise(r)) return cb(len)
+        const r = node.dev.write(len === buf.length ? buf : buf.subarray(0, len), pos)
+        if (r === undefined) return cb(len)
         r.then(() => cb(len), (err: unknown) => cb(this.refuse('write', path, err, { pos, len })))
         return
       }
@@ -187,7 +186,7 @@ export class ZramFs {
         cb(count)
       }
       // A store that waits for I/O (writeback) answers the write(2) when it is done.
-      if (!isPromise(r)) return done()
+      if (r === undefined) return done()
       r.then(done, (err: unknown) => cb(this.refuse('write', path, err, { pos, len, value: logValue(text) })))
     } catch (err) {
       const value = node.kind === 'block' ? undefined : logValue(buf.toString('latin1', 0, Math.min(len, LOG_VALUE_CHARS)))
@@ -210,7 +209,7 @@ export class ZramFs {
     if (!plan.ok) return cb(this.refuse('fallocate', path, new ErrnoError(plan.errno, plan.reason), ctx))
     try {
       const r = node.dev.discard(plan.offset, plan.length, plan.kind === 'punch' ? 'discard' : 'write_zeroes')
-      if (!isPromise(r)) return cb(0)
+      if (r === undefined) return cb(0)
       r.then(() => cb(0), (err: unknown) => cb(this.refuse('fallocate', path, err, ctx)))
     } catch (err) {
       cb(this.refuse('fallocate', path, err, ctx))

@@ -19,7 +19,6 @@ import { performance } from 'node:perf_hooks'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { Piscina } from 'piscina'
-import { isPromise } from '../codec/codec'
 import { type EventLog, silentLog } from '../log'
 import { type CompressTask, ENTRY_WORDS, FAULT_EXIT, FAULT_NONE, FAULT_THROW, PAGE_SIZE, RESULT_WORDS } from './protocol'
 
@@ -31,15 +30,15 @@ export const MAX_BATCH = 64
 
 /**
  * One worker per core beyond the one the main thread and the FUSE threads need, up to 4. On two
- * cores or fewer it depends on the codec, as measured there (bench/kcompressd.ts, loop device, one
+ * cores or fewer it depends on the algorithm, as measured there (bench/kcompressd.ts, loop device, one
  * writer): for lz4 one worker made 4k QD1 writes 0.58x as fast as inline (a piscina dispatch costs
- * ~20 us of main-thread time per page, compressing it ~6-14 us), so 0 (inline); for an asynchronous
- * codec (zstd, compressing on libuv's pool anyway) one worker made 4k QD1 writes 1.39x as fast and
- * 128k writes 1.00x, so 1.
+ * ~20 us of main-thread time per page, compressing it ~6-14 us), so 0 (inline); for zstd one worker
+ * made 4k QD1 writes 1.39x as fast and 128k writes 1.00x, so 1 (measured with the asynchronous
+ * zstd binding of the time; to be re-measured with the synchronous one).
  */
-export function defaultWorkers(asyncCodec = false): number {
+export function defaultWorkers(algorithm: string): number {
   const cores = availableParallelism()
-  if (cores <= 2) return asyncCodec ? 1 : 0
+  if (cores <= 2) return algorithm === 'zstd' ? 1 : 0
   return Math.min(4, cores - 1)
 }
 
@@ -52,10 +51,12 @@ export interface KcompressdHost {
   readonly id: number
   readonly algorithm: string
   readonly compressionLevel: number | null
+  /** algorithm_params dict=, in shared memory (workers read it without a copy), or null. */
+  readonly compressionDict: Uint8Array | null
   /** The pool's huge class size: a result this long or longer is stored raw. */
   readonly hugeLimit: number
-  /** Compress one page with the device's codec and level (the inline path). */
-  compressInline(page: Buffer): Buffer | Promise<Buffer>
+  /** Compress one page with the device's codec context (the inline path); valid until the next call. */
+  compressInline(page: Buffer): Buffer
   /**
    * Commit a result if the page is still STAGED in `slot` with `ticket`; `src[off, off+len)` is the
    * compressed page, or null when it is huge and `raw` (the slot) is stored instead. Returns false
@@ -397,6 +398,7 @@ export class Kcompressd {
       entries,
       algorithm: this.host.algorithm,
       level: this.host.compressionLevel,
+      dict: this.host.compressionDict,
       hugeLimit: this.host.hugeLimit,
       delayMs: this.delayMs,
       fault: f === 'throw' ? FAULT_THROW : f === 'exit' ? FAULT_EXIT : FAULT_NONE,
@@ -461,8 +463,7 @@ export class Kcompressd {
         const raw = this.slotViews[slot]
         let ok = false
         try {
-          const r = this.host.compressInline(raw)
-          const c = isPromise(r) ? await r : r
+          const c = this.host.compressInline(raw)
           const huge = c.length >= this.host.hugeLimit
           ok = ring === this.ring && this.host.commitStaged(page, slot, ticket, huge ? null : c, 0, c.length, raw)
         } catch (err) {

@@ -22,6 +22,8 @@ export interface CompressTask {
   entries: Uint32Array
   algorithm: string
   level: number | null
+  /** algorithm_params dict= bytes on a SharedArrayBuffer (shared with the worker, not copied), or null. */
+  dict: Uint8Array | null
   hugeLimit: number
   /** Test hook: sleep this long before compressing (a slow worker). */
   delayMs: number

@@ -7,8 +7,9 @@
  * the state checks in the kernel's order, each failure an ErrnoError(kernel errno, reason). The
  * FUSE layer answers the errno and logs one JSON line with the reason; test/e2e/kernel-oracle-rows.ts
  * takes the rows that compare it with the kernel's zram.
- * A store that waits for I/O (writeback) returns a promise; the writer's write(2) returns when it
- * settles, with its errno if it rejects.
+ * A store that waits for I/O (writeback, or algorithm_params reading a dict= file: the daemon's
+ * thread must stay free to serve its own mount) returns a promise; the writer's write(2) returns
+ * when it settles, with its errno if it rejects.
  */
 export interface Attribute<T> {
   readonly name: string

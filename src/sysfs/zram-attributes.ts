@@ -1,5 +1,6 @@
 import type { ZramDevice } from '../device/zram-device'
 import type { DeviceSet } from '../device/device-set'
+import { readDictionary } from '../codec/dictionary'
 import { codecNames, findCodec } from '../codec/registry'
 import { Errno, ErrnoError } from '../errno'
 import { type Attribute, MODE_RO, MODE_RO_ROOT, MODE_RW, MODE_WO } from './attribute'
@@ -99,7 +100,6 @@ export const zramAttributes: readonly Attribute<ZramDevice>[] = [
       const p = resolveAlgorithmParams(args, [dev.algorithm])
       // Priority 0 is the primary algorithm; recompression priorities come with recomp_algorithm.
       if (p.priority !== 0) throw new ErrnoError(Errno.EINVAL, `priority ${p.priority} has no algorithm`)
-      if (p.dict !== null) throw new ErrnoError(Errno.EINVAL, 'dict= is not supported by these backends')
       const codec = findCodec(dev.algorithm)
       if (p.level !== null) {
         const range = codec?.levelRange
@@ -107,7 +107,21 @@ export const zramAttributes: readonly Attribute<ZramDevice>[] = [
           throw new ErrnoError(Errno.EINVAL, `level ${p.level} is not valid for ${dev.algorithm}`)
         }
       }
-      dev.setLevel(p.level)
+      if (p.dict === null) {
+        dev.setParams({ level: p.level, dict: null })
+        return
+      }
+      if (!codec?.supportsDict) throw new ErrnoError(Errno.EINVAL, `${dev.algorithm} takes no dictionary`)
+      // comp_params_store: the old parameters go first, so a dictionary that cannot be read
+      // leaves the defaults (EINVAL). The backend checks the dictionary itself at disksize.
+      dev.setParams({ level: null, dict: null })
+      const path = p.dict
+      return readDictionary(path).then(
+        (dict) => dev.setParams({ level: p.level, dict }),
+        (err: unknown) => {
+          throw new ErrnoError(Errno.EINVAL, `dict: ${err instanceof Error ? err.message : String(err)}`)
+        },
+      )
     },
   },
   {

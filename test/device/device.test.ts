@@ -1,5 +1,7 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { ZramDevice } from '../../src/device/zram-device'
+import type { Codec, CodecContext } from '../../src/codec/codec'
+import { findCodec } from '../../src/codec/registry'
 import { BYTES_PER_PAGE_METADATA } from '../../src/device/page-table'
 import { ErrnoError, Errno } from '../../src/errno'
 import { makePage, PAGE_KINDS, prng, seedFromEnv } from '../helpers/pages'
@@ -204,4 +206,175 @@ t.test('compaction releases pages after fragmentation', async (t) => {
   t.equal(after.memUsedTotal, before - freed * 4096)
   t.equal(after.pagesCompacted, freed)
   t.comment(`mem_used_total ${before} -> ${after.memUsedTotal}`)
+})
+
+// ---- one synchronous path: what the asynchronous one pinned still holds ----
+
+const PAGE = 4096
+
+/** Wrap the contexts `codec` makes from now on (fault injection); restored on teardown. */
+function patchContexts(t: Test, codec: Codec, wrap: (real: CodecContext) => CodecContext): void {
+  const real = codec.createContext
+  ;(codec as { createContext: Codec['createContext'] }).createContext = (params) => wrap(real.call(codec, params))
+  t.teardown(() => {
+    ;(codec as { createContext: Codec['createContext'] }).createContext = real
+  })
+}
+
+function device(algorithm: string, size: number): ZramDevice {
+  const dev = new ZramDevice(0, { workers: 0 })
+  dev.setAlgorithm(algorithm)
+  dev.initialise(size)
+  return dev
+}
+
+for (const algorithm of ['lz4', 'zstd']) {
+  t.test(`${algorithm}: a 128 KiB request of mixed pages round-trips, aligned and unaligned, synchronously`, async (t) => {
+    const dev = device(algorithm, MiB)
+    const rand = prng(seed + 10)
+    const data = Buffer.concat(Array.from({ length: 40 }, (_, i) => makePage(PAGE_KINDS[i % PAGE_KINDS.length]!, rand)))
+    t.equal(dev.write(data.subarray(0, 32 * PAGE), 0), undefined, 'write answers synchronously')
+    const out = Buffer.alloc(32 * PAGE)
+    t.equal(dev.read(out, 0), 32 * PAGE, 'read answers synchronously')
+    t.same(out, data.subarray(0, 32 * PAGE), 'aligned')
+    // Unaligned: partial head and tail pages are read-modify-written around 31 whole ones.
+    await write(dev, data.subarray(100, 100 + 32 * PAGE), 64 * PAGE + 100)
+    t.same(await read(dev, 32 * PAGE, 64 * PAGE + 100), data.subarray(100, 100 + 32 * PAGE), 'unaligned')
+    t.same(await read(dev, 100, 64 * PAGE), Buffer.alloc(100), 'bytes before the unaligned write stay zero')
+    // A read into a buffer at an odd byte offset (a FUSE buffer need not be aligned).
+    const area = Buffer.alloc(4 * PAGE + 3)
+    t.equal(dev.read(area.subarray(3), 0), 4 * PAGE)
+    t.same(area.subarray(3), data.subarray(0, 4 * PAGE), 'whole pages decompress straight into an unaligned view')
+    t.equal(dev.stats().origDataSize, (32 + 33) * PAGE, 'every touched page is stored once')
+  })
+}
+
+t.test('mem_limit inside one request: pages before the failure are stored, the rest keep their old data', async (t) => {
+  const dev = device('zstd', 4 * MiB)
+  const rand = prng(seed + 11)
+  // Same-filled old pages hold no pool memory, so the new ones need 32 pool pages against 16 allowed.
+  const old = Buffer.concat(Array.from({ length: 32 }, () => makePage('pattern', rand)))
+  await write(dev, old, 0)
+  dev.setMemLimit(dev.stats().memUsedTotal + 16 * PAGE)
+  const incompressible = Buffer.concat(Array.from({ length: 32 }, () => makePage('random', rand)))
+  t.equal(errnoOf(() => dev.write(incompressible, 0)), Errno.EIO, 'the request fails with EIO')
+  const s = dev.stats()
+  t.equal(s.failedWrites, 1, 'failed_writes counts the request once')
+  t.ok(s.memUsedTotal <= s.memLimit, 'the pool stays within mem_limit')
+  const after = await read(dev, 32 * PAGE, 0)
+  let newPages = 0
+  for (let i = 0; i < 32; i++) {
+    const got = after.subarray(i * PAGE, (i + 1) * PAGE)
+    const isNew = got.equals(incompressible.subarray(i * PAGE, (i + 1) * PAGE))
+    const isOld = got.equals(old.subarray(i * PAGE, (i + 1) * PAGE))
+    if (!isNew && !isOld) {
+      t.fail(`page ${i} is neither the old nor the new data`)
+      return
+    }
+    if (isNew && newPages !== i) {
+      t.fail(`page ${i} was committed after an earlier page failed`)
+      return
+    }
+    if (isNew) newPages++
+  }
+  t.ok(newPages > 0 && newPages < 32, `a prefix of the request was committed (${newPages} pages)`)
+  t.equal(s.origDataSize, 32 * PAGE, 'orig_data_size still counts 32 pages')
+})
+
+t.test('a compression failure in the middle of a request: EIO, counted once, the pages before it stored', async (t) => {
+  let calls = 0
+  patchContexts(t, findCodec('zstd')!, (real) => ({
+    compress: (src, dst) => {
+      if (++calls === 3) throw new Error('injected')
+      return real.compress(src, dst)
+    },
+    decompress: (src, dst) => real.decompress(src, dst),
+  }))
+  const dev = device('zstd', MiB)
+  const rand = prng(seed + 12)
+  const data = Buffer.concat(Array.from({ length: 8 }, () => makePage('text', rand)))
+  t.equal(errnoOf(() => dev.write(data.subarray(0, 8 * PAGE - 10), 0)), Errno.EIO)
+  t.equal(dev.stats().failedWrites, 1)
+  t.same(await read(dev, 2 * PAGE, 0), data.subarray(0, 2 * PAGE), 'the pages before the failure were committed')
+  t.same(await read(dev, PAGE, 2 * PAGE), Buffer.alloc(PAGE), 'the failed page kept its old contents (zeros)')
+  await write(dev, data, 0)
+  t.same(await read(dev, 8 * PAGE, 0), data, 'the device keeps working')
+})
+
+t.test('a decompression failure in a multi-page read: EIO, failed_reads counted once', async (t) => {
+  let calls = 0
+  patchContexts(t, findCodec('lz4')!, (real) => ({
+    compress: (src, dst) => real.compress(src, dst),
+    decompress: (src, dst) => {
+      if (++calls === 2) throw new Error('injected')
+      real.decompress(src, dst)
+    },
+  }))
+  const dev = device('lz4', MiB)
+  const data = Buffer.concat(Array.from({ length: 16 }, () => makePage('text', prng(seed + 13))))
+  await write(dev, data, 0)
+  t.equal(errnoOf(() => dev.read(Buffer.alloc(16 * PAGE), 0)), Errno.EIO)
+  t.equal(dev.stats().failedReads, 1)
+  t.same(await read(dev, 16 * PAGE, 0), data, 'the next read succeeds')
+})
+
+t.test('algorithm_params: level and dictionary reach the codec at disksize; bad ones fail there with EINVAL', async (t) => {
+  const rand = prng(seed + 14)
+  const pages = Array.from({ length: 32 }, () => makePage('text', rand))
+  const dict = Buffer.concat(pages.slice(0, 8))
+  const stored = (dev: ZramDevice): number => {
+    for (let i = 8; i < 32; i++) dev.write(pages[i]!, (i - 8) * PAGE)
+    return dev.stats().comprDataSize
+  }
+  for (const algorithm of ['lz4', 'zstd']) {
+    const plain = device(algorithm, MiB)
+    const withDict = new ZramDevice(0, { workers: 0 })
+    withDict.setAlgorithm(algorithm)
+    withDict.setParams({ level: null, dict })
+    t.equal(withDict.compressionDict?.length, dict.length, 'the dictionary is kept')
+    t.ok(withDict.compressionDict?.buffer instanceof SharedArrayBuffer, 'in shared memory, for kcompressd')
+    withDict.initialise(MiB)
+    const a = stored(plain)
+    const b = stored(withDict)
+    t.ok(b < a, `${algorithm}: ${a} bytes without, ${b} with a dictionary`)
+    t.same(await read(withDict, 24 * PAGE, 0), Buffer.concat(pages.slice(8)), `${algorithm}: pages read back`)
+    t.equal(errnoOf(() => withDict.setParams({ level: null, dict: null })), Errno.EBUSY, 'EBUSY once initialised')
+    withDict.reset()
+    t.equal(withDict.compressionDict, null, 'reset forgets the dictionary')
+    t.equal(withDict.compressionLevel, null)
+  }
+  const big = new ZramDevice(0, { workers: 0 })
+  big.setParams({ level: null, dict: Buffer.alloc(100 * 1024, 7) })
+  t.equal(errnoOf(() => big.initialise(MiB)), Errno.EINVAL, 'lz4: a dictionary over 64 KiB fails disksize with EINVAL')
+  t.notOk(big.initialised, 'and the device stays uninitialised')
+  big.setParams({ level: null, dict: null })
+  big.initialise(MiB)
+  t.ok(big.initialised, 'without it, disksize works')
+  const lz4Level = device('lz4', MiB)
+  const fast = new ZramDevice(0, { workers: 0 })
+  fast.setParams({ level: 64, dict: null })
+  fast.initialise(MiB)
+  t.ok(stored(fast) > stored(lz4Level), 'lz4 level= is the acceleration (backend_lz4)')
+})
+
+t.test('kcompressd workers compress with the device\'s level and dictionary: the same sizes as inline', async (t) => {
+  const rand = prng(seed + 15)
+  const pages = Array.from({ length: 64 }, (_, i) => makePage(i % 2 ? 'text' : 'binary', rand))
+  const dict = Buffer.concat(pages.slice(0, 8))
+  const data = Buffer.concat(pages.slice(8))
+  const sizes: number[] = []
+  for (const workers of [0, 1]) {
+    const dev = new ZramDevice(0, { workers })
+    t.teardown(() => dev.close())
+    dev.setAlgorithm('zstd')
+    dev.setParams({ level: 5, dict })
+    dev.initialise(MiB)
+    await dev.kcompressd.ready()
+    for (let i = 0; i < 56; i++) dev.write(data.subarray(i * PAGE, (i + 1) * PAGE), i * PAGE)
+    await dev.drain()
+    if (workers > 0) t.ok(dev.kcompressd.stats().completed > 0, `${dev.kcompressd.stats().completed} pages compressed by the worker`)
+    t.same(await read(dev, data.length, 0), data, `workers=${workers}: reads back`)
+    sizes.push(dev.stats().comprDataSize)
+  }
+  t.equal(sizes[1], sizes[0], `compr_data_size ${sizes[0]} inline and through the worker`)
 })

@@ -8,20 +8,20 @@ t.comment(`${cores} cores`)
 
 t.test('defaultWorkers: inline for lz4 and one worker for zstd on <= 2 cores, else one per spare core up to 4', async (t) => {
   if (cores <= 2) {
-    t.equal(defaultWorkers(false), 0)
-    t.equal(defaultWorkers(true), 1)
+    t.equal(defaultWorkers('lz4'), 0)
+    t.equal(defaultWorkers('zstd'), 1)
   } else {
-    t.equal(defaultWorkers(false), Math.min(4, cores - 1))
-    t.equal(defaultWorkers(true), Math.min(4, cores - 1))
+    t.equal(defaultWorkers('lz4'), Math.min(4, cores - 1))
+    t.equal(defaultWorkers('zstd'), Math.min(4, cores - 1))
   }
 })
 
 t.test("workers 'auto' follows comp_algorithm until set explicitly; reset restores it", async (t) => {
   const dev = new ZramDevice(0, { workers: 'auto' })
   t.teardown(() => dev.close())
-  t.equal(dev.kcompressd.workers, defaultWorkers(false), 'lz4 (the default algorithm)')
+  t.equal(dev.kcompressd.workers, defaultWorkers('lz4'), 'lz4 (the default algorithm)')
   dev.setAlgorithm('zstd')
-  t.equal(dev.kcompressd.workers, defaultWorkers(true), 'zstd')
+  t.equal(dev.kcompressd.workers, defaultWorkers('zstd'), 'zstd')
   await dev.kcompressd.ready()
   dev.initialise(1024 * 1024)
   const page = Buffer.alloc(4096)
@@ -34,7 +34,7 @@ t.test("workers 'auto' follows comp_algorithm until set explicitly; reset restor
   dev.setWorkers(0)
   t.equal(dev.kcompressd.workers, 0, 'an explicit count wins')
   dev.reset()
-  t.equal(dev.kcompressd.workers, defaultWorkers(false), 'reset: back to lz4 and to the automatic count')
+  t.equal(dev.kcompressd.workers, defaultWorkers('lz4'), 'reset: back to lz4 and to the automatic count')
   dev.setWorkers(2)
   dev.setAlgorithm('zstd')
   t.equal(dev.kcompressd.workers, 2, 'an explicit count is kept when the algorithm changes')

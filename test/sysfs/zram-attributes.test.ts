@@ -253,3 +253,40 @@ t.test('zramfuse/ workers and fifo_size parse as kstrtouint', async (t) => {
   t.equal(extensionAttributes.find((a) => a.name === 'fifo_size')!.show!(dev), '64\n')
   await dev.close()
 })
+
+/** A store that may answer later (algorithm_params dict= reads its file asynchronously). */
+async function storeAsync(dev: ZramDevice, name: string, text: string): Promise<number> {
+  try {
+    await attr(name).store!(dev, text)
+    return 0
+  } catch (err) {
+    if (err instanceof ErrnoError) return err.errno
+    throw err
+  }
+}
+
+t.test('algorithm_params dict=: read when written, bad paths EINVAL and the old parameters gone', async (t) => {
+  const dir = t.testdir({ 'zstd.dict': 'a dictionary: any bytes are raw content for zstd', 'empty.dict': '' })
+  const dict = `${dir}/zstd.dict`
+  const dev = new DeviceSet().add()
+  t.equal(store(dev, 'comp_algorithm', 'zstd\n'), 0)
+  t.equal(await storeAsync(dev, 'algorithm_params', `level=7 dict=${dict}\n`), 0)
+  t.equal(dev.compressionLevel, 7)
+  t.equal(Buffer.from(dev.compressionDict!).toString(), 'a dictionary: any bytes are raw content for zstd')
+  t.equal(await storeAsync(dev, 'algorithm_params', `level=5 dict=${dir}/missing.dict\n`), Errno.EINVAL, 'missing file')
+  t.equal(dev.compressionLevel, null, 'comp_params_store resets the parameters before reading the file')
+  t.equal(dev.compressionDict, null)
+  t.equal(await storeAsync(dev, 'algorithm_params', `dict=${dir}/empty.dict\n`), Errno.EINVAL, 'empty file')
+  t.equal(await storeAsync(dev, 'algorithm_params', `dict=${dir}\n`), Errno.EINVAL, 'a directory')
+  t.equal(await storeAsync(dev, 'algorithm_params', 'dict=zstd.dict\n'), Errno.EINVAL, 'a relative path')
+  t.equal(await storeAsync(dev, 'algorithm_params', `"dict=${dict}"\n`), 0, 'quoted as next_arg allows')
+  t.equal(await storeAsync(dev, 'algorithm_params', 'level=3\n'), 0, 'parameters without dict= drop the dictionary')
+  t.equal(dev.compressionDict, null)
+  t.equal(await storeAsync(dev, 'algorithm_params', `dict=${dict}\n`), 0)
+  t.equal(store(dev, 'disksize', '1M\n'), 0)
+  t.equal(await storeAsync(dev, 'algorithm_params', `dict=${dict}\n`), Errno.EBUSY, 'after init')
+  await dev.write(Buffer.from('x'.repeat(4096)), 0)
+  const out = Buffer.alloc(4096)
+  await dev.read(out, 0)
+  t.equal(out.toString(), 'x'.repeat(4096), 'the device works with its dictionary')
+})

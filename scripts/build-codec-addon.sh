@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Build native/zcodec.node, the N-API addon over the system's liblz4 and libzstd (src/codec), from
+# source with node-gyp, offline. Run by `npm ci` / `npm install` (the root package's postinstall)
+# and by scripts/setup.sh; safe to run by hand at any time.
+#   bash scripts/build-codec-addon.sh [--force]     (--force: rebuild even when up to date)
+#
+# Idempotent: nothing is rebuilt while native/build/Release/zcodec.node is newer than its sources
+# and passes the check below. Fails loudly (exit 1, message on stderr) when the headers or a
+# compiler are missing, the build fails, or the built addon does not round-trip a page with lz4 and
+# zstd: zramfuse has no other codec to fall back to.
+#
+# Needs: node, a C compiler, make, python3, and the Debian packages liblz4-dev libzstd-dev (the
+# headers; scripts/setup.sh installs them). Node's headers come from npm's nodedir or node's own
+# prefix (e.g. /usr/include/node), so nothing is downloaded.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DIR="$REPO/native"
+BUILT="$DIR/build/Release/zcodec.node"
+ME="build-codec-addon.sh"
+
+die() {
+  echo "$ME: ERROR: $*" >&2
+  echo "$ME: the codec addon (native/zcodec.node) was NOT built; zramfuse cannot compress without it." >&2
+  exit 1
+}
+say() { echo "$ME: $*"; }
+
+FORCE=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) FORCE=1 ;;
+    *) die "unknown argument: $arg (usage: $ME [--force])" ;;
+  esac
+done
+
+command -v node >/dev/null 2>&1 || die "node is not on PATH"
+
+# Loads the addon and round-trips one page with each codec; prints the library versions.
+verify() {
+  node -e '
+    const z = require(process.argv[1])
+    const page = Buffer.alloc(4096)
+    for (let i = 0; i < page.length; i++) page[i] = (i * 31) % 251 < 64 ? 0 : (i * 7) & 0xff
+    const dst = Buffer.alloc(8192), out = Buffer.alloc(4096)
+    for (const ctx of [z.lz4Create(1, null), z.zstdCreate(3, null)]) {
+      const n = z.compress(ctx, page, dst)
+      if (!(n > 0 && n < 4096)) throw new Error("compress returned " + n)
+      z.decompress(ctx, dst.subarray(0, n), out)
+      if (!out.equals(page)) throw new Error("a page did not round-trip")
+    }
+    const v = z.versions()
+    console.log(process.argv[1] + " (lz4 " + v.lz4 + ", zstd " + v.zstd + ")")
+  ' "$BUILT"
+}
+
+newer_than_sources() {
+  [ -f "$BUILT" ] && [ "$BUILT" -nt "$DIR/zcodec.c" ] && [ "$BUILT" -nt "$DIR/binding.gyp" ]
+}
+
+if [ "$FORCE" = 0 ] && newer_than_sources && verify >/dev/null 2>&1; then
+  say "up to date: $(verify)"
+  exit 0
+fi
+
+for tool in make python3; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (apt-get install build-essential python3)"
+done
+command -v "${CC:-cc}" >/dev/null 2>&1 || die "no C compiler (${CC:-cc}) (apt-get install build-essential)"
+for h in lz4.h zstd.h zstd_errors.h; do
+  echo "#include <$h>" | "${CC:-cc}" -E -x c - >/dev/null 2>&1 ||
+    die "the C header $h is missing (apt-get install liblz4-dev libzstd-dev, or run scripts/setup.sh as root)"
+done
+
+# node-gyp: npm's own (npm exports it to lifecycle scripts), else the one bundled with npm.
+node_gyp=""
+npm_bundled=""
+if command -v npm >/dev/null 2>&1; then
+  npm_bundled="$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js"
+fi
+for cand in "${npm_config_node_gyp:-}" "$npm_bundled" "$REPO/node_modules/node-gyp/bin/node-gyp.js"; do
+  if [ -n "$cand" ] && [ -f "$cand" ]; then
+    node_gyp="$(readlink -f "$cand")"
+    break
+  fi
+done
+[ -n "$node_gyp" ] || die "node-gyp not found (it ships with npm: reinstall npm)"
+
+# Node headers, offline: npm's nodedir config, else node's own install prefix.
+nodedir="${npm_config_nodedir:-}"
+if [ -z "$nodedir" ] && command -v npm >/dev/null 2>&1; then
+  nodedir="$(npm config get nodedir 2>/dev/null || true)"
+  if [ "$nodedir" = "undefined" ] || [ "$nodedir" = "null" ]; then nodedir=""; fi
+fi
+if [ -z "$nodedir" ]; then
+  nodedir="$(node -p 'require("path").resolve(process.execPath, "..", "..")')"
+fi
+[ -f "$nodedir/include/node/node_api.h" ] && [ -f "$nodedir/include/node/common.gypi" ] ||
+  die "no node headers under $nodedir/include/node (node-gyp would try to download them): set npm's nodedir to a directory with include/node/{node_api.h,common.gypi}"
+
+log="$(mktemp "${TMPDIR:-/tmp}/zramfuse-codec-build.XXXXXX")"
+trap 'rm -f "$log"' EXIT
+start_ms=$(($(date +%s%N) / 1000000))
+if ! (cd "$DIR" && node "$node_gyp" rebuild --nodedir="$nodedir") >"$log" 2>&1; then
+  echo "----- node-gyp output (last 60 lines) -----" >&2
+  tail -n 60 "$log" >&2
+  echo "--------------------------------------------" >&2
+  die "node-gyp rebuild failed in $DIR (node-gyp $node_gyp, nodedir $nodedir)"
+fi
+[ -f "$BUILT" ] || die "node-gyp succeeded but $BUILT is missing"
+if ! what="$(verify 2>&1)"; then
+  echo "$what" >&2
+  die "the freshly built addon does not load or does not round-trip a page"
+fi
+took_ms=$(($(date +%s%N) / 1000000 - start_ms))
+say "built and verified: $what (node-gyp $((took_ms / 1000)).$(printf '%03d' $((took_ms % 1000)))s)"
