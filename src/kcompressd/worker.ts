@@ -24,6 +24,10 @@ let current: ThreadContext | null = null
 /** Compressed pages of one batch back to back; a page takes at most 2 pages while compressing. */
 let scratch = new Uint8Array(0)
 
+/**
+ * Each task brings a new view of the device's shared dictionary (structured clone), so the bytes
+ * are compared: a memcmp per batch (microseconds for 100 KiB), never a new context per batch.
+ */
 function sameDict(a: Uint8Array | null, b: Uint8Array | null): boolean {
   if (a === null || b === null) return a === b
   return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length))
