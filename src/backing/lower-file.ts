@@ -13,6 +13,9 @@ export class LowerFile {
   /** Bytes the lower file may hold: a block device's size; a regular file grows (Infinity). */
   readonly capacityBytes: number
   private fd: number
+  /** Reads and writes handed to libuv and not yet finished. */
+  private inFlight = 0
+  private closing = false
 
   private constructor(path: string, fd: number, isBlockDevice: boolean, capacityBytes: number) {
     this.path = path
@@ -46,18 +49,22 @@ export class LowerFile {
   }
 
   get isOpen(): boolean {
-    return this.fd >= 0
+    return this.fd >= 0 && !this.closing
   }
 
   pread(buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
-    return new Promise((resolve, reject) => {
+    if (this.fd < 0 || this.closing) return Promise.reject(new ErrnoError(Errno.EIO, `${this.path} is closed`))
+    this.inFlight++
+    return new Promise<number>((resolve, reject) => {
       read(this.fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n)))
-    })
+    }).finally(() => this.settled())
   }
 
   /** Write all len bytes at pos (a short write is retried for the rest). */
   pwrite(buf: Uint8Array, off: number, len: number, pos: number): Promise<void> {
-    return new Promise((resolve, reject) => {
+    if (this.fd < 0 || this.closing) return Promise.reject(new ErrnoError(Errno.EIO, `${this.path} is closed`))
+    this.inFlight++
+    return new Promise<void>((resolve, reject) => {
       const step = (o: number, l: number, p: number): void => {
         write(this.fd, buf, o, l, p, (err, n) => {
           if (err) reject(err)
@@ -67,7 +74,7 @@ export class LowerFile {
         })
       }
       step(off, len, pos)
-    })
+    }).finally(() => this.settled())
   }
 
   /**
@@ -76,27 +83,44 @@ export class LowerFile {
    * deleted. It runs off the request path, once per freed segment. Block devices are left alone.
    */
   punchHole(pos: number, len: number): Promise<void> {
-    if (this.isBlockDevice || this.fd < 0) return Promise.resolve()
+    if (this.isBlockDevice || this.fd < 0 || this.closing) return Promise.resolve()
     const target = `/proc/${process.pid}/fd/${this.fd}`
-    return new Promise((resolve, reject) => {
+    // In flight like a write: the descriptor must stay ours until fallocate(1) has used it.
+    this.inFlight++
+    return new Promise<void>((resolve, reject) => {
       execFile('fallocate', ['--punch-hole', '--keep-size', '--offset', String(pos), '--length', String(len), target],
         (err) => (err ? reject(err) : resolve()))
-    })
+    }).finally(() => this.settled())
   }
 
   /** Bytes the file occupies on its file system (st_blocks * 512); 0 once closed. */
   allocatedBytes(): number {
-    if (this.fd < 0) return 0
+    if (this.fd < 0 || this.closing) return 0
     return fstatSync(this.fd).blocks * 512
   }
 
   /** The directory entry is gone (the open descriptor keeps the data reachable). */
   isDeleted(): boolean {
-    return this.fd >= 0 && !this.isBlockDevice && fstatSync(this.fd).nlink === 0
+    return this.fd >= 0 && !this.closing && !this.isBlockDevice && fstatSync(this.fd).nlink === 0
   }
 
+  /**
+   * Close the file; with I/O still in flight (a reset during writeback), only once it has finished:
+   * closing the descriptor under a pending write could send that write to whatever file reuses
+   * the number.
+   */
   close(): void {
-    if (this.fd < 0) return
+    if (this.fd < 0 || this.closing) return
+    this.closing = true
+    if (this.inFlight === 0) this.closeNow()
+  }
+
+  private settled(): void {
+    this.inFlight--
+    if (this.closing && this.inFlight === 0) this.closeNow()
+  }
+
+  private closeNow(): void {
     closeSync(this.fd)
     this.fd = -1
   }

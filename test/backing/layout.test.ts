@@ -196,3 +196,15 @@ t.test('packed layout: 10x rewrite with cleaning keeps the file under 2x the liv
     await layout.read(owner.at.get(i) as number, i, owner.lens.get(i) as number)
   }
 })
+
+t.test('close waits for I/O in flight: a pending write never lands in a file that reuses the descriptor', async (t) => {
+  const path = tmpFile(t)
+  const file = LowerFile.open(path)
+  const big = Buffer.alloc(8 << 20, 0x5a)
+  const w = file.pwrite(big, 0, big.length, 0)
+  file.close()
+  t.notOk(file.isOpen, 'closed for new I/O at once')
+  t.equal(await errnoOf(() => file.pwrite(big, 0, 16, 0)), Errno.EIO, 'new I/O is refused')
+  await w
+  t.equal(statSync(path).size, big.length, 'the write in flight completed into its own file')
+})
