@@ -166,8 +166,10 @@ export class LowerTier {
   }
 
   private select(req: WritebackRequest): number[] {
-    const table = this.host.pageTable as PageTable
+    const table = this.host.pageTable
     const chosen: number[] = []
+    // A reset between the request and its turn in the queue: nothing to write back.
+    if (table === null) return chosen
     for (const scan of req.scans) {
       for (let index = scan.lo; index < scan.hi; index++) {
         const meta = table.meta[index]

@@ -319,3 +319,57 @@ t.test('packed: 10x rewrite of the device keeps the lower file under 2x the live
   t.ok(cleaned > 0, 'segments were cleaned')
   t.ok(peak < 2 * live, `peak allocated ${peak} < 2x live ${live}`)
 })
+
+t.test('writes, discards and reads racing a writeback keep the newest contents (seeded)', async (t) => {
+  for (const format of ['page', 'packed'] as const) {
+    const { dev, pages } = await fixture(t, { compressed: format === 'packed' })
+    const model = Buffer.concat(pages)
+    const rand = prng(seed + 11)
+    await store(dev, 'idle', 'all')
+    await store(dev, 'writeback_batch_size', '4')
+    const wb = store(dev, 'writeback', 'idle')
+    let settled = false
+    void wb.then(() => { settled = true })
+    let ops = 0
+    while (!settled || ops < 50) {
+      const index = Math.floor(rand() * PAGES)
+      const r = rand()
+      if (r < 0.4) {
+        const page = makePage(PAGE_KINDS[Math.floor(rand() * PAGE_KINDS.length)], rand)
+        await dev.write(page, index * 4096)
+        page.copy(model, index * 4096)
+      } else if (r < 0.55) {
+        await dev.discard(index * 4096, 4096)
+        model.fill(0, index * 4096, (index + 1) * 4096)
+      } else {
+        const out = Buffer.alloc(4096)
+        await dev.read(out, index * 4096)
+        if (!out.equals(model.subarray(index * 4096, (index + 1) * 4096))) t.fail(`${format}: page ${index} differs mid-writeback`)
+      }
+      ops++
+      // Let the lower file's writes complete in between.
+      if (ops % 8 === 0) await new Promise((resolve) => setImmediate(resolve))
+    }
+    t.equal(await wb, 0, `${format}: writeback completed (${ops} racing operations)`)
+    t.ok((await readAll(dev)).equals(model), `${format}: the device equals the model`)
+    const s = dev.stats()
+    t.equal(s.failedReads + s.failedWrites, 0)
+  }
+})
+
+t.test('reset in the middle of a writeback', async (t) => {
+  const { dev } = await fixture(t, { compressed: true })
+  await store(dev, 'idle', 'all')
+  const wb = store(dev, 'writeback', 'idle')
+  t.equal(await store(dev, 'reset', '1'), 0, 'reset while the writeback runs')
+  await wb
+  t.equal(show(dev, 'backing_dev'), 'none\n')
+  t.same(bd(dev), [0, 0, 0])
+  // The device works again from scratch.
+  t.equal(await store(dev, 'disksize', '1M'), 0)
+  const page = makePage('text', prng(seed + 12))
+  await dev.write(page, 0)
+  const out = Buffer.alloc(4096)
+  await dev.read(out, 0)
+  t.ok(out.equals(page))
+})
