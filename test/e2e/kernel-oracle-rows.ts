@@ -108,15 +108,17 @@ export const ORACLE_ROWS: readonly OracleRow[] = [
     'level=x', 'level=99999999999', 'level=2147483648', 'priority=0', 'priority=4', 'priority=-1', 'algo=nope',
     'algo=LZ4', '=x',
   ]),
-  ...['level=3', 'level=3\n', 'level=-3', 'algo=lz4 level=1'].map((input): OracleRow => ({
-    attr: `${ZRAM0}/algorithm_params`, input, state: 'uninit',
-    why: 'the kernel takes any level for lz4 (its backend uses it as the acceleration)',
+  ...rows(`${ZRAM0}/algorithm_params`, 'uninit', 'the kernel takes a level for lz4 (its backend uses it as the acceleration)', [
+    'level=3', 'level=3\n', 'algo=lz4 level=1',
+  ]),
+  {
+    attr: `${ZRAM0}/algorithm_params`, input: 'level=-3', state: 'uninit',
+    why: 'the kernel takes any level when written and refuses an lz4 acceleration below 1 at disksize',
     differs: {
       ours: 'EINVAL',
-      why: 'our lz4 (lz4-napi) has no acceleration parameter, so a level for lz4 is refused; the ' +
-        'algorithm_params store belongs to the dict= work of issue 13',
+      why: 'we check the lz4 acceleration (1..65537) when the parameter is written, not at disksize',
     },
-  })),
+  },
   {
     attr: `${ZRAM0}/algorithm_params`, input: 'priority=1', state: 'uninit', kernelConfig: 'CONFIG_ZRAM_MULTI_COMP',
     why: 'priority 1 exists only with recompression (ZRAM_MAX_COMPS is 1 without it)',
@@ -126,7 +128,7 @@ export const ORACLE_ROWS: readonly OracleRow[] = [
     why: '6.18 takes parameters after init (they apply from the next disksize, and reset drops them)',
     differs: {
       ours: 'EBUSY',
-      why: 'the algorithm_params store body is being reworked for dict= (issue 13); it refuses after init',
+      why: 'parameters apply when the codec context is made at disksize; after it we refuse them rather than keep values that do nothing until a reset',
     },
   },
 
