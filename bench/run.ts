@@ -542,10 +542,10 @@ async function main(): Promise<number> {
     }
   }
   const startedAt = new Date()
-  const cleanup = new Cleanup((m) => err(`bench: ${m}`))
   const work = join(BENCH_TMP, String(process.pid))
   const shm = SHM_PREFIX + String(process.pid)
   mkdirSync(work, { recursive: true })
+  const cleanup = new Cleanup((m) => err(`bench: ${m}`), work)
   mkdirSync(shm, { recursive: true })
   cleanup.removeDirAtEnd(work)
   cleanup.removeDirAtEnd(shm)

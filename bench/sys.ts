@@ -82,7 +82,11 @@ export class Cleanup {
   private readonly dirs: string[] = []
   private done = false
 
-  constructor(private readonly log: (msg: string) => void) {}
+  /**
+   * @param workDir where every child the harness starts runs (its cwd): fio writes verify state
+   *   files (`<job>-<n>-verify.state`) into its cwd, and they must land in the run's scratch space
+   */
+  constructor(private readonly log: (msg: string) => void, readonly workDir: string) {}
 
   removeDirAtEnd(dir: string): void {
     this.dirs.push(dir)
@@ -154,7 +158,7 @@ export class Cleanup {
 export function run(cleanup: Cleanup, file: string, args: string[], timeoutMs = 300_000): Promise<CmdResult> {
   const t0 = process.hrtime.bigint()
   return new Promise((resolve) => {
-    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: cleanup.workDir })
     cleanup.children.add(child)
     const out: Buffer[] = []
     const err: Buffer[] = []
@@ -193,7 +197,7 @@ export async function startDaemon(cleanup: Cleanup, kind: 'ceiling' | 'zramfuse'
   const fd = openSync(logPath, 'a')
   let child: ChildProcess
   try {
-    child = spawn(process.execPath, [script, ...args], { detached: true, stdio: ['ignore', 'ignore', fd] })
+    child = spawn(process.execPath, [script, ...args], { detached: true, stdio: ['ignore', 'ignore', fd], cwd: cleanup.workDir })
   } finally {
     closeSync(fd)
   }
@@ -351,9 +355,9 @@ export function clkTck(): number {
   return clkTckCache
 }
 
-/** utime + stime of a process, in clock ticks; null when it is gone. */
-export function cpuTicks(pid: number): number | null {
-  const stat = readText(`/proc/${pid}/stat`)
+/** utime + stime of a process (or of its thread `tid`), in clock ticks; null when it is gone. */
+export function cpuTicks(pid: number, tid?: number): number | null {
+  const stat = readText(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`)
   if (stat === null) return null
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   // after the comm: state is field 3, utime 14, stime 15 (1-based) -> indexes 11, 12 here
@@ -472,7 +476,7 @@ export function cleanStale(log: (m: string) => void): string[] {
     if (!/^\d+$/.test(name)) continue
     const owner = Number(name)
     if (owner === process.pid) continue
-    if (processAlive(owner) && cmdline(owner).includes('bench/run')) continue
+    if (processAlive(owner) && /bench\/\w+\.js/.test(cmdline(owner))) continue
     const dir = join(BENCH_TMP, name)
     for (const loop of loopsBackedBy(dir + '/')) detachLoopSync(loop, log)
     const pids = (readText(join(dir, 'pids')) ?? '').split('\n').map((l) => l.split(' ')).filter((p) => p.length === 2)
