@@ -5,7 +5,7 @@ import { stop } from './stop'
 import { formatTable, readStatus } from './status'
 
 const USAGE = `usage:
-  zramfuse start --mount DIR [--disksize SIZE] [--algorithm lz4|zstd] [--mem-limit SIZE] [--workers N] [--fifo-size PAGES] [--log-level LEVEL]
+  zramfuse start --mount DIR [--disksize SIZE] [--algorithm lz4|zstd] [--mem-limit SIZE] [--workers N] [--fifo-size PAGES] [--no-mlock] [--log-level LEVEL]
   zramfuse stop --mount DIR [--force]
   zramfuse status --mount DIR [--bytes] [--json]
 `
@@ -29,6 +29,7 @@ async function main(argv: string[]): Promise<number> {
         workers: { type: 'string' },
         'fifo-size': { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
+        'no-mlock': { type: 'boolean', default: false },
         force: { type: 'boolean', default: false },
         bytes: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
@@ -47,7 +48,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start':
       await start({ mount: v.mount, disksize: v.disksize, algorithm: v.algorithm,
-        memLimit: v['mem-limit'], workers: v.workers, fifoSize: v['fifo-size'], logLevel: v['log-level'] ?? 'info' })
+        memLimit: v['mem-limit'], workers: v.workers, fifoSize: v['fifo-size'], logLevel: v['log-level'] ?? 'info',
+        mlock: v['no-mlock'] === true ? false : undefined })
       return -1 // keep running until a signal
     case 'stop':
       return stop(v.mount, v.force ?? false)
