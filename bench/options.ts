@@ -1,6 +1,7 @@
 /** Command-line options of `npm run bench` and the defaults of a full and a quick run. Pure. */
 import { parseArgs } from 'node:util'
 import { JOBS } from './jobs'
+import { PIN_MODES, type PinMode } from './placement'
 import { parseSize } from './size'
 
 export interface BenchOptions {
@@ -26,6 +27,8 @@ export interface BenchOptions {
   fidelityBytes: number
   perf: boolean
   fidelity: boolean
+  /** CPU placement of daemons and fio (bench/placement.ts) */
+  pin: PinMode
   help: boolean
 }
 
@@ -44,6 +47,7 @@ export const USAGE = `usage: npm run bench [-- OPTIONS]   (node dist/bench/run.j
   --fidelity-size SIZE bytes of the generated fidelity mix (default 128M; quick 32M)
   --no-perf            skip the fio matrix
   --no-fidelity        skip the fidelity and memory sections
+  --pin split|none     split (default): daemons on CPU 0, fio and dd on the others; none: unpinned
 `
 
 export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions {
@@ -64,6 +68,7 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
       'fidelity-size': { type: 'string' },
       'no-perf': { type: 'boolean', default: false },
       'no-fidelity': { type: 'boolean', default: false },
+      pin: { type: 'string', default: 'split' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -92,8 +97,10 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
     fidelityBytes: parseSize(values['fidelity-size'] ?? (quick ? '32M' : '128M')),
     perf: !(values['no-perf'] ?? false),
     fidelity: !(values['no-fidelity'] ?? false),
+    pin: (values.pin ?? 'split') as PinMode,
     help: values.help ?? false,
   }
+  if (!PIN_MODES.includes(opts.pin)) throw new Error(`--pin must be ${PIN_MODES.join(' or ')}, got ${String(values.pin)}`)
   for (const id of opts.jobs ?? []) {
     if (!JOBS.some((j) => j.id === id)) throw new Error(`--jobs: unknown job ${id}`)
   }

@@ -19,6 +19,7 @@ import { type DataMix, DEFAULT_MIX, JOBS, type JobSpec, REAL_READ_JOBS, REAL_WRI
 import { DEFAULT_WEIGHTS, PAGE_SIZE, describeWeights, generateMix } from './mix'
 import { type MmStat, formatMmStat, parseMmStat } from './mmstat'
 import { type BenchOptions, USAGE, parseBenchArgs, realDirCandidates } from './options'
+import { type Placement, loadCommand, orderFor, pinDaemonArgs, planPlacement } from './placement'
 import { buildCharts, mmStatDiffLines, renderReport, summarySection } from './report'
 import { type BenchResults, type DatasetInfo, type FidelityEntry, type MemoryEntry, type PerfCell, type PerfRun, RESULTS_VERSION, type TargetInfo } from './results'
 import { formatBytes } from './size'
@@ -65,6 +66,7 @@ interface Ctx {
   work: string
   shm: string
   pidsFile: string
+  placement: Placement
   mix: DataMix
   real: Dataset | null
   kernelOk: boolean
@@ -161,7 +163,8 @@ async function fioRun(ctx: Ctx, cell: PerfCell, job: JobSpec, rep: number, path:
   const mix = cell.data === 'mix' ? ctx.mix : null
   const args = fioArgs(job, { filename: path, sizeBytes, runtimeS: ctx.opts.runtimeS, seed: ctx.opts.seed + rep - 1, mix })
   const t0 = d ? cpuTicks(d.pid) : null
-  const r = await run(ctx.cleanup, 'fio', args, (ctx.opts.runtimeS + 120) * 1000)
+  const [cmd, cmdArgs] = loadCommand(ctx.placement, 'fio', args)
+  const r = await run(ctx.cleanup, cmd, cmdArgs, (ctx.opts.runtimeS + 120) * 1000)
   try {
     if (r.code !== 0) throw new Error(`fio exit ${String(r.code)}${r.signal ? ` ${r.signal}` : ''}: ${(r.stderr || r.stdout).trim().slice(0, 400)}`)
     const fig = runFigures(parseFioOutput(r.stdout), jobDirection(job))
@@ -190,7 +193,8 @@ async function ddRun(ctx: Ctx, cell: PerfCell, rep: number, path: string, d: Dae
     return
   }
   const t0 = d ? cpuTicks(d.pid) : null
-  const r = await run(ctx.cleanup, 'dd', [`if=${real.path}`, `of=${path}`, 'bs=1M', 'oflag=direct', 'conv=notrunc,fsync', 'status=none'], 600_000)
+  const [cmd, cmdArgs] = loadCommand(ctx.placement, 'dd', [`if=${real.path}`, `of=${path}`, 'bs=1M', 'oflag=direct', 'conv=notrunc,fsync', 'status=none'])
+  const r = await run(ctx.cleanup, cmd, cmdArgs, 600_000)
   if (r.code !== 0) {
     cell.error = `dd exit ${String(r.code)}: ${r.stderr.trim().slice(0, 400)}`
     ctx.progress.step(`${label}: FAILED`)
@@ -230,7 +234,8 @@ function skipSteps(ctx: Ctx, t: TargetSpec, modes: readonly Mode[], why: string)
  * One phase of the matrix (the file and block-device phase, or the loop phase) over every member
  * at once. The order is rep, job, target: run 1 of a job on every target back to back, then the
  * next job, ..., then run 2. Ratios thus compare measurements taken moments apart, and a burst of
- * background load lands on one run of several figures, which the median discards. Each round of
+ * background load lands on one run of several figures, which the median discards. The targets run
+ * in reverse order on even repetitions, so no target always follows the same one. Each round of
  * the real-data pass rewrites the image with dd on every member before reading it.
  */
 async function perfPhase(ctx: Ctx, members: Member[]): Promise<void> {
@@ -245,15 +250,15 @@ async function perfPhase(ctx: Ctx, members: Member[]): Promise<void> {
   }
   for (let rep = 1; rep <= ctx.opts.reps; rep++) {
     for (const job of ctx.jobs) {
-      for (const m of members) await fioRun(ctx, cell(m, job, 'mix'), job, rep, m.path, ctx.opts.regionBytes, m.daemon)
+      for (const m of orderFor(members, rep)) await fioRun(ctx, cell(m, job, 'mix'), job, rep, m.path, ctx.opts.regionBytes, m.daemon)
     }
   }
   const real = ctx.real
   if (!real) return
   for (let rep = 1; rep <= ctx.opts.reps; rep++) {
-    for (const m of members) await ddRun(ctx, cell(m, REAL_WRITE_JOB, 'real'), rep, m.path, m.daemon)
+    for (const m of orderFor(members, rep)) await ddRun(ctx, cell(m, REAL_WRITE_JOB, 'real'), rep, m.path, m.daemon)
     for (const job of REAL_READ_JOBS) {
-      for (const m of members) {
+      for (const m of orderFor(members, rep)) {
         if (cell(m, REAL_WRITE_JOB, 'real').error) {
           ctx.progress.step(`${m.t.id} ${m.mode} ${job.title} run ${rep}/${ctx.opts.reps}: skipped (the image was not written)`)
           continue
@@ -270,6 +275,12 @@ interface Up {
   base: string
 }
 
+/** Move every thread of a daemon to the daemon CPUs (threads it starts later inherit it). */
+async function pinDaemon(ctx: Ctx, d: DaemonProc): Promise<void> {
+  const args = pinDaemonArgs(ctx.placement, d.pid)
+  if (args !== null) await must(ctx.cleanup, 'taskset', args, 30_000)
+}
+
 async function startTarget(ctx: Ctx, t: TargetSpec): Promise<Up> {
   const { opts, cleanup } = ctx
   if (t.kind === 'kernel') {
@@ -282,6 +293,7 @@ async function startTarget(ctx: Ctx, t: TargetSpec): Promise<Up> {
     ? ['--mount', mount, '--size', String(opts.disksize)]
     : ['start', '--mount', mount, '--disksize', String(opts.disksize), ...daemonArgs(t)]
   const daemon = await startDaemon(cleanup, t.kind, t.kind === 'ceiling' ? CEILING : CLI, args, mount, join(ctx.work, `${t.id}.log`), ctx.pidsFile)
+  await pinDaemon(ctx, daemon)
   const w = daemon.ready['workers']
   const info = ctx.results.targets.find((x) => x.id === t.id)
   if (info && typeof w === 'number') info.workers = w
@@ -334,7 +346,7 @@ async function perfAll(ctx: Ctx, planned: readonly TargetSpec[]): Promise<void> 
             }
             ctx.progress.step(`${u.t.id} ${mode}: prefill ${formatBytes(opts.regionBytes)} with the mix`)
             counted = 1
-            await must(cleanup, 'fio', prefillArgs({ filename: path, sizeBytes: opts.regionBytes, seed: opts.seed, mix: ctx.mix }), 600_000)
+            await must(cleanup, ...loadCommand(ctx.placement, 'fio', prefillArgs({ filename: path, sizeBytes: opts.regionBytes, seed: opts.seed, mix: ctx.mix })), 600_000)
             members.push({ t: u.t, mode, path, daemon: u.daemon, loop, cells: new Map() })
           } catch (e) {
             note(ctx, `${u.t.id} ${mode}: ${(e as Error).message}`)
@@ -461,7 +473,7 @@ async function fidelity(ctx: Ctx, datasets: Dataset[], targets: readonly TargetS
 function targetInfo(t: TargetSpec): TargetInfo {
   return {
     id: t.id, title: t.title, kind: t.kind, modes: [...t.modes], algorithm: t.algorithm,
-    workers: typeof t.workers === 'number' ? t.workers : null, variant: t.variant,
+    workers: typeof t.workers === 'number' ? t.workers : null, variant: t.variant, ...(t.twinOf ? { twinOf: t.twinOf } : {}),
   }
 }
 
@@ -527,7 +539,7 @@ async function main(): Promise<number> {
     err('bench: must run as root (losetup, the kernel zram, dropping into FUSE mounts)')
     return 2
   }
-  for (const tool of ['fio', 'losetup', 'dd', 'mke2fs', 'fusermount']) {
+  for (const tool of ['fio', 'losetup', 'dd', 'mke2fs', 'fusermount', ...(opts.pin === 'none' ? [] : ['taskset'])]) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' })
     } catch {
@@ -568,9 +580,14 @@ async function main(): Promise<number> {
     },
     targets: [], datasets: [], notes: [], perf: [], fidelity: [], memory: [], background: [],
   }
+  const placement = planPlacement(opts.pin, cpus().length)
+  results.config.placement = placement.mode === 'none' ? 'none: the scheduler places daemons and fio'
+    : `split: daemons on CPU ${placement.daemonCpus ?? ''}, fio and dd on CPU ${placement.loadCpus ?? ''} (taskset)`
   const ctx: Ctx = {
-    opts, jobs: opts.jobs === null ? JOBS : JOBS.filter((j) => opts.jobs?.includes(j.id)), cleanup, progress: new Progress(0), results, work, shm, pidsFile: join(work, 'pids'), mix: DEFAULT_MIX, real: null, kernelOk: false,
+    opts, jobs: opts.jobs === null ? JOBS : JOBS.filter((j) => opts.jobs?.includes(j.id)), cleanup, progress: new Progress(0), results, work, shm, pidsFile: join(work, 'pids'),
+    placement, mix: DEFAULT_MIX, real: null, kernelOk: false,
   }
+  if (placement.note) note(ctx, placement.note)
 
   let interrupted = false
   const onSignal = (sig: NodeJS.Signals): void => {
