@@ -29,6 +29,8 @@ export interface BenchOptions {
   fidelity: boolean
   /** CPU placement of daemons and fio (bench/placement.ts) */
   pin: PinMode
+  /** one set of daemons for every run instead of fresh daemons per run */
+  keepDaemons: boolean
   help: boolean
 }
 
@@ -48,6 +50,7 @@ export const USAGE = `usage: npm run bench [-- OPTIONS]   (node dist/bench/run.j
   --no-perf            skip the fio matrix
   --no-fidelity        skip the fidelity and memory sections
   --pin split|none     split (default): daemons on CPU 0, fio and dd on the others; none: unpinned
+  --keep-daemons       start the daemons once for all runs (default: fresh daemons for every run)
 `
 
 export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions {
@@ -69,6 +72,7 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
       'no-perf': { type: 'boolean', default: false },
       'no-fidelity': { type: 'boolean', default: false },
       pin: { type: 'string', default: 'split' },
+      'keep-daemons': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -98,6 +102,7 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
     perf: !(values['no-perf'] ?? false),
     fidelity: !(values['no-fidelity'] ?? false),
     pin: (values.pin ?? 'split') as PinMode,
+    keepDaemons: values['keep-daemons'] ?? false,
     help: values.help ?? false,
   }
   if (!PIN_MODES.includes(opts.pin)) throw new Error(`--pin must be ${PIN_MODES.join(' or ')}, got ${String(values.pin)}`)

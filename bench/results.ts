@@ -107,6 +107,8 @@ export interface BenchConfig {
   source: string
   /** where daemons and fio ran (--pin); absent in results of older runs */
   placement?: string
+  /** fresh daemons per run or one set for all (--keep-daemons); absent in results of older runs */
+  daemons?: string
 }
 
 /** What else used the CPU while a phase ran (see sys.backgroundBetween). */

@@ -58,6 +58,8 @@ t.test('a small run produces the report, the charts and the raw JSON', { skip: w
   t.equal(code, 0, `exit 0; stderr tail: ${stderr.slice(-1500)}`)
   t.match(stderr, /\[bench +\d+\/\d+ \d+m\d\ds\] zramfuse-lz4 loop 4k randwrite QD1 run 2\/2: [\d.]+ k IOPS/, 'progress: which job, k of n')
   t.match(stdout, /\| 4k randwrite QD1 \| k IOPS \|/)
+  const pids = [...stderr.matchAll(/\] zramfuse lz4: ready \(pid (\d+)\)/g)].map((m) => m[1])
+  t.equal(new Set(pids).size, 2, `a fresh daemon for each of the 2 runs: pids ${pids.join(', ')}`)
   const files = readdirSync(out)
   const json = files.find((f) => f.endsWith('.json'))
   t.ok(json, 'raw JSON written')
