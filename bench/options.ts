@@ -49,7 +49,8 @@ export const USAGE = `usage: npm run bench [-- OPTIONS]   (node dist/bench/run.j
   --fidelity-size SIZE bytes of the generated fidelity mix (default 128M; quick 32M)
   --no-perf            skip the fio matrix
   --no-fidelity        skip the fidelity and memory sections
-  --pin split|none     split (default): daemons on CPU 0, fio and dd on the others; none: unpinned
+  --pin split|same|none  split (default): daemons on CPU 0, fio and dd on the others; same: all on one
+                       CPU (no cross-CPU wakeups, no parallelism); none: unpinned
   --keep-daemons       start the daemons once for all runs (default: fresh daemons for every run)
 `
 

@@ -1,12 +1,15 @@
 /**
- * Where the bench's processes run (--pin). 'split': every FUSE daemon (all of its threads) on CPU 0,
- * fio and dd on the other CPUs, so a daemon and its load never take turns on one CPU by the
- * scheduler's whim and two identical daemons get the same placement. 'none': the scheduler decides.
+ * Where the bench's processes run (--pin). Unpinned, the scheduler sometimes puts fio and a daemon on
+ * one CPU and sometimes not, and on this VM that alone moves a 4k QD1 figure by 2x (bench/README.md,
+ * "The noise floor"). 'split': every FUSE daemon (all of its threads) on CPU 0, fio and dd on the
+ * other CPUs: every daemon gets the same placement, each request crosses CPUs the same way.
+ * 'same': daemons, fio and dd all on the last CPU: no cross-CPU wakeups at all, but no parallelism
+ * either (kcompressd workers, 4-job and QD32 jobs share the one CPU). 'none': the scheduler decides.
  * The kernel's side of each request (FUSE queueing, a loop device's worker) is not pinned. Pure.
  */
 
-export type PinMode = 'split' | 'none'
-export const PIN_MODES: readonly PinMode[] = ['split', 'none']
+export type PinMode = 'split' | 'same' | 'none'
+export const PIN_MODES: readonly PinMode[] = ['split', 'same', 'none']
 
 export interface Placement {
   mode: PinMode
@@ -20,6 +23,7 @@ export interface Placement {
 
 export function planPlacement(mode: PinMode, cpus: number): Placement {
   if (mode === 'none') return { mode, daemonCpus: null, loadCpus: null, note: null }
+  if (mode === 'same') return { mode, daemonCpus: String(cpus - 1), loadCpus: String(cpus - 1), note: null }
   if (cpus < 2) return { mode: 'none', daemonCpus: null, loadCpus: null, note: `--pin ${mode} needs 2 CPUs, this machine has ${cpus}: not pinned` }
   return { mode, daemonCpus: '0', loadCpus: cpus === 2 ? '1' : `1-${cpus - 1}`, note: null }
 }

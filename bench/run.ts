@@ -620,7 +620,7 @@ async function main(): Promise<number> {
   }
   const placement = planPlacement(opts.pin, cpus().length)
   results.config.placement = placement.mode === 'none' ? 'none: the scheduler places daemons and fio'
-    : `split: daemons on CPU ${placement.daemonCpus ?? ''}, fio and dd on CPU ${placement.loadCpus ?? ''} (taskset)`
+    : `${placement.mode}: daemons on CPU ${placement.daemonCpus ?? ''}, fio and dd on CPU ${placement.loadCpus ?? ''} (taskset)`
   const ctx: Ctx = {
     opts, jobs: opts.jobs === null ? JOBS : JOBS.filter((j) => opts.jobs?.includes(j.id)), cleanup, progress: new Progress(0), results, work, shm, pidsFile: join(work, 'pids'),
     placement, mix: DEFAULT_MIX, real: null, kernelOk: false,

@@ -104,6 +104,8 @@ t.test('placement: split pins daemons to CPU 0 and the load to the rest', async 
   const one = planPlacement('split', 1)
   t.equal(one.mode, 'none')
   t.match(one.note, /needs 2 CPUs/)
+  t.same(planPlacement('same', 2), { mode: 'same', daemonCpus: '1', loadCpus: '1', note: null }, 'same: one CPU for all')
+  t.same(planPlacement('same', 1).daemonCpus, '0')
   const none = planPlacement('none', 2)
   t.same(loadCommand(none, 'dd', ['if=a']), ['dd', ['if=a']])
   t.equal(pinDaemonArgs(none, 42), null)

@@ -46,5 +46,6 @@ t.test('--pin and --keep-daemons', async (t) => {
   const o = parseBenchArgs(['--pin', 'none', '--keep-daemons'], '/o')
   t.equal(o.pin, 'none')
   t.equal(o.keepDaemons, true)
-  t.throws(() => parseBenchArgs(['--pin', 'cpu0'], '/o'), /--pin must be split or none/)
+  t.equal(parseBenchArgs(['--pin', 'same'], '/o').pin, 'same')
+  t.throws(() => parseBenchArgs(['--pin', 'cpu0'], '/o'), /--pin must be split or same or none/)
 })
