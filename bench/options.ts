@@ -1,6 +1,7 @@
 /** Command-line options of `npm run bench` and the defaults of a full and a quick run. Pure. */
 import { parseArgs } from 'node:util'
 import { JOBS } from './jobs'
+import { PIN_MODES, type PinMode } from './placement'
 import { parseSize } from './size'
 
 export interface BenchOptions {
@@ -32,6 +33,10 @@ export interface BenchOptions {
   codecCorpusBytes: number
   /** seconds of repeated passes per figure */
   codecSeconds: number
+  /** CPU placement of daemons and fio (bench/placement.ts) */
+  pin: PinMode
+  /** one set of daemons for every run instead of fresh daemons per run */
+  keepDaemons: boolean
   help: boolean
 }
 
@@ -53,6 +58,9 @@ export const USAGE = `usage: npm run bench [-- OPTIONS]   (node dist/bench/run.j
   --codecs             only the codec microbenchmark (no root): our per-page cost next to lz4 -b1 / zstd -b3
   --codec-corpus SIZE  bytes of real data it compresses (default 32M; quick 8M)
   --codec-seconds S    seconds of repeated passes per figure (default 2; quick 0.5)
+  --pin split|same|none  split (default): daemons on CPU 0, fio and dd on the others; same: all on one
+                       CPU (no cross-CPU wakeups, no parallelism); none: unpinned
+  --keep-daemons       start the daemons once for all runs (default: fresh daemons for every run)
 `
 
 export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions {
@@ -76,6 +84,8 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
       codecs: { type: 'boolean', default: false },
       'codec-corpus': { type: 'string' },
       'codec-seconds': { type: 'string' },
+      pin: { type: 'string', default: 'split' },
+      'keep-daemons': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -107,8 +117,11 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
     codecs: values.codecs ?? false,
     codecCorpusBytes: parseSize(values['codec-corpus'] ?? (quick ? '8M' : '32M')),
     codecSeconds: values['codec-seconds'] === undefined ? (quick ? 0.5 : 2) : Number(values['codec-seconds']),
+    pin: (values.pin ?? 'split') as PinMode,
+    keepDaemons: values['keep-daemons'] ?? false,
     help: values.help ?? false,
   }
+  if (!PIN_MODES.includes(opts.pin)) throw new Error(`--pin must be ${PIN_MODES.join(' or ')}, got ${String(values.pin)}`)
   for (const id of opts.jobs ?? []) {
     if (!JOBS.some((j) => j.id === id)) throw new Error(`--jobs: unknown job ${id}`)
   }

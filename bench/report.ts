@@ -1,6 +1,7 @@
 /** The Markdown report and its charts, made from a run's raw results. Pure: results in, text out. */
 import { ALL_JOBS, JOBS, type JobSpec, REAL_READ_JOBS, REAL_WRITE_JOB, jobUnit, jobValue } from './jobs'
 import { MM_STAT_FIELDS, MM_STAT_PAGE_FIELDS, type MmStat, compressionRatio, diffMmStat, formatMmStat, poolOverhead } from './mmstat'
+import { type AaBand, NOT_SIGNIFICANT, aaBand, classify, fmtBand } from './noise'
 import { PAGE_KINDS } from './mix'
 import type { BenchResults, MemoryEntry, PerfCell, TargetInfo } from './results'
 import { formatBytes } from './size'
@@ -67,10 +68,36 @@ function jobsFor(r: BenchResults): JobSpec[] {
   return ALL_JOBS.filter((j) => r.perf.some((c) => c.job === j.id))
 }
 
+/** The A/A twin reached as `mode`, and the target it duplicates. */
+export function aaPair(r: BenchResults, mode: Mode): { base: TargetInfo; twin: TargetInfo } | null {
+  const twin = r.targets.find((t) => t.twinOf !== undefined && t.modes.includes(mode))
+  const base = twin ? r.targets.find((t) => t.id === twin.twinOf && t.modes.includes(mode)) : undefined
+  return twin && base ? { base, twin } : null
+}
+
+/** The A/A band of one job reached as `mode`; null without a twin or its runs. */
+export function aaBandFor(r: BenchResults, mode: Mode, job: JobSpec): AaBand | null {
+  const p = aaPair(r, mode)
+  if (!p) return null
+  const base = findCell(r, p.base.id, mode, job)
+  const twin = findCell(r, p.twin.id, mode, job)
+  return base && twin && !base.error && !twin.error ? aaBand(cellValues(base, job), cellValues(twin, job)) : null
+}
+
+/** An A/B ratio, marked when it lies inside the A/A band of its job. */
+export function fmtRatioVsNoise(x: number | null, band: AaBand | null): string {
+  return classify(x, band) === 'noise' ? `${fmtRatio(x)} ${NOT_SIGNIFICANT}` : fmtRatio(x)
+}
+
+/** The A/A column: the twin's median over its base's, and the band the runs span. */
+export function fmtAa(band: AaBand | null): string {
+  return band === null ? 'n/a' : `${fmtRatio(band.ratio)} (${fmtBand(band)})`
+}
+
 /** For each algorithm, the inline (workers=0) and async (workers>0) zramfuse targets, defaults first. */
 export function asyncInlinePairs(r: BenchResults): { algorithm: string; inline: TargetInfo; async: TargetInfo }[] {
   const out: { algorithm: string; inline: TargetInfo; async: TargetInfo }[] = []
-  const fuse = r.targets.filter((t) => t.kind === 'zramfuse')
+  const fuse = r.targets.filter((t) => t.kind === 'zramfuse' && t.twinOf === undefined)
   const byDefaultFirst = (a: TargetInfo, b: TargetInfo): number => Number(a.variant) - Number(b.variant)
   for (const algorithm of [...new Set(fuse.map((t) => t.algorithm ?? ''))]) {
     const same = fuse.filter((t) => (t.algorithm ?? '') === algorithm).sort(byDefaultFirst)
@@ -108,6 +135,8 @@ export function perfTable(r: BenchResults, mode: 'file' | 'loop'): string {
       ratioCols.push({ title: `${p.algorithm} async (workers=${String(p.async.workers)}) / inline`, num: p.async, den: p.inline })
     }
   }
+  const aa = aaPair(r, mode)
+  if (aa) header.push(`A/A: ${aa.twin.title} / ${aa.base.title}`)
   header.push(...ratioCols.map((c) => c.title))
   const rows: string[][] = []
   for (const job of jobsFor(r)) {
@@ -116,11 +145,13 @@ export function perfTable(r: BenchResults, mode: 'file' | 'loop'): string {
       return m ? cellSummary(findCell(r, t.id, m, job), job) : null
     }
     if (targets.every((t) => sum(t) === null)) continue
+    const band = aaBandFor(r, mode, job)
     rows.push([
       job.title,
       jobUnit(job),
       ...targets.map((t) => fmtSummary(sum(t))),
-      ...ratioCols.map((c) => fmtRatio(ratio(sum(c.num), sum(c.den)))),
+      ...(aa ? [fmtAa(band)] : []),
+      ...ratioCols.map((c) => fmtRatioVsNoise(ratio(sum(c.num), sum(c.den)), band)),
     ])
   }
   return mdTable(header, rows, [0, 1])
@@ -131,12 +162,15 @@ export function workersTable(r: BenchResults): string | null {
   const pairs = asyncInlinePairs(r)
   if (pairs.length === 0) return null
   const cols = pairs.flatMap((p) => [p.inline, p.async])
-  const header = ['job', 'unit', ...cols.map(workersLabel), ...pairs.map((p) => `${p.algorithm} async / inline`)]
+  const aa = aaPair(r, 'file')
+  const header = ['job', 'unit', ...cols.map(workersLabel), ...(aa ? ['A/A'] : []), ...pairs.map((p) => `${p.algorithm} async / inline`)]
   const rows: string[][] = []
   for (const job of jobsFor(r)) {
     const sum = (t: TargetInfo): Summary | null => cellSummary(findCell(r, t.id, 'file', job), job)
     if (cols.every((t) => sum(t) === null)) continue
-    rows.push([job.title, jobUnit(job), ...cols.map((t) => fmtSummary(sum(t))), ...pairs.map((p) => fmtRatio(ratio(sum(p.async), sum(p.inline))))])
+    const band = aaBandFor(r, 'file', job)
+    rows.push([job.title, jobUnit(job), ...cols.map((t) => fmtSummary(sum(t))), ...(aa ? [fmtAa(band)] : []),
+      ...pairs.map((p) => fmtRatioVsNoise(ratio(sum(p.async), sum(p.inline)), band))])
   }
   return mdTable(header, rows, [0, 1])
 }
@@ -295,6 +329,10 @@ export function buildCharts(r: BenchResults): Chart[] {
   return charts
 }
 
+export const AA_NOTE = 'A/A: a second daemon with the same settings as zramfuse lz4, run in the same interleaved order. ' +
+  'Its column is its median over zramfuse lz4\'s and (±) the widest of that ratio and the per-run ratios: the noise floor of the job. ' +
+  `An A/B ratio inside it is marked ${NOT_SIGNIFICANT} (not significant): it says nothing about a difference.`
+
 /** The summary the README quotes: the file-mode table plus a line saying where it comes from. */
 export function summarySection(r: BenchResults): string {
   return [
@@ -318,11 +356,13 @@ export function renderReport(r: BenchResults, chartFiles: { file: string; title:
   out.push(`- other processes using CPU at end: ${r.machine.busyEnd.length ? r.machine.busyEnd.join('; ') : 'none'}`, '')
   out.push('## Setup', '')
   out.push(`- ${r.config.reps} run${r.config.reps === 1 ? '' : 's'} per figure (median, min–max shown), ${r.config.runtimeS} s per run (time_based), fio randseed=${r.config.seed}`)
-  out.push(`- device: disksize ${formatBytes(r.config.disksize)}; jobs cover the first ${formatBytes(r.config.regionBytes)}, prefilled once with the mix before the first job of each target and mode`)
+  out.push(`- device: disksize ${formatBytes(r.config.disksize)}; jobs cover the first ${formatBytes(r.config.regionBytes)}, prefilled with the mix before the first job of each target and mode (on each set of daemons)`)
   out.push(`- data written by fio: ${r.config.mix}`)
   out.push(`- real-data pass: ${r.config.realSource}; written with dd bs=1M oflag=direct, read with fio --readonly`)
   out.push(`- fidelity mix: ${r.config.fidelityMix}`)
   out.push(`- source: ${r.config.source}`)
+  if (r.config.placement) out.push(`- CPU placement: ${r.config.placement}; targets in reverse order on even runs`)
+  if (r.config.daemons) out.push(`- daemons: ${r.config.daemons}`)
   out.push('- targets: ' + r.targets.map((t) => `${workersLabel(t)} [${t.modes.join(', ')}]`).join('; '))
   out.push('- modes: file = fio on DIR/dev/zram0 (direct=1); loop = fio on a loop device attached with `losetup --direct-io=on`; dev = the kernel\'s /dev/zram0', '')
   if (r.notes.length) {
@@ -331,6 +371,7 @@ export function renderReport(r: BenchResults, chartFiles: { file: string; title:
     out.push('')
   }
   out.push('## Summary: on the block file', '', summarySection(r), '')
+  if (aaPair(r, 'file')) out.push(AA_NOTE, '')
   if (r.targets.some((t) => t.modes.includes('loop'))) {
     out.push('## Through a loop device (losetup --direct-io=on)', '', perfTable(r, 'loop'), '')
   }

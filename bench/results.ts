@@ -40,6 +40,8 @@ export interface TargetInfo {
   workers: number | null
   /** an explicit --workers variant, compared with its default target in its own table */
   variant: boolean
+  /** the A/A control: the id of the target it duplicates (absent in results of older runs) */
+  twinOf?: string
 }
 
 export interface DatasetInfo {
@@ -103,6 +105,10 @@ export interface BenchConfig {
   command: string
   /** the source that was measured: git commit read from .git, and when dist/ was built */
   source: string
+  /** where daemons and fio ran (--pin); absent in results of older runs */
+  placement?: string
+  /** fresh daemons per run or one set for all (--keep-daemons); absent in results of older runs */
+  daemons?: string
 }
 
 /** What else used the CPU while a phase ran (see sys.backgroundBetween). */

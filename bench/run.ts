@@ -20,6 +20,7 @@ import { type DataMix, DEFAULT_MIX, JOBS, type JobSpec, REAL_READ_JOBS, REAL_WRI
 import { DEFAULT_WEIGHTS, PAGE_SIZE, describeWeights, generateMix } from './mix'
 import { type MmStat, formatMmStat, parseMmStat } from './mmstat'
 import { type BenchOptions, USAGE, parseBenchArgs, realDirCandidates } from './options'
+import { type Placement, loadCommand, orderFor, pinDaemonArgs, planPlacement } from './placement'
 import { buildCharts, mmStatDiffLines, renderReport, summarySection } from './report'
 import { type BenchResults, type DatasetInfo, type FidelityEntry, type MemoryEntry, type PerfCell, type PerfRun, RESULTS_VERSION, type TargetInfo } from './results'
 import { formatBytes } from './size'
@@ -66,6 +67,7 @@ interface Ctx {
   work: string
   shm: string
   pidsFile: string
+  placement: Placement
   mix: DataMix
   real: Dataset | null
   kernelOk: boolean
@@ -162,7 +164,8 @@ async function fioRun(ctx: Ctx, cell: PerfCell, job: JobSpec, rep: number, path:
   const mix = cell.data === 'mix' ? ctx.mix : null
   const args = fioArgs(job, { filename: path, sizeBytes, runtimeS: ctx.opts.runtimeS, seed: ctx.opts.seed + rep - 1, mix })
   const t0 = d ? cpuTicks(d.pid) : null
-  const r = await run(ctx.cleanup, 'fio', args, (ctx.opts.runtimeS + 120) * 1000)
+  const [cmd, cmdArgs] = loadCommand(ctx.placement, 'fio', args)
+  const r = await run(ctx.cleanup, cmd, cmdArgs, (ctx.opts.runtimeS + 120) * 1000)
   try {
     if (r.code !== 0) throw new Error(`fio exit ${String(r.code)}${r.signal ? ` ${r.signal}` : ''}: ${(r.stderr || r.stdout).trim().slice(0, 400)}`)
     const fig = runFigures(parseFioOutput(r.stdout), jobDirection(job))
@@ -191,7 +194,8 @@ async function ddRun(ctx: Ctx, cell: PerfCell, rep: number, path: string, d: Dae
     return
   }
   const t0 = d ? cpuTicks(d.pid) : null
-  const r = await run(ctx.cleanup, 'dd', [`if=${real.path}`, `of=${path}`, 'bs=1M', 'oflag=direct', 'conv=notrunc,fsync', 'status=none'], 600_000)
+  const [cmd, cmdArgs] = loadCommand(ctx.placement, 'dd', [`if=${real.path}`, `of=${path}`, 'bs=1M', 'oflag=direct', 'conv=notrunc,fsync', 'status=none'])
+  const r = await run(ctx.cleanup, cmd, cmdArgs, 600_000)
   if (r.code !== 0) {
     cell.error = `dd exit ${String(r.code)}: ${r.stderr.trim().slice(0, 400)}`
     ctx.progress.step(`${label}: FAILED`)
@@ -214,16 +218,30 @@ interface Member {
   path: string
   daemon: DaemonProc | null
   loop: string | null
-  cells: Map<string, PerfCell>
+}
+
+/**
+ * The repetitions each set of daemons serves: by default one each (a fresh daemon for every run, so
+ * a lucky or unlucky daemon instance is one run of the median, not all of them); with
+ * --keep-daemons all of them.
+ */
+function rounds(ctx: Ctx): number[][] {
+  const all = Array.from({ length: ctx.opts.reps }, (_, i) => i + 1)
+  return ctx.opts.keepDaemons ? [all] : all.map((r) => [r])
+}
+
+/** Progress steps of one target and mode in a round of `reps` repetitions: the prefill, then the runs. */
+function stepsPerRound(ctx: Ctx, reps: number): number {
+  return 1 + ctx.jobs.length * reps + (ctx.real ? (1 + REAL_READ_JOBS.length) * reps : 0)
 }
 
 function stepsPerMode(ctx: Ctx): number {
-  return 1 + ctx.jobs.length * ctx.opts.reps + (ctx.real ? (1 + REAL_READ_JOBS.length) * ctx.opts.reps : 0)
+  return rounds(ctx).reduce((n, r) => n + stepsPerRound(ctx, r.length), 0)
 }
 
-function skipSteps(ctx: Ctx, t: TargetSpec, modes: readonly Mode[], why: string): void {
+function skipSteps(ctx: Ctx, t: TargetSpec, modes: readonly Mode[], why: string, reps: number): void {
   for (const m of modes) {
-    for (let i = 0; i < stepsPerMode(ctx); i++) ctx.progress.step(`${t.id} ${m}: skipped (${why})`)
+    for (let i = 0; i < stepsPerRound(ctx, reps); i++) ctx.progress.step(`${t.id} ${m}: skipped (${why})`)
   }
 }
 
@@ -231,30 +249,31 @@ function skipSteps(ctx: Ctx, t: TargetSpec, modes: readonly Mode[], why: string)
  * One phase of the matrix (the file and block-device phase, or the loop phase) over every member
  * at once. The order is rep, job, target: run 1 of a job on every target back to back, then the
  * next job, ..., then run 2. Ratios thus compare measurements taken moments apart, and a burst of
- * background load lands on one run of several figures, which the median discards. Each round of
+ * background load lands on one run of several figures, which the median discards. The targets run
+ * in reverse order on even repetitions, so no target always follows the same one. Each round of
  * the real-data pass rewrites the image with dd on every member before reading it.
  */
-async function perfPhase(ctx: Ctx, members: Member[]): Promise<void> {
+async function perfPhase(ctx: Ctx, members: Member[], reps: readonly number[]): Promise<void> {
+  // one cell per target, mode and job across all rounds
   const cell = (m: Member, job: JobSpec, data: 'mix' | 'real'): PerfCell => {
-    let c = m.cells.get(job.id)
+    let c = ctx.results.perf.find((x) => x.target === m.t.id && x.mode === m.mode && x.job === job.id && x.data === data)
     if (!c) {
       c = { target: m.t.id, mode: m.mode, data, job: job.id, runs: [] }
-      m.cells.set(job.id, c)
       ctx.results.perf.push(c)
     }
     return c
   }
-  for (let rep = 1; rep <= ctx.opts.reps; rep++) {
+  for (const rep of reps) {
     for (const job of ctx.jobs) {
-      for (const m of members) await fioRun(ctx, cell(m, job, 'mix'), job, rep, m.path, ctx.opts.regionBytes, m.daemon)
+      for (const m of orderFor(members, rep)) await fioRun(ctx, cell(m, job, 'mix'), job, rep, m.path, ctx.opts.regionBytes, m.daemon)
     }
   }
   const real = ctx.real
   if (!real) return
-  for (let rep = 1; rep <= ctx.opts.reps; rep++) {
-    for (const m of members) await ddRun(ctx, cell(m, REAL_WRITE_JOB, 'real'), rep, m.path, m.daemon)
+  for (const rep of reps) {
+    for (const m of orderFor(members, rep)) await ddRun(ctx, cell(m, REAL_WRITE_JOB, 'real'), rep, m.path, m.daemon)
     for (const job of REAL_READ_JOBS) {
-      for (const m of members) {
+      for (const m of orderFor(members, rep)) {
         if (cell(m, REAL_WRITE_JOB, 'real').error) {
           ctx.progress.step(`${m.t.id} ${m.mode} ${job.title} run ${rep}/${ctx.opts.reps}: skipped (the image was not written)`)
           continue
@@ -271,7 +290,14 @@ interface Up {
   base: string
 }
 
-async function startTarget(ctx: Ctx, t: TargetSpec): Promise<Up> {
+/** Move every thread of a daemon to the daemon CPUs (threads it starts later inherit it). */
+async function pinDaemon(ctx: Ctx, d: DaemonProc): Promise<void> {
+  const args = pinDaemonArgs(ctx.placement, d.pid)
+  if (args !== null) await must(ctx.cleanup, 'taskset', args, 30_000)
+}
+
+/** Start a target; `round` names its log (startDaemon waits for a ready line in it: one log per daemon). */
+async function startTarget(ctx: Ctx, t: TargetSpec, round: number): Promise<Up> {
   const { opts, cleanup } = ctx
   if (t.kind === 'kernel') {
     kernelZramInit(cleanup, 'lz4', opts.disksize)
@@ -282,15 +308,22 @@ async function startTarget(ctx: Ctx, t: TargetSpec): Promise<Up> {
   const args = t.kind === 'ceiling'
     ? ['--mount', mount, '--size', String(opts.disksize)]
     : ['start', '--mount', mount, '--disksize', String(opts.disksize), ...daemonArgs(t)]
-  const daemon = await startDaemon(cleanup, t.kind, t.kind === 'ceiling' ? CEILING : CLI, args, mount, join(ctx.work, `${t.id}.log`), ctx.pidsFile)
+  const daemon = await startDaemon(cleanup, t.kind, t.kind === 'ceiling' ? CEILING : CLI, args, mount, join(ctx.work, `${t.id}-${round}.log`), ctx.pidsFile)
+  await pinDaemon(ctx, daemon)
   const w = daemon.ready['workers']
   const info = ctx.results.targets.find((x) => x.id === t.id)
   if (info && typeof w === 'number') info.workers = w
   return { t, daemon, base: join(mount, 'dev', 'zram0') }
 }
 
-/** Every target up at once (the FUSE daemons idle while another is measured), then the two phases. */
+/** The rounds of the matrix, each on daemons of its own (see rounds()). */
 async function perfAll(ctx: Ctx, planned: readonly TargetSpec[]): Promise<void> {
+  const all = rounds(ctx)
+  for (const [i, reps] of all.entries()) await perfRound(ctx, planned, reps, i === 0, all.length > 1 ? ` (run ${reps.join(', ')})` : '')
+}
+
+/** Every target up at once (the FUSE daemons idle while another is measured), then the two phases. */
+async function perfRound(ctx: Ctx, planned: readonly TargetSpec[], reps: readonly number[], first: boolean, label: string): Promise<void> {
   const { opts, cleanup, results } = ctx
   const ups: Up[] = []
   try {
@@ -298,18 +331,18 @@ async function perfAll(ctx: Ctx, planned: readonly TargetSpec[]): Promise<void> 
       // A workers=0 variant is only worth running when the default is not already inline.
       const base = results.targets.find((x) => x.kind === p.kind && x.algorithm === p.algorithm && !x.variant)
       const t = resolveVariant(p, base?.workers ?? null)
-      if (t !== p) {
+      if (t !== p && first) {
         note(ctx, `${base?.title ?? 'the default'} already runs inline (kcompressd default: 0 workers on ${results.machine.cpus} CPUs): measuring ${t.title} instead of ${p.title} for the async / inline ratio`)
         const info = results.targets.find((x) => x.id === p.id)
         if (info) Object.assign(info, targetInfo(t))
       }
       try {
-        const up = await startTarget(ctx, t)
+        const up = await startTarget(ctx, t, reps[0] ?? 1)
         ups.push(up)
         ctx.progress.line(`${t.title}: ready${up.daemon ? ` (pid ${up.daemon.pid})` : ''}`)
       } catch (e) {
-        note(ctx, `${t.id} did not start: ${(e as Error).message}`)
-        skipSteps(ctx, t, t.modes, 'did not start')
+        note(ctx, `${t.id} did not start${label}: ${(e as Error).message}`)
+        skipSteps(ctx, t, t.modes, 'did not start', reps.length)
       }
     }
     const daemons = ups.flatMap((u) => (u.daemon ? [u.daemon] : []))
@@ -335,18 +368,18 @@ async function perfAll(ctx: Ctx, planned: readonly TargetSpec[]): Promise<void> 
             }
             ctx.progress.step(`${u.t.id} ${mode}: prefill ${formatBytes(opts.regionBytes)} with the mix`)
             counted = 1
-            await must(cleanup, 'fio', prefillArgs({ filename: path, sizeBytes: opts.regionBytes, seed: opts.seed, mix: ctx.mix }), 600_000)
-            members.push({ t: u.t, mode, path, daemon: u.daemon, loop, cells: new Map() })
+            await must(cleanup, ...loadCommand(ctx.placement, 'fio', prefillArgs({ filename: path, sizeBytes: opts.regionBytes, seed: opts.seed, mix: ctx.mix })), 600_000)
+            members.push({ t: u.t, mode, path, daemon: u.daemon, loop })
           } catch (e) {
             note(ctx, `${u.t.id} ${mode}: ${(e as Error).message}`)
             if (loop) detachLoop(cleanup, loop, (m) => note(ctx, m))
-            for (let i = counted; i < stepsPerMode(ctx); i++) ctx.progress.step(`${u.t.id} ${mode}: skipped (setup failed)`)
+            for (let i = counted; i < stepsPerRound(ctx, reps.length); i++) ctx.progress.step(`${u.t.id} ${mode}: skipped (setup failed)`)
           }
         }
         ctx.progress.line(`${phase.name}: ${members.map((m) => `${m.t.id} ${m.mode}`).join(', ')}; load ${(readText('/proc/loadavg') ?? '').trim()}`)
         const snap0 = cpuSnapshot(daemons.map((d) => d.pid))
-        await perfPhase(ctx, members)
-        recordBackground(ctx, phase.name, snap0, daemons)
+        await perfPhase(ctx, members, reps)
+        recordBackground(ctx, phase.name + label, snap0, daemons)
       } finally {
         for (const m of members) if (m.loop) detachLoop(cleanup, m.loop, (msg) => note(ctx, msg))
       }
@@ -355,8 +388,11 @@ async function perfAll(ctx: Ctx, planned: readonly TargetSpec[]): Promise<void> 
     for (const u of ups) {
       if (u.daemon) {
         await stopDaemon(cleanup, u.daemon, (m) => note(ctx, m))
-        const warnings = (readText(u.daemon.logPath) ?? '').split('\n').filter((l) => /"level":(40|50|60)/.test(l))
-        if (warnings.length > 0) note(ctx, `${u.t.id}: the daemon logged ${warnings.length} warning/error line(s), first: ${warnings[0]?.slice(0, 300) ?? ''}`)
+        const log = (readText(u.daemon.logPath) ?? '').split('\n')
+        if (first && u === ups.find((x) => x.t.kind === 'zramfuse')) noteSwapSafety(ctx, log)
+        // swap_safety is said once above: a machine without IO_FLUSHER logs it at error level on every start
+        const warnings = log.filter((l) => /"level":(40|50|60)/.test(l) && !l.includes('"event":"swap_safety"'))
+        if (warnings.length > 0) note(ctx, `${u.t.id}${label}: the daemon logged ${warnings.length} warning/error line(s), first: ${warnings[0]?.slice(0, 300) ?? ''}`)
       }
       if (u.t.kind === 'kernel') {
         try {
@@ -366,6 +402,20 @@ async function perfAll(ctx: Ctx, planned: readonly TargetSpec[]): Promise<void> 
         }
       }
     }
+  }
+}
+
+/** What the daemons applied against swap-out (mlockall, IO_FLUSHER), from one daemon's log. */
+function noteSwapSafety(ctx: Ctx, log: readonly string[]): void {
+  const line = log.find((l) => l.includes('"event":"swap_safety"'))
+  if (!line) return
+  try {
+    const j = JSON.parse(line) as { applied?: boolean; reason?: string; mlockall?: { ok?: boolean }; ioFlusher?: { ok?: boolean; error?: string | null } }
+    note(ctx, j.applied
+      ? `zramfuse daemons ran with their memory locked (mlockall) and IO_FLUSHER ${j.ioFlusher?.ok ? 'set' : `not set (${j.ioFlusher?.error ?? '?'})`}`
+      : `zramfuse daemons ran without swap safety (${j.reason ?? '?'})`)
+  } catch {
+    // not JSON: nothing to say
   }
 }
 
@@ -462,7 +512,7 @@ async function fidelity(ctx: Ctx, datasets: Dataset[], targets: readonly TargetS
 function targetInfo(t: TargetSpec): TargetInfo {
   return {
     id: t.id, title: t.title, kind: t.kind, modes: [...t.modes], algorithm: t.algorithm,
-    workers: typeof t.workers === 'number' ? t.workers : null, variant: t.variant,
+    workers: typeof t.workers === 'number' ? t.workers : null, variant: t.variant, ...(t.twinOf ? { twinOf: t.twinOf } : {}),
   }
 }
 
@@ -533,7 +583,7 @@ async function main(): Promise<number> {
     err('bench: must run as root (losetup, the kernel zram, dropping into FUSE mounts)')
     return 2
   }
-  for (const tool of ['fio', 'losetup', 'dd', 'mke2fs', 'fusermount']) {
+  for (const tool of ['fio', 'losetup', 'dd', 'mke2fs', 'fusermount', ...(opts.pin === 'none' ? [] : ['taskset'])]) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' })
     } catch {
@@ -548,10 +598,10 @@ async function main(): Promise<number> {
     }
   }
   const startedAt = new Date()
-  const cleanup = new Cleanup((m) => err(`bench: ${m}`))
   const work = join(BENCH_TMP, String(process.pid))
   const shm = SHM_PREFIX + String(process.pid)
   mkdirSync(work, { recursive: true })
+  const cleanup = new Cleanup((m) => err(`bench: ${m}`), work)
   mkdirSync(shm, { recursive: true })
   cleanup.removeDirAtEnd(work)
   cleanup.removeDirAtEnd(shm)
@@ -574,9 +624,16 @@ async function main(): Promise<number> {
     },
     targets: [], datasets: [], notes: [], perf: [], fidelity: [], memory: [], background: [],
   }
+  const placement = planPlacement(opts.pin, cpus().length)
+  results.config.placement = placement.mode === 'none' ? 'none: the scheduler places daemons and fio'
+    : `${placement.mode}: daemons on CPU ${placement.daemonCpus ?? ''}, fio and dd on CPU ${placement.loadCpus ?? ''} (taskset)`
   const ctx: Ctx = {
-    opts, jobs: opts.jobs === null ? JOBS : JOBS.filter((j) => opts.jobs?.includes(j.id)), cleanup, progress: new Progress(0), results, work, shm, pidsFile: join(work, 'pids'), mix: DEFAULT_MIX, real: null, kernelOk: false,
+    opts, jobs: opts.jobs === null ? JOBS : JOBS.filter((j) => opts.jobs?.includes(j.id)), cleanup, progress: new Progress(0), results, work, shm, pidsFile: join(work, 'pids'),
+    placement, mix: DEFAULT_MIX, real: null, kernelOk: false,
   }
+  if (placement.note) note(ctx, placement.note)
+  results.config.daemons = opts.keepDaemons ? 'one set for all runs (--keep-daemons), each target prefilled once per mode'
+    : 'fresh for every run: started, prefilled per mode, measured, stopped'
 
   let interrupted = false
   const onSignal = (sig: NodeJS.Signals): void => {

@@ -7,6 +7,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { appendFileSync, closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { mountPoints, processAlive } from '../daemon/procfs'
 
 export const BENCH_TMP = '/tmp/zramfuse-bench'
 export const SHM_PREFIX = '/dev/shm/zramfuse-bench-'
@@ -25,22 +26,8 @@ export function readText(path: string): string | null {
   }
 }
 
-/** Is pid a live process (not a zombie)? */
-export function alive(pid: number): boolean {
-  const stat = readText(`/proc/${pid}/stat`)
-  if (stat === null) return false
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
-  return state !== 'Z' && state !== 'X'
-}
-
 export function cmdline(pid: number): string {
   return (readText(`/proc/${pid}/cmdline`) ?? '').split('\0').join(' ').trim()
-}
-
-/** Mount points in /proc/self/mounts (octal escapes decoded). */
-export function mountPoints(): string[] {
-  return (readText('/proc/self/mounts') ?? '').split('\n').map((l) => l.split(' ')[1] ?? '')
-    .filter((m) => m !== '').map((m) => m.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
 }
 
 /** rm -rf, unless something is still mounted under `dir` (never recurse into a live mount). */
@@ -95,7 +82,11 @@ export class Cleanup {
   private readonly dirs: string[] = []
   private done = false
 
-  constructor(private readonly log: (msg: string) => void) {}
+  /**
+   * @param workDir where every child the harness starts runs (its cwd): fio writes verify state
+   *   files (`<job>-<n>-verify.state`) into its cwd, and they must land in the run's scratch space
+   */
+  constructor(private readonly log: (msg: string) => void, readonly workDir: string) {}
 
   removeDirAtEnd(dir: string): void {
     this.dirs.push(dir)
@@ -115,7 +106,7 @@ export class Cleanup {
     }
     for (const c of this.children) {
       const pid = c.pid
-      for (let i = 0; pid !== undefined && alive(pid) && i < 100; i++) sleepSync(50)
+      for (let i = 0; pid !== undefined && processAlive(pid) && i < 100; i++) sleepSync(50)
     }
     // 2. losetup -d: before any daemon stops, or its shutdown would find them attached
     for (const loop of this.loops) {
@@ -131,8 +122,8 @@ export class Cleanup {
       }
     }
     for (const d of this.daemons.values()) {
-      for (let i = 0; alive(d.pid) && i < 200; i++) sleepSync(50)
-      if (alive(d.pid)) {
+      for (let i = 0; processAlive(d.pid) && i < 200; i++) sleepSync(50)
+      if (processAlive(d.pid)) {
         this.log(`cleanup: ${d.kind} daemon ${d.pid} did not stop in 10 s: SIGKILL`)
         try {
           process.kill(d.pid, 'SIGKILL')
@@ -167,7 +158,7 @@ export class Cleanup {
 export function run(cleanup: Cleanup, file: string, args: string[], timeoutMs = 300_000): Promise<CmdResult> {
   const t0 = process.hrtime.bigint()
   return new Promise((resolve) => {
-    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: cleanup.workDir })
     cleanup.children.add(child)
     const out: Buffer[] = []
     const err: Buffer[] = []
@@ -206,7 +197,7 @@ export async function startDaemon(cleanup: Cleanup, kind: 'ceiling' | 'zramfuse'
   const fd = openSync(logPath, 'a')
   let child: ChildProcess
   try {
-    child = spawn(process.execPath, [script, ...args], { detached: true, stdio: ['ignore', 'ignore', fd] })
+    child = spawn(process.execPath, [script, ...args], { detached: true, stdio: ['ignore', 'ignore', fd], cwd: cleanup.workDir })
   } finally {
     closeSync(fd)
   }
@@ -364,9 +355,9 @@ export function clkTck(): number {
   return clkTckCache
 }
 
-/** utime + stime of a process, in clock ticks; null when it is gone. */
-export function cpuTicks(pid: number): number | null {
-  const stat = readText(`/proc/${pid}/stat`)
+/** utime + stime of a process (or of its thread `tid`), in clock ticks; null when it is gone. */
+export function cpuTicks(pid: number, tid?: number): number | null {
+  const stat = readText(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`)
   if (stat === null) return null
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   // after the comm: state is field 3, utime 14, stime 15 (1-based) -> indexes 11, 12 here
@@ -485,19 +476,19 @@ export function cleanStale(log: (m: string) => void): string[] {
     if (!/^\d+$/.test(name)) continue
     const owner = Number(name)
     if (owner === process.pid) continue
-    if (alive(owner) && cmdline(owner).includes('bench/run')) continue
+    if (processAlive(owner) && /bench\/\w+\.js/.test(cmdline(owner))) continue
     const dir = join(BENCH_TMP, name)
     for (const loop of loopsBackedBy(dir + '/')) detachLoopSync(loop, log)
     const pids = (readText(join(dir, 'pids')) ?? '').split('\n').map((l) => l.split(' ')).filter((p) => p.length === 2)
     for (const [p, mount] of pids) {
       const pid = Number(p)
-      if (mount !== undefined && alive(pid) && cmdline(pid).includes(mount)) {
+      if (mount !== undefined && processAlive(pid) && cmdline(pid).includes(mount)) {
         try {
           process.kill(pid, 'SIGTERM')
         } catch {
           // gone
         }
-        for (let i = 0; alive(pid) && i < 100; i++) sleepSync(50)
+        for (let i = 0; processAlive(pid) && i < 100; i++) sleepSync(50)
       }
     }
     for (const m of mountPoints().filter((mp) => mp.startsWith(dir + '/'))) {

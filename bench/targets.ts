@@ -18,6 +18,8 @@ export interface TargetSpec {
   modes: readonly Mode[]
   /** an explicit --workers variant of a default target (compared with it, not shown beside it) */
   variant: boolean
+  /** the A/A control: the id of the target this one duplicates setting for setting */
+  twinOf?: string
 }
 
 export const CEILING: TargetSpec = { id: 'ceiling', title: 'ceiling (RAM file)', kind: 'ceiling', algorithm: null, workers: null, modes: ['file', 'loop'], variant: false }
@@ -33,6 +35,11 @@ export const ZRAMFUSE_LZ4_INLINE: TargetSpec = { id: 'zramfuse-lz4-w0', title: '
 export const ZRAMFUSE_ZSTD_INLINE: TargetSpec = { id: 'zramfuse-zstd-w0', title: 'zramfuse zstd workers=0', kind: 'zramfuse', algorithm: 'zstd', workers: 0, modes: ['file'], variant: true }
 export const ZRAMFUSE_LZ4_W1: TargetSpec = { id: 'zramfuse-lz4-w1', title: 'zramfuse lz4 workers=1', kind: 'zramfuse', algorithm: 'lz4', workers: 1, modes: ['file'], variant: true }
 export const ZRAMFUSE_ZSTD_W1: TargetSpec = { id: 'zramfuse-zstd-w1', title: 'zramfuse zstd workers=1', kind: 'zramfuse', algorithm: 'zstd', workers: 1, modes: ['file'], variant: true }
+/**
+ * The A/A control: a second zramfuse lz4 daemon with the default target's settings, measured in the
+ * same interleaved order. Whatever separates it from zramfuse-lz4 is noise (bench/noise.ts).
+ */
+export const ZRAMFUSE_LZ4_AA: TargetSpec = { id: 'zramfuse-lz4-aa', title: 'zramfuse lz4 A/A twin', kind: 'zramfuse', algorithm: 'lz4', workers: 'default', modes: ['file', 'loop'], variant: true, twinOf: ZRAMFUSE_LZ4.id }
 /** The kernel's zram is a block device already: a loop device over it would measure the loop driver. */
 export const KERNEL_LZ4: TargetSpec = { id: 'kernel-lz4', title: 'kernel zram lz4', kind: 'kernel', algorithm: 'lz4', workers: null, modes: ['dev'], variant: false }
 
@@ -54,6 +61,7 @@ export function planTargets(caps: Capabilities, only: readonly string[] | null =
   const all: { t: TargetSpec; skip: string | null }[] = [
     { t: CEILING, skip: null },
     { t: ZRAMFUSE_LZ4, skip: null },
+    { t: ZRAMFUSE_LZ4_AA, skip: null },
     { t: ZRAMFUSE_LZ4_INLINE, skip: caps.workers ? null : 'kcompressd does not exist yet (the daemon has no --workers): the inline variant and the async/inline ratio come with it' },
     { t: ZRAMFUSE_ZSTD, skip: null },
     { t: ZRAMFUSE_ZSTD_INLINE, skip: caps.workers ? null : 'kcompressd does not exist yet (the daemon has no --workers)' },
@@ -61,7 +69,8 @@ export function planTargets(caps: Capabilities, only: readonly string[] | null =
   ]
   const plan: Plan = { targets: [], skipped: [] }
   for (const { t, skip } of all) {
-    if (only && !only.includes(t.id)) continue
+    // the twin goes wherever its base goes: every run that measures zramfuse-lz4 has its noise floor
+    if (only && !only.includes(t.twinOf ?? t.id)) continue
     if (skip !== null) plan.skipped.push({ target: t, reason: skip })
     else plan.targets.push(t)
   }

@@ -15,6 +15,7 @@
 import { execFile, execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
+import { unescapeOctal } from './procfs'
 
 export interface Attachments {
   /** loop devices whose backing file is the block file, e.g. `/dev/loop3` */
@@ -45,11 +46,6 @@ function readText(path: string): string | null {
   } catch {
     return null
   }
-}
-
-/** /proc/mounts, /proc/swaps and mountinfo escape space, tab, newline and backslash as \ooo */
-export function unescapeOctal(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)))
 }
 
 /** The path a loop device's backing_file names, without the " (deleted)" the kernel appends. */

@@ -1,6 +1,6 @@
 import { readdirSync, rmdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { processAlive } from './runtime-files'
+import { processAlive } from './procfs'
 
 /**
  * A daemon killed with SIGKILL cannot remove its `zramfuse-<pid>` cgroup. At start, remove the

@@ -17,6 +17,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { processAlive } from './procfs'
 
 export type NoSwapMode = 'cgroup-v2' | 'cgroup-v1' | 'none'
 
@@ -102,15 +103,6 @@ function cgroupDir(mount: CgroupMount, path: string): string {
   return join(mount.mountPoint, rel)
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
 /** Remove empty `zramfuse-<pid>` cgroups left in `parent` by daemons that died without unpinning. */
 function removeStale(parent: string): void {
   let names: string[]
@@ -123,7 +115,7 @@ function removeStale(parent: string): void {
     const m = OUR_NAME.exec(name)
     if (m === null) continue
     const pid = Number(m[1])
-    if (pid === process.pid || pidAlive(pid)) continue
+    if (pid === process.pid || processAlive(pid)) continue
     try {
       if (read(join(parent, name, 'cgroup.procs')) === '') rmdirSync(join(parent, name))
     } catch {

@@ -7,7 +7,7 @@ import { formatTable, readStatus } from './status'
 const USAGE = `usage:
   zramfuse start --mount DIR [--disksize SIZE] [--algorithm lz4|zstd] [--mem-limit SIZE] [--workers N] [--fifo-size PAGES]
                  [--backing-file PATH [--writeback-format page|compressed|packed] [--shrinker] [--pool-limit SIZE]]
-                 [--log-level LEVEL]
+                 [--no-mlock] [--log-level LEVEL]
   zramfuse stop --mount DIR [--force]
   zramfuse status --mount DIR [--bytes] [--json]
 `
@@ -35,6 +35,7 @@ async function main(argv: string[]): Promise<number> {
         shrinker: { type: 'boolean', default: false },
         'pool-limit': { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
+        'no-mlock': { type: 'boolean', default: false },
         force: { type: 'boolean', default: false },
         bytes: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
@@ -54,7 +55,8 @@ async function main(argv: string[]): Promise<number> {
     case 'start':
       await start({ mount: v.mount, disksize: v.disksize, algorithm: v.algorithm,
         memLimit: v['mem-limit'], workers: v.workers, fifoSize: v['fifo-size'], logLevel: v['log-level'] ?? 'info',
-        backingFile: v['backing-file'], writebackFormat: v['writeback-format'], shrinker: v.shrinker, poolLimit: v['pool-limit'] })
+        backingFile: v['backing-file'], writebackFormat: v['writeback-format'], shrinker: v.shrinker, poolLimit: v['pool-limit'],
+        mlock: v['no-mlock'] === true ? false : undefined })
       return -1 // keep running until a signal
     case 'stop':
       return stop(v.mount, v.force ?? false)

@@ -1,15 +1,11 @@
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, readFileSync, statSync } from 'node:fs'
+import { mkdirSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
+import { mountPoints } from './procfs'
 
 /** Is `dir` a mount point listed in /proc/self/mounts (octal escapes decoded)? */
 export function isMounted(dir: string): boolean {
-  const abs = resolve(dir)
-  const mounts = readFileSync('/proc/self/mounts', 'utf8')
-  return mounts.split('\n').some((line) => {
-    const field = line.split(' ')[1]
-    return field !== undefined && field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === abs
-  })
+  return mountPoints().includes(resolve(dir))
 }
 
 /**

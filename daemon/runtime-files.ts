@@ -32,12 +32,3 @@ export function readPidFile(mount: string): number | null {
 export function removePidFile(mount: string): void {
   rmSync(pidFilePath(mount), { force: true })
 }
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { resolve } from 'node:path'
+import type { Logger } from 'pino'
 import { DeviceSet } from '../src/device/device-set'
 import { findCodec } from '../src/codec/registry'
 import { mountFs } from '../src/fuse/mount'
@@ -10,8 +11,10 @@ import { findAttachments } from './attachments'
 import { pinNoSwap, unpinNoSwap } from './cgroup'
 import { sweepStaleCgroups } from './cgroup-sweep'
 import { createLogger } from './logger'
+import { loadMemlock, madviseShimPath } from './memlock'
 import { prepareMountPoint } from './mount-point'
 import { removePidFile, writePidFile } from './runtime-files'
+import { applySwapSafety, ensureMadviseShim } from './swap-safety'
 
 export interface StartOptions {
   mount: string
@@ -34,6 +37,11 @@ export interface StartOptions {
   /** The shrinker's pool limit for zram0 (zramfuse/pool_limit); default: mem_limit. */
   poolLimit?: string | undefined
   logLevel: string
+  /**
+   * Lock the daemon's memory and mark it an IO_FLUSHER (swap-safety.ts). Default: on as root (who
+   * alone can make it swap); false is `--no-mlock`.
+   */
+  mlock?: boolean | undefined
 }
 
 function intOption(name: string, text: string | undefined, dflt: number, min: number, max: number): number {
@@ -42,10 +50,47 @@ function intOption(name: string, text: string | undefined, dflt: number, min: nu
   return Number(text)
 }
 
+/**
+ * Apply swap safety when asked; log one line with both results. When it cannot be applied, an
+ * error line and a throw (the CLI exits 1): a swap device whose daemon can be reclaimed would hang
+ * the machine under pressure, which is worse than not starting.
+ */
+function lockForSwap(wanted: boolean, whyNot: string, log: Logger): void {
+  if (!wanted) {
+    log.warn({ event: 'swap_safety', applied: false, reason: whyNot },
+      'memory not locked, IO_FLUSHER not set: do not use this device as swap under memory pressure')
+    return
+  }
+  const fail = (why: string, fields: Record<string, unknown>): never => {
+    log.error({ event: 'swap_safety', applied: false, ...fields }, `${why} (--no-mlock to start anyway)`)
+    throw new Error(`swap safety: ${why} (--no-mlock to start anyway)`)
+  }
+  let addon
+  try {
+    addon = loadMemlock()
+  } catch (err) {
+    return fail(err instanceof Error ? err.message : String(err), {})
+  }
+  // Re-executes this process (same pid) when the shim is not loaded yet: the next start() goes on.
+  const shimError = ensureMadviseShim(addon, madviseShimPath())
+  if (shimError !== null) return fail(shimError, {})
+  const report = applySwapSafety(addon)
+  const fields = { mlockall: report.mlockall, ioFlusher: report.ioFlusher }
+  if (!report.ok) return fail([report.mlockall.error, report.ioFlusher.error].filter((e) => e !== null).join('; '), fields)
+  if (!report.ioFlusher.ok) {
+    log.error({ event: 'swap_safety', applied: true, ...fields },
+      `memory locked; IO_FLUSHER not set: ${report.ioFlusher.error ?? ''}: under memory pressure the daemon's allocations may wait on swap-out`)
+    return
+  }
+  log.info({ event: 'swap_safety', applied: true, ...fields }, 'memory locked, IO_FLUSHER set')
+}
+
 /** Run the daemon in the foreground until SIGINT/SIGTERM or `zramfuse stop`. */
 export async function start(opts: StartOptions): Promise<void> {
   const log = createLogger(opts.logLevel)
   const mount = resolve(opts.mount)
+  // First, before the kcompressd workers and the FUSE thread exist: they inherit IO_FLUSHER.
+  lockForSwap(opts.mlock ?? process.getuid?.() === 0, opts.mlock === false ? '--no-mlock' : 'not root', log)
 
   const workers = opts.workers === undefined ? 'auto' : intOption('workers', opts.workers, 0, 0, MAX_WORKERS)
   const fifoSize = intOption('fifo-size', opts.fifoSize, DEFAULT_FIFO_SIZE, 1, MAX_FIFO_SIZE)

@@ -1,7 +1,8 @@
 import { readdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { detachSafely, findAttachments } from './attachments'
-import { processAlive, readPidFile } from './runtime-files'
+import { processAlive } from './procfs'
+import { readPidFile } from './runtime-files'
 
 function blockFiles(mount: string): string[] {
   try {

@@ -6,8 +6,9 @@
 #     native/, built by scripts/build-codec-addon.sh), lz4 zstd (the C libraries' own benchmark
 #     next to ours in bench/codecs.ts; zstd --train makes the dictionaries of the tests)
 #   - /dev/fuse (modprobe fuse when it is missing)
-#   - node modules (npm ci with package-lock.json, else npm install; skipped when up to date,
-#     then only scripts/build-fuse-native.sh runs, which is idempotent)
+#   - node modules (npm ci with package-lock.json, else npm install; its postinstall builds the
+#     native code: scripts/build-fuse-native.sh, scripts/build-codec-addon.sh and
+#     scripts/build-memlock.sh; when the modules are up to date, only those run, each idempotent)
 #   - npm run build
 # Quiet on success; on failure it prints what failed and the command's output, and exits non-zero.
 # Environment: ZRAMFUSE_FORCE_INSTALL=1 reinstalls node modules even when they look up to date.
@@ -104,19 +105,14 @@ if [ "${ZRAMFUSE_FORCE_INSTALL:-0}" = 1 ] || ! modules_up_to_date; then
   else
     run "npm install" npm install --no-audit --no-fund
   fi
-elif [ -f scripts/build-fuse-native.sh ]; then
-  # npm's postinstall runs it after an install; when nothing was installed, make sure the
-  # patched binding is still the one built (fast when it is)
-  run "scripts/build-fuse-native.sh" bash scripts/build-fuse-native.sh
+else
+  # The native builds run once: npm's postinstall does them after an install (and npm ci fails
+  # when they fail). When nothing was installed, they still catch a changed patch or source
+  # (each is idempotent and fast when up to date). Each fails loudly.
+  run "patch and build fuse-native" bash scripts/build-fuse-native.sh
+  run "build the codec addon" bash scripts/build-codec-addon.sh
+  run "build native/memlock" bash scripts/build-memlock.sh
 fi
-
-# The codec addon over liblz4/libzstd (npm's postinstall builds it too; this catches changed
-# sources on a machine whose node_modules are otherwise up to date). Fails loudly.
-run "build the codec addon" bash scripts/build-codec-addon.sh
-
-# fuse-native with our fallocate patch, rebuilt from source (npm's postinstall runs it too; this
-# catches a changed patch on a machine whose node_modules are otherwise up to date). Fails loudly.
-run "patch and build fuse-native" bash scripts/build-fuse-native.sh
 
 # --- 4. build ----------------------------------------------------------------------------
 run "npm run build" npm run build

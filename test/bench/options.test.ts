@@ -38,3 +38,14 @@ t.test('overrides and bad values', async (t) => {
   t.equal(parseBenchArgs([], '/o').jobs, null)
   t.throws(() => parseBenchArgs(['--jobs', 'randwrite-4k-qd1,nope'], '/o'), /unknown job nope/)
 })
+
+t.test('--pin and --keep-daemons', async (t) => {
+  const d = parseBenchArgs([], '/o')
+  t.equal(d.pin, 'split', 'pinned by default')
+  t.equal(d.keepDaemons, false, 'fresh daemons for every run by default')
+  const o = parseBenchArgs(['--pin', 'none', '--keep-daemons'], '/o')
+  t.equal(o.pin, 'none')
+  t.equal(o.keepDaemons, true)
+  t.equal(parseBenchArgs(['--pin', 'same'], '/o').pin, 'same')
+  t.throws(() => parseBenchArgs(['--pin', 'cpu0'], '/o'), /--pin must be split or same or none/)
+})

@@ -4,7 +4,7 @@
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { BenchResults } from '../../bench/results'
 
@@ -58,6 +58,8 @@ t.test('a small run produces the report, the charts and the raw JSON', { skip: w
   t.equal(code, 0, `exit 0; stderr tail: ${stderr.slice(-1500)}`)
   t.match(stderr, /\[bench +\d+\/\d+ \d+m\d\ds\] zramfuse-lz4 loop 4k randwrite QD1 run 2\/2: [\d.]+ k IOPS/, 'progress: which job, k of n')
   t.match(stdout, /\| 4k randwrite QD1 \| k IOPS \|/)
+  const pids = [...stderr.matchAll(/\] zramfuse lz4: ready \(pid (\d+)\)/g)].map((m) => m[1])
+  t.equal(new Set(pids).size, 2, `a fresh daemon for each of the 2 runs: pids ${pids.join(', ')}`)
   const files = readdirSync(out)
   const json = files.find((f) => f.endsWith('.json'))
   t.ok(json, 'raw JSON written')
@@ -65,8 +67,11 @@ t.test('a small run produces the report, the charts and the raw JSON', { skip: w
   t.ok(files.some((f) => f.endsWith('-file-iops.svg')), 'charts written')
   if (!json) return
   const r = JSON.parse(readFileSync(join(out, json), 'utf8')) as BenchResults
-  t.same(r.targets.map((x) => x.id), ['ceiling', 'zramfuse-lz4'])
-  t.equal(r.perf.length, 2 * 2 * 2, 'targets x modes x jobs')
+  t.same(r.targets.map((x) => x.id), ['ceiling', 'zramfuse-lz4', 'zramfuse-lz4-aa'], 'the A/A twin comes with zramfuse-lz4')
+  t.equal(r.perf.length, 3 * 2 * 2, 'targets x modes x jobs')
+  t.match(r.config.placement, cpus().length >= 2 ? /^split: daemons on CPU 0, fio and dd on CPU 1/ : /^none/, 'pinned by default where there are 2 CPUs')
+  t.match(stdout, /\| A\/A: zramfuse lz4 A\/A twin \/ zramfuse lz4 \|/, 'the A/A column in the summary')
+  t.match(stdout, /\| \d+\.\d\d× \(±\d+(\.\d)?%\) \|/, 'an A/A ratio with its band')
   for (const c of r.perf) {
     t.equal(c.error, undefined, `${c.target} ${c.mode} ${c.job} ran`)
     t.equal(c.runs.length, 2)

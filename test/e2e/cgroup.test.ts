@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { unpinNoSwap, type NoSwapPin } from '../../daemon/cgroup'
+import { processAlive } from '../../daemon/procfs'
 import { cgroupLayout, memoryCgroupDirOf, readText, REPO } from './util'
 
 interface ChildReport {
@@ -39,15 +40,6 @@ function runChild(): ChildReport {
   return JSON.parse(line) as ChildReport
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
 const layout = cgroupLayout()
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
 
@@ -64,7 +56,7 @@ if (!isRoot || layout.kind === 'none') {
     // a stale pin cgroup of a daemon that died without unpinning: pinNoSwap() removes it
     const pidMax = Number(readText('/proc/sys/kernel/pid_max') ?? '32768')
     let deadPid = pidMax - 1
-    while (pidAlive(deadPid)) deadPid--
+    while (processAlive(deadPid)) deadPid--
     const stale = join(parent, `zramfuse-${deadPid}`)
     mkdirSync(stale)
     t.teardown(() => {

@@ -15,6 +15,7 @@ import { spawn, execFileSync } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { detachSafely, detachSafelyAsync, findAttachments, mountDeviceOf, type FindOptions } from '../../daemon/attachments'
+import { processAlive } from '../../daemon/procfs'
 import { isMountPoint, mountsUnder, parseMmStat, REPO, run, type MmStat, type RunResult, sleep, which } from './util'
 
 export interface DaemonOptions {
@@ -128,17 +129,6 @@ function readLog(d: Live): string {
   }
 }
 
-function alive(pid: number): boolean {
-  // a zombie (exited, not yet reaped) counts as gone
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
-    return state !== 'Z' && state !== 'X'
-  } catch {
-    return false
-  }
-}
-
 function removeDirs(d: Live, errors: string[]): void {
   const left = mountsUnder(d.base)
   if (left.length > 0) {
@@ -203,7 +193,7 @@ async function shutdown(d: Live): Promise<void> {
     )
   }
   // 4: SIGTERM and wait
-  if (alive(d.pid)) {
+  if (processAlive(d.pid)) {
     try {
       process.kill(d.pid, 'SIGTERM')
     } catch {
@@ -258,8 +248,8 @@ function emergencyCleanupSync(): void {
       // gone
     }
     const deadline = Date.now() + 10_000
-    while (alive(d.pid) && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50)
-    if (alive(d.pid)) {
+    while (processAlive(d.pid) && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50)
+    if (processAlive(d.pid)) {
       try {
         process.kill(d.pid, 'SIGKILL')
       } catch {

@@ -4,7 +4,7 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { canRunE2E, startDaemon } from './daemon'
-import { must, run } from './util'
+import { must, run, runFio } from './util'
 
 const MiB = 1024 * 1024
 
@@ -96,7 +96,7 @@ if (canRunE2E(t, ['blkdiscard', 'mkfs.ext4', 'fstrim', 'fio'])) {
     const loop = (await must('losetup', ['--direct-io=on', '--find', '--show', d.blockFile])).trim()
     t.teardown(() => run('losetup', ['-d', loop]).then(() => undefined))
     for (const rw of ['trimwrite', 'randtrim']) {
-      const r = await run('fio', ['--name=trim', `--filename=${loop}`, '--direct=1', '--ioengine=psync',
+      const r = await runFio(['--name=trim', `--filename=${loop}`, '--direct=1', '--ioengine=psync',
         `--rw=${rw}`, '--bs=64k', '--size=64M', '--verify=crc32c', '--verify_fatal=1', '--randseed=1234',
         '--output-format=json'], { timeoutMs: 120_000 })
       t.equal(r.code, 0, `fio ${rw} exits 0`, { stderr: r.stderr.slice(-2000) })

@@ -4,7 +4,7 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { canRunE2E, startDaemon } from './daemon'
-import { run } from './util'
+import { runFio } from './util'
 
 interface FioJob {
   jobname: string
@@ -50,7 +50,7 @@ if (canRunE2E(t, ['fio'])) for (const cfg of WORKER_CONFIGS) {
       '--randseed=20260502',
     ]
     t.comment(`fio ${args.join(' ')}`)
-    const r = await run('fio', args, { timeoutMs: 240_000 })
+    const r = await runFio(args, { timeoutMs: 240_000 })
     t.equal(r.code, 0, 'fio exits 0', { stderr: r.stderr.slice(-4000) })
     const jsonStart = r.stdout.indexOf('{')
     const report = JSON.parse(jsonStart >= 0 ? r.stdout.slice(jsonStart) : '{}') as { jobs?: FioJob[] }

@@ -7,17 +7,11 @@ import tap from 'tap'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { findAttachments } from '../../daemon/attachments'
+import { processAlive } from '../../daemon/procfs'
 import { canRunE2E, cli, startDaemon } from './daemon'
 import { cgroupLayout, isMountPoint, memoryCgroupDirOf, must, readText, REPO, run, swapUsedKiB } from './util'
 
 const SWAP_SCRIPT = join(REPO, 'scripts', 'zram-swap.sh')
-
-function alive(pid: number): boolean {
-  const stat = readText(`/proc/${pid}/stat`)
-  if (stat === null) return false
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
-  return state !== 'Z' && state !== 'X'
-}
 
 if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
   tap.test('the daemon cannot be swapped out', async (t) => {
@@ -51,7 +45,7 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
     const refused = await cli(['stop', '--mount', d.mount])
     t.not(refused.code, 0, 'stop exits non-zero')
     t.match(refused.stderr, loop, 'and names the loop device', { stderr: refused.stderr })
-    t.ok(alive(d.pid), 'the daemon is still running')
+    t.ok(processAlive(d.pid), 'the daemon is still running')
     t.ok(isMountPoint(d.mount), 'the mount is still there')
     t.doesNotThrow(() => d.mmStat(), 'and it still answers')
 
@@ -74,7 +68,7 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
 
     const refused = await cli(['stop', '--mount', d.mount])
     t.not(refused.code, 0, 'stop without --force exits non-zero', { stderr: refused.stderr })
-    t.ok(alive(d.pid), 'the daemon is still running')
+    t.ok(processAlive(d.pid), 'the daemon is still running')
     t.not(swapUsedKiB(loop), null, 'swap is still on')
 
     const forced = await cli(['stop', '--mount', d.mount, '--force'], 300_000)
@@ -93,14 +87,14 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
     t.equal(on.code, 0, 'swap on', { stderr: on.stderr })
     process.kill(d.pid, 'SIGTERM')
     await new Promise((r) => setTimeout(r, 1000))
-    t.ok(alive(d.pid), 'the daemon is still running')
+    t.ok(processAlive(d.pid), 'the daemon is still running')
     t.match(d.log(), /"event":"stop_refused"/, 'and logged why it refused')
     const off = await run(SWAP_SCRIPT, ['off', d.blockFile])
     t.equal(off.code, 0, 'swap off', { stderr: off.stderr })
     process.kill(d.pid, 'SIGTERM')
     // Poll: the daemon's child handle is unref'd, so awaiting its exit alone would not keep us alive.
-    for (let i = 0; i < 100 && alive(d.pid); i++) await new Promise((r) => setTimeout(r, 100))
-    t.notOk(alive(d.pid), 'once swap is off, SIGTERM stops it')
+    for (let i = 0; i < 100 && processAlive(d.pid); i++) await new Promise((r) => setTimeout(r, 100))
+    t.notOk(processAlive(d.pid), 'once swap is off, SIGTERM stops it')
     t.same(await d.exited, { code: 0, signal: null }, 'with exit code 0')
     await d.stop()
   })

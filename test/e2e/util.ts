@@ -1,6 +1,7 @@
 // Small helpers shared by the end-to-end tests: running commands, reading kernel tables.
 import { execFile } from 'node:child_process'
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs'
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { DeviceStats } from '../../src/device/zram-device'
 
@@ -14,12 +15,12 @@ export interface RunResult {
 }
 
 /** Run a program, never throw; output is collected (up to 64 MiB each). */
-export function run(file: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
+export function run(file: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {}): Promise<RunResult> {
   return new Promise((resolve) => {
     const child = execFile(
       file,
       args,
-      { timeout: opts.timeoutMs ?? 300_000, maxBuffer: 64 << 20, env: opts.env ?? process.env, killSignal: 'SIGKILL' },
+      { timeout: opts.timeoutMs ?? 300_000, maxBuffer: 64 << 20, env: opts.env ?? process.env, killSignal: 'SIGKILL', cwd: opts.cwd },
       (err, stdout, stderr) => {
         const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals | null }) | null
         let code: number | null = 0
@@ -44,6 +45,19 @@ export async function must(file: string, args: string[], opts: { timeoutMs?: num
     throw new Error(`${file} ${args.join(' ')} failed (code ${String(r.code)}, signal ${String(r.signal)}): ${r.stderr.trim() || r.stdout.trim()}`)
   }
   return r.stdout
+}
+
+/**
+ * Run fio in a fresh temporary directory, removed afterwards: fio writes verify state files
+ * (`<job>-<n>-verify.state`) into its working directory, which must never be the repository.
+ */
+export async function runFio(args: string[], opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+  const cwd = mkdtempSync(join(tmpdir(), 'zramfuse-fio-'))
+  try {
+    return await run('fio', args, { ...opts, cwd })
+  } finally {
+    rmSync(cwd, { recursive: true, force: true })
+  }
 }
 
 /** Where a program is, looking in PATH and the sbin directories; null if absent. */

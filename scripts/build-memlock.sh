@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Build native/memlock from source, offline, with node-gyp, into native/memlock/build/Release/:
+#   memlock.node        prctl PR_SET_IO_FLUSHER, mlockall, execve for the daemon (memlock.c)
+#   madvise-locked.so   the LD_PRELOAD shim that lets V8 run under mlockall (madvise-locked.c)
+# Run by `npm ci` / `npm install` as part of the root package's postinstall and by scripts/setup.sh;
+# safe to run by hand at any time.
+#   bash scripts/build-memlock.sh [--force]     (--force: rebuild even when up to date)
+#
+# Idempotent: nothing is rebuilt when both are newer than their sources and binding.gyp and the addon
+# loads with every function. Fails loudly (exit 1, message on stderr) when the build fails or the result
+# does not load: the daemon refuses to start without it unless it is given --no-mlock.
+#
+# Needs: node, a C compiler, make and python3; the node headers come from npm's nodedir (or node's own
+# prefix, e.g. /usr/include/node), so nothing is downloaded.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SRC="$REPO/native/memlock"
+BUILT="$SRC/build/Release/memlock.node"
+SHIM="$SRC/build/Release/madvise-locked.so"
+ME="build-memlock.sh"
+
+die() {
+  echo "$ME: ERROR: $*" >&2
+  echo "$ME: native/memlock was NOT built; the daemon will refuse to start as root without it (unless --no-mlock)." >&2
+  exit 1
+}
+say() { echo "$ME: $*"; }
+
+FORCE=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) FORCE=1 ;;
+    *) die "unknown argument: $arg (usage: $ME [--force])" ;;
+  esac
+done
+
+command -v node >/dev/null 2>&1 || die "node is not on PATH"
+[ -f "$SRC/memlock.c" ] && [ -f "$SRC/binding.gyp" ] || die "missing $SRC/memlock.c or binding.gyp"
+
+# Prints what loaded on success; exits non-zero with a reason otherwise.
+verify() {
+  node -e '
+    const m = require(process.argv[1])
+    for (const f of ["setIoFlusher", "getIoFlusher", "mlockall", "munlockall", "probeDontneedLocked", "execve"]) {
+      if (typeof m[f] !== "function") { console.error(process.argv[1] + " has no " + f + "()"); process.exit(1) }
+    }
+    if (![m.MCL_CURRENT, m.MCL_FUTURE, m.MCL_ONFAULT].every(Number.isInteger)) { console.error("MCL_* missing"); process.exit(1) }
+    const fs = require("fs")
+    if (!fs.existsSync(process.argv[2])) { console.error(process.argv[2] + " is missing"); process.exit(1) }
+    console.log(process.argv[1] + " and " + require("path").basename(process.argv[2]) + " (MCL_CURRENT=" + m.MCL_CURRENT + " MCL_FUTURE=" + m.MCL_FUTURE + " MCL_ONFAULT=" + m.MCL_ONFAULT + ")")
+  ' "$BUILT" "$SHIM"
+}
+
+if [ "$FORCE" = 0 ] && [ -f "$BUILT" ] && [ -f "$SHIM" ] && [ "$BUILT" -nt "$SRC/memlock.c" ] && [ "$BUILT" -nt "$SRC/binding.gyp" ] &&
+  [ "$SHIM" -nt "$SRC/madvise-locked.c" ] && [ "$SHIM" -nt "$SRC/binding.gyp" ] && verify >/dev/null 2>&1; then
+  say "up to date: $(verify)"
+  exit 0
+fi
+
+# shellcheck source=lib-node-gyp.sh
+. "$REPO/scripts/lib-node-gyp.sh"
+check_build_tools
+node_gyp="$(node_gyp_path)"
+nodedir="$(node_headers_dir)"
+
+log="$(mktemp "${TMPDIR:-/tmp}/zramfuse-memlock-build.XXXXXX")"
+trap 'rm -f "$log"' EXIT
+start_ms=$(($(date +%s%N) / 1000000))
+if ! (cd "$SRC" && node "$node_gyp" rebuild --nodedir="$nodedir") >"$log" 2>&1; then
+  echo "----- node-gyp output (last 60 lines) -----" >&2
+  tail -n 60 "$log" >&2
+  echo "--------------------------------------------" >&2
+  die "node-gyp rebuild failed in $SRC (node-gyp $node_gyp, nodedir $nodedir)"
+fi
+[ -f "$BUILT" ] || die "node-gyp succeeded but $BUILT is missing"
+if ! what="$(verify 2>&1)"; then
+  echo "$what" >&2
+  die "the freshly built $BUILT does not load"
+fi
+ms=$(($(date +%s%N) / 1000000 - start_ms))
+say "built and verified: $what (node-gyp $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s)"
