@@ -63,40 +63,15 @@ if [ "$FORCE" = 0 ] && newer_than_sources && verify >/dev/null 2>&1; then
   exit 0
 fi
 
-for tool in make python3; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (apt-get install build-essential python3)"
-done
-command -v "${CC:-cc}" >/dev/null 2>&1 || die "no C compiler (${CC:-cc}) (apt-get install build-essential)"
+# shellcheck source=scripts/lib-node-gyp.sh
+. "$REPO/scripts/lib-node-gyp.sh"
+check_build_tools
 for h in lz4.h zstd.h zstd_errors.h; do
   echo "#include <$h>" | "${CC:-cc}" -E -x c - >/dev/null 2>&1 ||
     die "the C header $h is missing (apt-get install liblz4-dev libzstd-dev, or run scripts/setup.sh as root)"
 done
-
-# node-gyp: npm's own (npm exports it to lifecycle scripts), else the one bundled with npm.
-node_gyp=""
-npm_bundled=""
-if command -v npm >/dev/null 2>&1; then
-  npm_bundled="$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js"
-fi
-for cand in "${npm_config_node_gyp:-}" "$npm_bundled" "$REPO/node_modules/node-gyp/bin/node-gyp.js"; do
-  if [ -n "$cand" ] && [ -f "$cand" ]; then
-    node_gyp="$(readlink -f "$cand")"
-    break
-  fi
-done
-[ -n "$node_gyp" ] || die "node-gyp not found (it ships with npm: reinstall npm)"
-
-# Node headers, offline: npm's nodedir config, else node's own install prefix.
-nodedir="${npm_config_nodedir:-}"
-if [ -z "$nodedir" ] && command -v npm >/dev/null 2>&1; then
-  nodedir="$(npm config get nodedir 2>/dev/null || true)"
-  if [ "$nodedir" = "undefined" ] || [ "$nodedir" = "null" ]; then nodedir=""; fi
-fi
-if [ -z "$nodedir" ]; then
-  nodedir="$(node -p 'require("path").resolve(process.execPath, "..", "..")')"
-fi
-[ -f "$nodedir/include/node/node_api.h" ] && [ -f "$nodedir/include/node/common.gypi" ] ||
-  die "no node headers under $nodedir/include/node (node-gyp would try to download them): set npm's nodedir to a directory with include/node/{node_api.h,common.gypi}"
+node_gyp="$(node_gyp_path)"
+nodedir="$(node_headers_dir)"
 
 log="$(mktemp "${TMPDIR:-/tmp}/zramfuse-codec-build.XXXXXX")"
 trap 'rm -f "$log"' EXIT
