@@ -41,7 +41,7 @@ export interface BenchOptions {
 }
 
 export const USAGE = `usage: npm run bench [-- OPTIONS]   (node dist/bench/run.js [OPTIONS])
-  --quick              a short pass (about 2 minutes): 1 run of 0.5 s per figure, smaller data
+  --quick              a short pass (about 2.5 minutes): 1 run of 0.5 s per figure, smaller data
   --reps N             runs per figure (default 3; quick 1)
   --runtime SECONDS    seconds per timed fio run (default 2; quick 0.5)
   --region SIZE        bytes the jobs cover (default 256M; quick 64M)

@@ -407,7 +407,7 @@ export function renderReport(r: BenchResults, chartFiles: { file: string; title:
     }
     out.push('')
   }
-  out.push('## Reproduce', '', '```', 'npm run bench            # full run, under 15 minutes on 2 CPUs', 'npm run bench -- --quick # about 2 minutes', '```', '')
+  out.push('## Reproduce', '', '```', 'npm run bench            # full run, about 17 minutes on 2 CPUs', 'npm run bench -- --quick # about 2 minutes', '```', '')
   return out.join('\n')
 }
 

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { DEFAULT_MIX, JOBS, REAL_READ_JOBS, churnArgs, fioArgs, findJob, jobDirection, jobValue, prefillArgs } from '../../bench/jobs'
-import { type Capabilities, daemonArgs, planTargets, resolveVariant, ZRAMFUSE_LZ4, ZRAMFUSE_LZ4_INLINE, ZRAMFUSE_ZSTD_INLINE } from '../../bench/targets'
+import { type Capabilities, daemonArgs, planTargets, resolveVariant, ZRAMFUSE_LZ4, ZRAMFUSE_LZ4_AA, ZRAMFUSE_LZ4_INLINE, ZRAMFUSE_ZSTD_INLINE } from '../../bench/targets'
 
 t.test('the issue\'s job list', async (t) => {
   t.same(JOBS.map((j) => j.id), [
@@ -47,13 +47,18 @@ t.test('units', async (t) => {
 t.test('targets: workers=0 variants wait for kcompressd; the kernel is skipped with its reason', async (t) => {
   const caps: Capabilities = { workers: false, kernelZram: true, kernelZramReason: '' }
   const p = planTargets(caps)
-  t.same(p.targets.map((x) => x.id), ['ceiling', 'zramfuse-lz4', 'zramfuse-zstd', 'kernel-lz4'])
+  t.same(p.targets.map((x) => x.id), ['ceiling', 'zramfuse-lz4', 'zramfuse-lz4-aa', 'zramfuse-zstd', 'kernel-lz4'])
   t.same(p.skipped.map((s) => s.target.id), ['zramfuse-lz4-w0', 'zramfuse-zstd-w0'])
   t.match(p.skipped[0]!.reason, /kcompressd/)
   const withWorkers = planTargets({ workers: true, kernelZram: false, kernelZramReason: 'no zram here' })
-  t.same(withWorkers.targets.map((x) => x.id), ['ceiling', 'zramfuse-lz4', 'zramfuse-lz4-w0', 'zramfuse-zstd', 'zramfuse-zstd-w0'])
+  t.same(withWorkers.targets.map((x) => x.id), ['ceiling', 'zramfuse-lz4', 'zramfuse-lz4-aa', 'zramfuse-lz4-w0', 'zramfuse-zstd', 'zramfuse-zstd-w0'])
   t.same(withWorkers.skipped.map((s) => [s.target.id, s.reason]), [['kernel-lz4', 'no zram here']])
   t.same(planTargets(caps, ['ceiling', 'kernel-lz4']).targets.map((x) => x.id), ['ceiling', 'kernel-lz4'])
+  t.same(planTargets(caps, ['zramfuse-lz4']).targets.map((x) => x.id), ['zramfuse-lz4', 'zramfuse-lz4-aa'], 'the A/A twin goes with its base')
+  t.same(planTargets(caps, ['zramfuse-zstd']).targets.map((x) => x.id), ['zramfuse-zstd'], 'and only with it')
+  t.same(daemonArgs(ZRAMFUSE_LZ4_AA), daemonArgs(ZRAMFUSE_LZ4), 'the twin runs with exactly its base\'s arguments')
+  t.same([ZRAMFUSE_LZ4_AA.modes, ZRAMFUSE_LZ4_AA.twinOf, ZRAMFUSE_LZ4_AA.variant], [ZRAMFUSE_LZ4.modes, 'zramfuse-lz4', true])
+  t.equal(resolveVariant(ZRAMFUSE_LZ4_AA, 0), ZRAMFUSE_LZ4_AA, 'the twin is never replaced')
   t.same(daemonArgs(ZRAMFUSE_LZ4), ['--algorithm', 'lz4'])
   t.same(daemonArgs(ZRAMFUSE_LZ4_INLINE), ['--algorithm', 'lz4', '--workers', '0'])
   t.same(ZRAMFUSE_LZ4_INLINE.modes, ['file'], 'variants on the file only')

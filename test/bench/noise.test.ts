@@ -2,7 +2,7 @@
 import t from 'tap'
 import { aaBand, classify, factor, fmtBand } from '../../bench/noise'
 import { orderFor, loadCommand, pinDaemonArgs, planPlacement } from '../../bench/placement'
-import { aaBandFor, fmtAa, fmtRatioVsNoise, perfTable, renderReport, workersTable } from '../../bench/report'
+import { aaBandFor, asyncInlinePairs, fmtAa, fmtRatioVsNoise, perfTable, renderReport, workersTable } from '../../bench/report'
 import { findJob } from '../../bench/jobs'
 import type { BenchResults, PerfRun } from '../../bench/results'
 import { sampleResults } from './report.test'
@@ -87,6 +87,7 @@ t.test('report: the A/A column next to the A/B ratios, n.s. marks', async (t) =>
   const wide = withTwin([2.2, 1.9, 2.1])
   const wideRow = perfTable(wide, 'file').split('\n').find((l) => l.startsWith('| 4k randwrite QD1 '))!
   t.match(wideRow, /\| 0\.50× n\.s\. \| 0\.10× \| 1\.25× n\.s\. \|$/, '0.50x and 1.25x inside a ±120% band; 0.10x outside')
+  t.same(asyncInlinePairs(wide).map((p) => [p.inline.id, p.async.id]), [['zramfuse-lz4', 'zramfuse-lz4-w1']], 'the twin is never an arm of the A/B')
   t.match(workersTable(wide), /\| A\/A \| lz4 async \/ inline \|/)
   t.match(workersTable(wide), /1\.25× n\.s\. \|/)
   t.match(perfTable(wide, 'loop'), /A\/A: zramfuse lz4 A\/A twin \/ zramfuse lz4/, 'loop mode has its own A/A')
