@@ -9,9 +9,8 @@
  * recorded for this mount, or loop devices on the dead mount still there, are active; the unit
  * file lists that code in RestartPreventExitStatus=, so systemd does not restart into it.
  */
-import { statSync } from 'node:fs'
-import { join } from 'node:path'
-import { activeSwaps, findAttachments, mountDeviceOf } from './attachments'
+import { readdirSync, readFileSync } from 'node:fs'
+import { activeSwaps, findAttachments } from './attachments'
 import { readManagedAttachments } from './setup-devices'
 
 /** sysexits EX_UNAVAILABLE: an earlier daemon's swap or mount on this mount point is still active. */
@@ -27,14 +26,28 @@ export class StartError extends Error {
   }
 }
 
-function deadMount(dir: string): boolean {
+/**
+ * Block files under `mount` that loop devices are attached to, from /sys only (never losetup:
+ * it would stat the files, and a dead FUSE connection still held open can hang that forever).
+ */
+function attachedBlockFiles(mount: string): string[] {
+  const prefix = `${mount}/dev/`
+  const out = new Set<string>()
+  let names: string[] = []
   try {
-    statSync(dir)
-    return false
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    return code === 'ENOTCONN' || code === 'ECONNABORTED'
+    names = readdirSync('/sys/block').filter((n) => /^loop\d+$/.test(n))
+  } catch {
+    return []
   }
+  for (const n of names) {
+    try {
+      const f = readFileSync(`/sys/block/${n}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '')
+      if (f.startsWith(prefix)) out.add(f)
+    } catch {
+      // not attached
+    }
+  }
+  return [...out]
 }
 
 /** Swap areas and mounts a previous daemon on `mount` left active; empty when it is safe to start. */
@@ -43,6 +56,15 @@ export function staleAttachments(mount: string): string[] {
   const swaps = new Set(activeSwaps())
   const mounts = new Set<string>()
   for (const a of readManagedAttachments(mount)) {
+    // the record's loop device, if it is still on that block file (the path relative to the lost
+    // mount once the dead mount was lazily unmounted); a reused loop number is someone else's
+    let backing = ''
+    try {
+      backing = readFileSync(`/sys/block/${a.loop.slice(5)}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '')
+    } catch {
+      continue // detached
+    }
+    if (backing !== a.blockFile && !backing.endsWith(`/dev/${a.device}`)) continue
     if (swaps.has(a.loop)) found.push(`${a.loop} (swap of ${a.device})`)
     if (a.mountPoint !== null) mounts.add(a.mountPoint)
   }
@@ -52,11 +74,11 @@ export function staleAttachments(mount: string): string[] {
       for (const mp of att.mounts) if (mounts.has(mp)) found.push(`${a.loop} (mounted at ${mp})`)
     }
   }
-  const dev = deadMount(mount) ? mountDeviceOf(mount) : null
-  if (dev !== null) {
-    const att = findAttachments(join(mount, 'dev', 'zram0'), { mountDevice: dev })
-    for (const s of att.swaps) found.push(`${s} (swap on the dead mount)`)
-    for (const mp of att.mounts) found.push(`${mp} (mounted from the dead mount)`)
+  // loop devices still on the block files of a dead mount at this path (not yet lazily unmounted)
+  for (const file of attachedBlockFiles(mount)) {
+    const att = findAttachments(file)
+    for (const sw of att.swaps) found.push(`${sw} (swap on ${file})`)
+    for (const mp of att.mounts) found.push(`${mp} (mounted from ${file})`)
   }
   return [...new Set(found)]
 }

@@ -7,7 +7,10 @@
  * The loop device is set up as scripts/zram-swap.sh and zram-mkfs.sh do (losetup --direct-io=on).
  *
  * Every command runs asynchronously: mkswap, mkfs and swapoff do I/O through the loop device into
- * this very process, whose event loop must keep serving it. A step that fails undoes the steps of
+ * this very process, whose event loop must keep serving it. For the same reason attachments are
+ * looked up by path only (never FindOptions.mountDevice: that runs `losetup --list` synchronously,
+ * and its LOOP_GET_STATUS64 stats every backing file, ours included: a deadlock of the daemon on
+ * its own mount, and of every other losetup on the machine behind it). A step that fails undoes the steps of
  * all devices before it (detachSafelyAsync: swapoff, umount, losetup -d) before the error is thrown.
  *
  * The attachments made are recorded in the runtime directory (<tag>.attachments.json) so that
@@ -17,7 +20,7 @@ import { execFile } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { EventLog } from '../src/log'
-import { detachSafelyAsync, type FindOptions } from './attachments'
+import { detachSafelyAsync } from './attachments'
 import type { DeviceConfig, ZramConfig } from './config/zram-generator'
 import { pidFilePath, runtimeDir } from './runtime-files'
 
@@ -64,9 +67,13 @@ export function removeManagedAttachments(mount: string): void {
   rmSync(attachmentsFilePath(mount), { force: true })
 }
 
-/** swapon arguments: the priority, and the options as fstab options (systemd's swap units pass -o). */
+/**
+ * swapon arguments: the priority, and the options as fstab options (systemd's swap units pass -o).
+ * `--options=LIST` in one word: util-linux 2.38 takes `--options LIST` as no options and LIST as
+ * the device.
+ */
 export function swaponArgs(d: DeviceConfig, loop: string): string[] {
-  return ['--priority', String(d.swapPriority), ...(d.options !== '' ? ['--options', d.options] : []), loop]
+  return ['--priority', String(d.swapPriority), ...(d.options !== '' ? [`--options=${d.options}`] : []), loop]
 }
 
 /** mkfs arguments: quiet for the ext family (as zram-mkfs.sh). */
@@ -85,7 +92,9 @@ async function setUpOne(d: DeviceConfig, blockFile: string, log: EventLog): Prom
   }
   await run(`mkfs.${d.fsType}`, mkfsArgs(d, loop))
   if (d.mountPoint !== null) {
-    mkdirSync(d.mountPoint, { recursive: true })
+    // mkdir -p, not mkdirSync(recursive): Node 20 loops forever on a parent that refuses mkdir
+    // with ENOENT (e.g. under /proc), and this must not block the event loop anyway.
+    await run('mkdir', ['-p', '--', d.mountPoint])
     await run('mount', ['-t', d.fsType, ...(d.options !== '' ? ['-o', d.options] : []), loop, d.mountPoint])
     att.mountPoint = d.mountPoint
   } else {
@@ -100,7 +109,7 @@ async function setUpOne(d: DeviceConfig, blockFile: string, log: EventLog): Prom
  * Swap / mkfs / mount for every enabled device of the config, in device order. Throws after
  * undoing everything it did when a step fails.
  */
-export async function setUpDevices(mount: string, cfg: ZramConfig, log: EventLog, find: FindOptions = {}): Promise<ManagedAttachment[]> {
+export async function setUpDevices(mount: string, cfg: ZramConfig, log: EventLog): Promise<ManagedAttachment[]> {
   const done: ManagedAttachment[] = []
   const blockFiles: string[] = []
   try {
@@ -116,7 +125,7 @@ export async function setUpDevices(mount: string, cfg: ZramConfig, log: EventLog
     log.error({ event: 'config_setup_failed', err: (err as Error).message }, 'undoing the devices set up so far')
     for (const file of blockFiles.reverse()) {
       try {
-        await detachSafelyAsync(file, (m) => log.info({ event: 'undo', step: m }), find)
+        await detachSafelyAsync(file, (m) => log.info({ event: 'undo', step: m }))
       } catch (undoErr) {
         log.error({ event: 'undo_failed', blockFile: file, err: (undoErr as Error).message })
       }
@@ -127,9 +136,9 @@ export async function setUpDevices(mount: string, cfg: ZramConfig, log: EventLog
 }
 
 /** swapoff / umount / losetup -d of what setUpDevices made, newest first (safe inside the daemon). */
-export async function tearDownDevices(mount: string, list: readonly ManagedAttachment[], log: EventLog, find: FindOptions = {}): Promise<void> {
+export async function tearDownDevices(mount: string, list: readonly ManagedAttachment[], log: EventLog): Promise<void> {
   for (const a of [...list].reverse()) {
-    await detachSafelyAsync(a.blockFile, (m) => log.info({ event: 'teardown', device: a.device, step: m }), find)
+    await detachSafelyAsync(a.blockFile, (m) => log.info({ event: 'teardown', device: a.device, step: m }))
   }
   removeManagedAttachments(mount)
 }

@@ -6,7 +6,7 @@ import { mountFs } from '../src/fuse/mount'
 import { ZramFs } from '../src/fuse/zram-fs'
 import { memparse } from '../src/sysfs/parse'
 import { DEFAULT_FIFO_SIZE, MAX_FIFO_SIZE, MAX_WORKERS } from '../src/kcompressd/kcompressd'
-import { findAttachments, mountDeviceOf } from './attachments'
+import { findAttachments } from './attachments'
 import { pinNoSwap, unpinNoSwap } from './cgroup'
 import { sweepStaleCgroups } from './cgroup-sweep'
 import { createLogger } from './logger'
@@ -163,9 +163,8 @@ export async function start(opts: StartOptions): Promise<void> {
   // What zram-generator + systemd do after the devices exist: swap, or mkfs + mount.
   let managed: ManagedAttachment[] = []
   if (config !== null) {
-    const mountDevice = mountDeviceOf(mount)
     try {
-      managed = await setUpDevices(mount, config, log, mountDevice === null ? {} : { mountDevice })
+      managed = await setUpDevices(mount, config, log)
     } catch (err) {
       await mounted.unmount().catch(() => execFileSync('fusermount', ['-uz', mount], { stdio: 'ignore' }))
       await devices.close().catch(() => {})
@@ -194,7 +193,7 @@ export async function start(opts: StartOptions): Promise<void> {
       tearingDown = true
       void notifier.stopping(`undoing ${managed.map((a) => a.device).join(' ')}`)
       log.info({ event: 'teardown', signal, attachments: managed.map((a) => a.loop) })
-      tearDownDevices(mount, managed, log, mountDeviceOf(mount) === null ? {} : { mountDevice: mountDeviceOf(mount) as string })
+      tearDownDevices(mount, managed, log)
         .then(() => {
           managed = []
           tearingDown = false
