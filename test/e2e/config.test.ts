@@ -154,4 +154,31 @@ if (canRunE2E(t, ['mkswap', 'swapon', 'swapoff', 'mkfs.ext4'])) {
     t.same(findAttachments(join(mount, 'dev/zram0')).loops, [], 'no loop device on zram0')
     t.same(findAttachments(join(mount, 'dev/zram1')).loops, [], 'no loop device on zram1')
   })
+
+  t.test('a daemon that died with its file system mounted: start refuses (69) until it is undone', async (t) => {
+    const dir = mkdtempSync('/tmp/zramfuse-config-')
+    const fsDir = join(dir, 'fs')
+    t.teardown(async () => {
+      if (isMountPoint(fsDir)) await run('umount', ['-l', fsDir])
+      rmSync(dir, { recursive: true, force: true })
+    })
+    // a file system, never swap: killing a daemon with swap on is what this guard exists for
+    writeFileSync(join(dir, 'z.conf'), `[zram0]\nzram-size = 16\nmount-point = ${fsDir}\n`)
+    const d = await startDaemon({ disksize: null, test: t, extraArgs: ['--config', join(dir, 'z.conf')] })
+    const loops = findAttachments(d.blockFile).loops
+    t.equal(loops.length, 1)
+    process.kill(d.pid, 'SIGKILL')
+    await exitOf(d)
+    const again = await cli(['start', '--mount', d.mount, '--config', join(dir, 'z.conf')], 60_000)
+    t.equal(again.code, 69, 'EX_UNAVAILABLE: systemd does not restart into it')
+    t.match(again.stderr, new RegExp(`an earlier daemon on ${d.mount} left these active: ${loops[0]} \\(mounted at ${fsDir}\\)`))
+    // undo it by hand, as the message says; then a start goes through
+    await run('umount', [fsDir])
+    await run('losetup', ['-d', loops[0] as string])
+    await run('fusermount', ['-uz', d.mount])
+    const bg = await cli(['start', '--background', '--mount', d.mount, '--disksize', '16M', '--log-file', join(dir, 'bg.log')], 60_000)
+    t.equal(bg.code, 0, 'starts once the leftovers are gone', { stderr: bg.stderr })
+    const s = await cli(['stop', '--mount', d.mount])
+    t.equal(s.code, 0)
+  })
 }
