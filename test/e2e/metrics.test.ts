@@ -6,7 +6,7 @@ import { get } from 'node:http'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DEVICE_METRICS } from '../../daemon/metrics'
-import { canRunE2E, startDaemon } from './daemon'
+import { canRunE2E, cli, startDaemon } from './daemon'
 import { run, sleep } from './util'
 
 function scrape(port: number): Promise<string> {
@@ -35,11 +35,21 @@ if (canRunE2E(t, ['fio'])) {
     const fio = run('fio', ['--name=mix', `--filename=${d.blockFile}`, '--direct=1', '--ioengine=psync', '--rw=randrw',
       '--bs=4k', '--size=64M', '--time_based', '--runtime=4', '--randseed=1212', '--buffer_compress_percentage=50',
       '--refill_buffers', '--output-format=json'], { timeoutMs: 60_000 })
+    // the live status view, alongside: the second table has fio's rates
+    const watch = cli(['status', '--mount', d.mount, '--watch', '1', '--count', '2'], 30_000)
     await sleep(2000)
     const duringText = await scrape(port)
     const during = values(duringText, 'zram0')
     const r = await fio
     t.equal(r.code, 0, 'fio exits 0', { stderr: r.stderr.slice(-2000) })
+    const wr = await watch
+    t.equal(wr.code, 0, 'status --watch exits after --count tables')
+    const tables = wr.stdout.split(/\n(?=every 1s)/)
+    t.equal(tables.length, 2, 'two tables')
+    t.match(tables[0], /READS\/s +WRITES\/s +READ MB\/s +WRITE MB\/s/)
+    const second = (tables[1] ?? '').trim().split('\n')[2] ?? ''
+    const m = /^zram0 .* (\d+) +(\d+) +(\d+\.\d) +(\d+\.\d) +\d+$/.exec(second)
+    t.ok(m !== null && Number(m[2]) > 0 && Number(m[4]) > 0, `writes/s and write MB/s under fio: ${second}`)
     const afterText = await scrape(port)
     const after = values(afterText, 'zram0')
 
