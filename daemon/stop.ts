@@ -15,7 +15,9 @@ function blockFiles(mount: string): string[] {
 /**
  * Ask the daemon serving `mount` to stop, and wait for it. Refuses while a block file is attached
  * to a loop device (swap on it would SIGBUS every process with pages there once the daemon is
- * gone); with force, detaches in the only safe order first: swapoff, umount, losetup -d.
+ * gone); with force, detaches in the only safe order first: swapoff, umount, losetup -d. What the
+ * daemon's --config set up itself (recorded in the runtime directory) is detached that way
+ * without --force.
  */
 export async function stop(mountArg: string, force: boolean): Promise<number> {
   const mount = resolve(mountArg)
