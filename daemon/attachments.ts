@@ -55,7 +55,8 @@ function stripDeleted(p: string): string {
 
 /**
  * `major:minor` of the file system each attached loop device's backing file lives on, from
- * losetup (LOOP_GET_STATUS64 on /dev/loopN: the backing file itself is not touched).
+ * losetup (LOOP_GET_STATUS64 on /dev/loopN, which stats the backing file in the kernel: it waits
+ * for a FUSE daemon that serves one, so never call this from such a daemon).
  */
 function loopBackingDevices(): Map<string, string> {
   const out = new Map<string, string>()
@@ -150,7 +151,11 @@ function mountTable(): MountEntry[] {
 
 export interface FindOptions {
   /**
-   * `major:minor` of the zramfuse mount (see mountDeviceOf()). Loop devices whose backing file
+   * `major:minor` of the zramfuse mount (see mountDeviceOf()). NEVER from the daemon serving
+   * that mount: this runs `losetup --list` synchronously, and LOOP_GET_STATUS64 stats each
+   * backing file (the kernel's loop_get_status calls vfs_getattr), so a block file of our own
+   * mount deadlocks the daemon, and every losetup on the machine waits behind it.
+   * Loop devices whose backing file
    * lives on that file system count too, whatever their path: this finds them even after the
    * mount was lazily detached, when the kernel shows their path relative to the lost mount
    * (e.g. `/dev/zram0`). It matches every file of that mount, not only `blockFile`.

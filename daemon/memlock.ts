@@ -17,8 +17,11 @@ export interface MemlockAddon {
   munlockall(): number
   /** 0 when this kernel can drop a locked page (MADV_DONTNEED_LOCKED, Linux 5.18), else errno */
   probeDontneedLocked(): number
-  /** execve(2): replaces the process (same pid); returns errno only when it fails */
-  execve(file: string, argv: readonly string[], env: readonly string[]): number
+  /**
+   * execve(2): replaces the process (same pid); returns errno only when it fails. keepFds: open
+   * descriptors beyond stdio the new image keeps (e.g. `start --background`'s readiness pipe).
+   */
+  execve(file: string, argv: readonly string[], env: readonly string[], keepFds?: readonly number[]): number
   readonly MCL_CURRENT: number
   readonly MCL_FUTURE: number
   readonly MCL_ONFAULT: number

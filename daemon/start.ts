@@ -13,8 +13,18 @@ import { sweepStaleCgroups } from './cgroup-sweep'
 import { createLogger } from './logger'
 import { loadMemlock, madviseShimPath } from './memlock'
 import { prepareMountPoint } from './mount-point'
-import { removePidFile, writePidFile } from './runtime-files'
+import { pidFilePath, readPidFile, removePidFile, writePidFile } from './runtime-files'
+import { processAlive } from './procfs'
 import { applySwapSafety, ensureMadviseShim } from './swap-safety'
+import { ReadyChannel } from './background'
+import { applyConfig } from './config/apply'
+import { ConfigError } from './config/ini'
+import { hostMemTotalMb, loadConfig, type ZramConfig } from './config/zram-generator'
+import { parseListenAddress, serveMetrics, ZramMetrics } from './metrics'
+import { Notifier } from './notify'
+import { EXIT_CONFIG, EXIT_STALE_ATTACHMENTS, StartError, staleAttachments } from './service-guard'
+import { setUpDevices, tearDownDevices, type ManagedAttachment } from './setup-devices'
+import { rmSync, writeFileSync } from 'node:fs'
 
 export interface StartOptions {
   mount: string
@@ -42,7 +52,19 @@ export interface StartOptions {
    * alone can make it swap); false is `--no-mlock`.
    */
   mlock?: boolean | undefined
+  /** a zram-generator.conf: sets up every device it names (and swap / mkfs / mount) */
+  config?: string | undefined
+  /** serve Prometheus metrics on [HOST:]PORT (default host 127.0.0.1) */
+  metrics?: string | undefined
+  /** also write the daemon's pid here (removed at exit) */
+  pidFile?: string | undefined
+  /** the pipe to a waiting `start --background` (see background.ts) */
+  ready?: ReadyChannel
 }
+
+/** Options that set up zram0 by hand, which a --config file does instead. */
+const DEVICE_FLAGS = [['disksize', 'disksize'], ['algorithm', 'algorithm'], ['memLimit', 'mem-limit'],
+  ['backingFile', 'backing-file'], ['writebackFormat', 'writeback-format'], ['poolLimit', 'pool-limit']] as const
 
 function intOption(name: string, text: string | undefined, dflt: number, min: number, max: number): number {
   if (text === undefined) return dflt
@@ -91,6 +113,28 @@ export async function start(opts: StartOptions): Promise<void> {
   const mount = resolve(opts.mount)
   // First, before the kcompressd workers and the FUSE thread exist: they inherit IO_FLUSHER.
   lockForSwap(opts.mlock ?? process.getuid?.() === 0, opts.mlock === false ? '--no-mlock' : 'not root', log)
+  const ready = opts.ready ?? new ReadyChannel()
+  ready.hideFromChildren()
+  const notifier = new Notifier(log)
+  if (opts.config !== undefined) {
+    const clash = DEVICE_FLAGS.filter(([k]) => opts[k] !== undefined).map(([, flag]) => `--${flag}`)
+    if (clash.length > 0) throw new StartError(`--config sets the devices up: drop ${clash.join(', ')} (or use the config's keys)`, EXIT_CONFIG)
+  }
+  let metricsAddr
+  try {
+    metricsAddr = opts.metrics === undefined ? null : parseListenAddress(opts.metrics)
+  } catch (err) {
+    throw new StartError((err as Error).message, EXIT_CONFIG)
+  }
+  // Never start over the swap of a daemon that died with it on (see service-guard.ts).
+  const previous = readPidFile(mount)
+  if (previous === null || !processAlive(previous)) {
+    const stale = staleAttachments(mount)
+    if (stale.length > 0) {
+      throw new StartError(`an earlier daemon on ${mount} left these active: ${stale.join(', ')}; ` +
+        'its data is gone: swapoff / umount them and losetup -d their loop devices, then start again', EXIT_STALE_ATTACHMENTS)
+    }
+  }
 
   const workers = opts.workers === undefined ? 'auto' : intOption('workers', opts.workers, 0, 0, MAX_WORKERS)
   const fifoSize = intOption('fifo-size', opts.fifoSize, DEFAULT_FIFO_SIZE, 1, MAX_FIFO_SIZE)
@@ -114,8 +158,26 @@ export async function start(opts: StartOptions): Promise<void> {
     zram0.shrinker.enabled = true
   }
   if (opts.disksize !== undefined) zram0.initialise(Number(memparse(opts.disksize)))
+  let config: ZramConfig | null = null
+  if (opts.config !== undefined) {
+    try {
+      config = loadConfig(opts.config, { memTotalMb: hostMemTotalMb() })
+      for (const w of config.warnings) log.warn({ event: 'config_warning', file: config.file }, w)
+      await applyConfig(devices, config, log)
+    } catch (err) {
+      if (err instanceof ConfigError) throw new StartError(err.message, EXIT_CONFIG)
+      throw err
+    }
+    if (opts.shrinker === true) {
+      const withLower = devices.all().filter((d) => d.lower.hasBackingDev)
+      if (withLower.length === 0) throw new StartError('--shrinker needs a device with writeback-device in the config', EXIT_CONFIG)
+      for (const d of withLower) d.shrinker.enabled = true
+    }
+  }
   // Start the workers before the first write (each takes a few ms to come up).
-  await zram0.kcompressd.ready()
+  await Promise.all(devices.all().map((d) => d.kcompressd.ready()))
+  // Bind the metrics port before mounting: a taken port fails the start with nothing to undo.
+  const metricsServer = metricsAddr === null ? null : await serveMetrics(new ZramMetrics(devices), metricsAddr, log)
 
   const { cleanedStale } = prepareMountPoint(mount)
   if (cleanedStale) log.warn({ event: 'stale_mount_cleaned', mount }, 'unmounted a dead mount left by a killed daemon')
@@ -136,17 +198,61 @@ export async function start(opts: StartOptions): Promise<void> {
     mounted = await mountFs(mount, new ZramFs(devices, log).operations())
   } catch (err) {
     unpinNoSwap(pin)
+    metricsServer?.server.close()
     throw err
   }
   writePidFile(mount)
+  if (opts.pidFile !== undefined) writeFileSync(opts.pidFile, `${process.pid}\n`)
+  const removePidFiles = (): void => {
+    removePidFile(mount)
+    if (opts.pidFile !== undefined) rmSync(opts.pidFile, { force: true })
+  }
+  // What zram-generator + systemd do after the devices exist: swap, or mkfs + mount.
+  let managed: ManagedAttachment[] = []
+  if (config !== null) {
+    try {
+      managed = await setUpDevices(mount, config, log)
+    } catch (err) {
+      await mounted.unmount().catch(() => execFileSync('fusermount', ['-uz', mount], { stdio: 'ignore' }))
+      await devices.close().catch(() => {})
+      metricsServer?.server.close()
+      unpinNoSwap(pin)
+      removePidFiles()
+      throw err
+    }
+  }
   log.info({ event: 'ready', mount, devices: devices.ids().map((id) => `zram${id}`),
     disksize: zram0.disksize, algorithm: zram0.algorithm, workers: zram0.kcompressd.workers, fifoSize,
     backingDev: zram0.lower.backingPath, writebackFormat: zram0.lower.hasBackingDev ? zram0.lower.format : undefined,
-    shrinker: zram0.shrinker.enabled, poolLimit: zram0.poolLimitPages() * 4096 }, 'mounted')
+    shrinker: zram0.shrinker.enabled, poolLimit: zram0.poolLimitPages() * 4096, config: opts.config,
+    attachments: managed.map((a) => ({ device: a.device, loop: a.loop, fsType: a.fsType, mountPoint: a.mountPoint })),
+    pidFile: opts.pidFile ?? pidFilePath(mount) }, 'mounted')
+  ready.ready()
+  void notifier.ready(`serving ${mount}: ${devices.ids().map((id) => `zram${id}`).join(' ')}` +
+    managed.map((a) => ` ${a.device}=${a.fsType === 'swap' ? `swap on ${a.loop}` : `${a.fsType} at ${a.mountPoint ?? '-'}`}`).join(''))
 
   let stopping = false
+  let tearingDown = false
   const shutdown = (signal: string): void => {
-    if (stopping) return
+    if (stopping || tearingDown) return
+    if (managed.length > 0) {
+      // Undo our own swap / mounts first (swapoff reads back through us: asynchronously).
+      tearingDown = true
+      void notifier.stopping(`undoing ${managed.map((a) => a.device).join(' ')}`)
+      log.info({ event: 'teardown', signal, attachments: managed.map((a) => a.loop) })
+      tearDownDevices(mount, managed, log)
+        .then(() => {
+          managed = []
+          tearingDown = false
+          shutdown(signal)
+        }, (err: unknown) => {
+          tearingDown = false
+          log.error({ event: 'stop_refused', signal, err: (err as Error).message },
+            'could not undo the configured swap / mounts: still serving')
+          void notifier.status(`stop refused: ${(err as Error).message}`)
+        })
+      return
+    }
     const found = devices.ids().map((id) => findAttachments(`${mount}/dev/zram${id}`))
     const swaps = found.flatMap((a) => a.swaps)
     if (swaps.length > 0) {
@@ -156,6 +262,8 @@ export async function start(opts: StartOptions): Promise<void> {
       return
     }
     stopping = true
+    void notifier.stopping('unmounting')
+    metricsServer?.server.close()
     const attached = found.flatMap((a) => a.loops)
     if (attached.length > 0) {
       log.error({ event: 'stopping_while_attached', loops: attached },
@@ -172,7 +280,7 @@ export async function start(opts: StartOptions): Promise<void> {
     }).then(() => devices.close()).catch((err: unknown) => {
       log.warn({ event: 'kcompressd_close_failed', err: String(err) })
     }).finally(() => {
-      removePidFile(mount)
+      removePidFiles()
       unpinNoSwap(pin)
       log.info({ event: 'stopped' })
       log.flush()

@@ -23,6 +23,7 @@
  *
  * The memory cgroup guard (cgroup.ts) stays as a second line.
  */
+import { READY_FD_ENV } from './background'
 import { readFileSync, readdirSync } from 'node:fs'
 import { errnoName, type MemlockAddon } from './memlock'
 
@@ -217,7 +218,10 @@ export function ensureMadviseShim(addon: MemlockAddon, shim: string): string | n
   env.LD_PRELOAD = before === '' ? shim : `${shim}:${before}`
   env[REEXEC_MARK] = '1'
   env[PRELOAD_BEFORE] = before
+  // A `start --background` parent waits on the readiness pipe it names: the new image keeps it.
+  const readyFd = Number(process.env[READY_FD_ENV])
+  const keepFds = Number.isInteger(readyFd) && readyFd > 2 ? [readyFd] : []
   const err = addon.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)],
-    Object.entries(env).map(([k, v]) => `${k}=${v}`))
+    Object.entries(env).map(([k, v]) => `${k}=${v}`), keepFds)
   return `execve(${process.execPath}) with the madvise shim: ${errnoName(err)}`
 }

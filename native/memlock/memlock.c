@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -139,10 +140,11 @@ static void free_array(char **a) {
   free(a);
 }
 
-/* execve(file, argv, env): Node 20 has no process.execve; only returns on failure */
+/* execve(file, argv, env[, keepFds]): Node 20 has no process.execve; only returns on failure.
+   keepFds: descriptors beyond stdio the new image must still have (their close-on-exec is cleared). */
 static napi_value do_execve(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   char file[4096];
   size_t len;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
@@ -163,6 +165,18 @@ static napi_value do_execve(napi_env env, napi_callback_info info) {
   for (int fd = 0; fd <= 2; fd++) {
     int fl = fcntl(fd, F_GETFD);
     if (fl >= 0 && (fl & FD_CLOEXEC)) fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+  }
+  bool keep_is_array = false;
+  uint32_t keep_n = 0;
+  if (argc >= 4 && napi_is_array(env, argv[3], &keep_is_array) == napi_ok && keep_is_array &&
+      napi_get_array_length(env, argv[3], &keep_n) == napi_ok) {
+    for (uint32_t i = 0; i < keep_n; i++) {
+      napi_value v;
+      int32_t fd;
+      if (napi_get_element(env, argv[3], i, &v) != napi_ok || napi_get_value_int32(env, v, &fd) != napi_ok || fd < 0) continue;
+      int fl = fcntl(fd, F_GETFD);
+      if (fl >= 0 && (fl & FD_CLOEXEC)) fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+    }
   }
   sigset_t none;
   sigemptyset(&none);
