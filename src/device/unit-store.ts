@@ -2,14 +2,17 @@
  * Multi-page units (our extension, opt-in through zramfuse/recompress_unit_pages): a run of up to
  * 16 neighbouring pages compressed together, kept in the pool as one logical object.
  *
- * zsmalloc objects are at most one page, so a unit's bytes S = header ‖ compressed are cut into
- * 4 KiB chunks: chunk 0 (the head, which starts with the header) and chunks 1..n-1 are separate
- * pool objects; every chunk but the last is a full 4096-byte object (the huge class: one frame,
- * no waste), the last one sits in the size class that fits it. The header:
- *   u8 pages, u8 chunks (n), u16 0, u32 compressed length, then u32 handle of chunk 1..n-1.
+ * zsmalloc objects are at most one page, so a unit's compressed bytes are cut into pieces, each a
+ * pool object, chained: the head starts with a header (u8 pages, u8 pieces, u16 0, u32 compressed
+ * length) and every piece (the head too) with the handle of the next one (0 after the last), then
+ * its share of the data. Piece lengths are chosen so that every piece lands exactly in a
+ * power-of-two size class (4096, the huge class, then 2048 .. 32: zspages of one page): cutting
+ * the tail to fit its own class instead spreads a few objects over many classes of 8-page
+ * zspages, and the partly empty zspages cost more than the units save (measured: 13% more
+ * mem_used_total than compr_data_size on a 32 MiB mix). The lengths are a function of the
+ * compressed length alone, so a reader recomputes them from the header.
  * Each member's page-table entry names the head handle and its position (page-table.ts
- * SLOT_UNIT), so the unit itself needs no metadata outside the pool, and what it costs is in
- * mem_used_total.
+ * SLOT_UNIT): the unit needs no metadata outside the pool, and what it costs is in mem_used_total.
  *
  * A read decodes the whole unit into one of a few cached buffers (a sequential reader decodes each
  * unit once); a unit is immutable until freed, so a cached copy is valid until free() drops it.
@@ -19,7 +22,10 @@ import type { ZsPool } from '../pool/zs-pool'
 import { PAGE_SIZE, type PageTable, SLOT_UNIT } from './page-table'
 
 export const MAX_UNIT_PAGES = 16
-const HEADER_FIXED = 8
+const HEAD_HEADER = 8
+const NEXT = 4
+/** Piece lengths that fill a power-of-two class: 4096 (huge: no in-object handle), then 2^k - 8. */
+const PIECE_LENS = [4096, 2040, 1016, 504, 248, 120, 56, 24]
 /** Decoded units kept for reads (each MAX_UNIT_PAGES pages: 256 KiB in all). */
 const CACHE_ENTRIES = 4
 /** Compressed units larger than this are never kept (they could not save memory). */
@@ -27,23 +33,31 @@ export const MAX_UNIT_BYTES = MAX_UNIT_PAGES * PAGE_SIZE
 
 /** How a unit of `compressed` bytes is laid out in the pool. */
 export interface UnitLayout {
-  /** Pool objects (chunks), the head included. */
-  chunks: number
-  /** Header bytes (8 + 4 per chunk after the head). */
-  header: number
-  /** Bytes requested from the pool in all (header + compressed): what compr_data_size counts. */
+  /** Each piece's length, the head first. */
+  lens: number[]
+  /** Bytes requested from the pool in all (headers, links, data): what compr_data_size counts. */
   bytes: number
-  /** Length of the last chunk. */
-  lastLen: number
 }
 
 export function unitLayout(compressed: number): UnitLayout {
-  // n chunks hold 8 + 4(n-1) + compressed bytes; the smallest n that fits (at most one step more).
-  let n = Math.max(1, Math.ceil((HEADER_FIXED + compressed) / PAGE_SIZE))
-  while (n * PAGE_SIZE < HEADER_FIXED + 4 * (n - 1) + compressed) n++
-  const header = HEADER_FIXED + 4 * (n - 1)
-  const bytes = header + compressed
-  return { chunks: n, header, bytes, lastLen: bytes - (n - 1) * PAGE_SIZE }
+  const lens: number[] = []
+  let left = compressed
+  let bytes = 0
+  while (left > 0 || lens.length === 0) {
+    const over = (lens.length === 0 ? HEAD_HEADER : 0) + NEXT
+    // The largest piece the data still fills; the last few bytes go into a piece of the 32 class.
+    let len = left + over
+    for (const full of PIECE_LENS) {
+      if (left >= full - over) {
+        len = full
+        break
+      }
+    }
+    lens.push(len)
+    bytes += len
+    left -= len - over
+  }
+  return { lens, bytes }
 }
 
 export interface UnitStats {
@@ -57,7 +71,9 @@ export interface UnitStats {
 
 export class UnitStore {
   private readonly pool: ZsPool
-  /** header ‖ compressed of one unit, as read from or written to the pool. */
+  /** One piece on its way to or from the pool. */
+  private readonly piece = Buffer.alloc(PAGE_SIZE)
+  /** A unit's compressed bytes, put together from its pieces. */
   private readonly sbuf = Buffer.alloc(MAX_UNIT_BYTES + PAGE_SIZE)
   private readonly cacheHead = new Int32Array(CACHE_ENTRIES).fill(-1)
   private readonly cacheUsed = new Float64Array(CACHE_ENTRIES)
@@ -75,37 +91,47 @@ export class UnitStore {
     for (let i = 0; i < CACHE_ENTRIES; i++) this.cachePages.push(Buffer.alloc(MAX_UNIT_PAGES * PAGE_SIZE))
   }
 
-  /** The pool footprint of a layout: full chunks take a frame each, the last its size class. */
+  /** The pool memory a layout takes: the sizes of the classes its pieces land in. */
   footprint(layout: UnitLayout): number {
-    return (layout.chunks - 1) * PAGE_SIZE + this.pool.classSizeOf(layout.lastLen)
+    let n = 0
+    for (const len of layout.lens) n += this.pool.classSizeOf(len)
+    return n
   }
 
   /**
-   * Store a unit of `pages` pages whose compressed form is compressed[0, len): allocate its chunks
+   * Store a unit of `pages` pages whose compressed form is compressed[0, len): allocate its pieces
    * and return the head handle. On an allocation failure nothing stays allocated and it throws.
    */
   write(compressed: Uint8Array, len: number, pages: number, layout: UnitLayout): number {
-    const s = this.sbuf
-    const { chunks, header, bytes } = layout
+    const lens = layout.lens
     const handles: number[] = []
     try {
-      for (let j = 0; j < chunks; j++) handles.push(this.pool.malloc(j < chunks - 1 ? PAGE_SIZE : layout.lastLen))
+      for (const n of lens) handles.push(this.pool.malloc(n))
     } catch (err) {
       for (const h of handles) this.pool.free(h)
       throw err
     }
-    s[0] = pages
-    s[1] = chunks
-    s.writeUInt16LE(0, 2)
-    s.writeUInt32LE(len, 4)
-    for (let j = 1; j < chunks; j++) s.writeUInt32LE(handles[j], HEADER_FIXED + 4 * (j - 1))
-    s.set(compressed.subarray(0, len), header)
-    for (let j = 0; j < chunks; j++) {
-      this.pool.write(handles[j], s, j * PAGE_SIZE, Math.min(PAGE_SIZE, bytes - j * PAGE_SIZE))
+    const p = this.piece
+    let at = 0
+    for (let j = 0; j < lens.length; j++) {
+      let off = 0
+      if (j === 0) {
+        p[0] = pages
+        p[1] = lens.length
+        p.writeUInt16LE(0, 2)
+        p.writeUInt32LE(len, 4)
+        off = HEAD_HEADER
+      }
+      p.writeUInt32LE(j + 1 < lens.length ? handles[j + 1] : 0, off)
+      off += NEXT
+      const n = lens[j] - off
+      p.set(compressed.subarray(at, at + n), off)
+      at += n
+      this.pool.write(handles[j], p, 0, lens[j])
     }
     this.units++
     this.unitPages += pages
-    this.unitBytes += bytes
+    this.unitBytes += layout.bytes
     return handles[0]
   }
 
@@ -119,15 +145,19 @@ export class UnitStore {
     out.set(this.cachePages[e].subarray(from, from + PAGE_SIZE))
   }
 
-  /** Free every chunk of the unit at head (its last member left). */
+  /** Free every piece of the unit at head (its last member left). */
   free(head: number): void {
-    const s = this.sbuf
-    this.pool.read(head, s, 0, HEADER_FIXED)
-    const chunks = s[1]
-    const len = s.readUInt32LE(4)
-    if (chunks > 1) this.pool.read(head, s, 0, HEADER_FIXED + 4 * (chunks - 1))
-    for (let j = 1; j < chunks; j++) this.pool.free(s.readUInt32LE(HEADER_FIXED + 4 * (j - 1)))
+    const p = this.piece
+    this.pool.read(head, p, 0, HEAD_HEADER + NEXT)
+    this.unitBytes -= unitLayout(p.readUInt32LE(4)).bytes
+    let next = p.readUInt32LE(HEAD_HEADER)
     this.pool.free(head)
+    while (next !== 0) {
+      this.pool.read(next, p, 0, NEXT)
+      const h = next
+      next = p.readUInt32LE(0)
+      this.pool.free(h)
+    }
     for (let e = 0; e < CACHE_ENTRIES; e++) {
       if (this.cacheHead[e] === head) {
         this.cacheHead[e] = -1
@@ -135,7 +165,6 @@ export class UnitStore {
       }
     }
     this.units--
-    this.unitBytes -= HEADER_FIXED + 4 * (chunks - 1) + len
   }
 
   /** A member left its unit (overwrite, discard, split, regrouping). */
@@ -191,20 +220,24 @@ export class UnitStore {
       if (this.cacheUsed[e] < this.cacheUsed[victim]) victim = e
     }
     this.cacheMisses++
+    const p = this.piece
     const s = this.sbuf
-    this.pool.read(head, s, 0, HEADER_FIXED)
-    const pages = s[0]
-    const chunks = s[1]
-    const len = s.readUInt32LE(4)
-    const header = HEADER_FIXED + 4 * (chunks - 1)
-    const bytes = header + len
-    this.pool.read(head, s, 0, Math.min(PAGE_SIZE, bytes))
-    for (let j = 1; j < chunks; j++) {
-      this.pool.read(s.readUInt32LE(HEADER_FIXED + 4 * (j - 1)), s, j * PAGE_SIZE, Math.min(PAGE_SIZE, bytes - j * PAGE_SIZE))
+    this.pool.read(head, p, 0, HEAD_HEADER)
+    const pages = p[0]
+    const len = p.readUInt32LE(4)
+    const { lens } = unitLayout(len)
+    let handle = head
+    let at = 0
+    for (let j = 0; j < lens.length; j++) {
+      this.pool.read(handle, p, 0, lens[j])
+      const off = j === 0 ? HEAD_HEADER : 0
+      handle = p.readUInt32LE(off)
+      p.copy(s, at, off + NEXT, lens[j])
+      at += lens[j] - off - NEXT
     }
     // Invalidate first: a failed decode must not leave a half-written entry that claims a unit.
     this.cacheHead[victim] = -1
-    ctx.decompress(s.subarray(header, bytes), this.cachePages[victim].subarray(0, pages * PAGE_SIZE))
+    ctx.decompress(s.subarray(0, len), this.cachePages[victim].subarray(0, pages * PAGE_SIZE))
     this.cacheHead[victim] = head
     this.cacheUsed[victim] = stamp
     return victim
