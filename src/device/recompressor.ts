@@ -68,6 +68,8 @@ export interface RecompressStats {
   /** Main-thread time spent recompressing, and the longest stretch without yielding. */
   mainNs: number
   maxSliceNs: number
+  /** Stretches of work between two yields. */
+  slices: number
 }
 
 /** zs_lookup_class_index(): the (merged) class index of a size, without the handle (as the kernel asks). */
@@ -78,6 +80,8 @@ export function lookupClassIndex(len: number): number {
 /** PP_BUCKET_SIZE_RANGE: candidates are taken largest bucket first. */
 const PP_BUCKET_SIZE_RANGE = 64
 const NUM_PP_BUCKETS = PAGE_SIZE / PP_BUCKET_SIZE_RANGE + 1
+/** Pages the scan looks at between two yields (about a millisecond's work). */
+const SCAN_STRETCH = 16384
 
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
@@ -95,8 +99,9 @@ export class Recompressor {
   private readonly page = Buffer.alloc(PAGE_SIZE)
   /** The kernel's stream buffer: two pages, so any result fits. */
   private readonly cbuf = Buffer.alloc(2 * PAGE_SIZE)
-  private readonly ubuf = Buffer.alloc(MAX_UNIT_PAGES * PAGE_SIZE)
-  private readonly cunit = Buffer.alloc(MAX_UNIT_BYTES + 2 * PAGE_SIZE)
+  /** A run's pages and their unit, allocated at the first unit run (most devices never make one). */
+  private unitBuffers: { pages: Buffer; compressed: Buffer } | null = null
+  private slices = 0
 
   constructor(host: RecompressHost) {
     this.host = host
@@ -105,7 +110,7 @@ export class Recompressor {
   stats(): RecompressStats {
     return {
       runs: this.runs, recompressedPages: this.recompressedPages, unitsWritten: this.unitsWritten,
-      membersSplit: this.membersSplit, mainNs: this.mainNs, maxSliceNs: this.maxSliceNs,
+      membersSplit: this.membersSplit, mainNs: this.mainNs, maxSliceNs: this.maxSliceNs, slices: this.slices,
     }
   }
 
@@ -113,7 +118,7 @@ export class Recompressor {
   reset(): void {
     this.unitPages = 1
     this.runs = this.recompressedPages = this.unitsWritten = this.membersSplit = 0
-    this.mainNs = this.maxSliceNs = 0
+    this.mainNs = this.maxSliceNs = this.slices = 0
   }
 
   /** A member was split out of its unit (compaction); counted with the recompressor's. */
@@ -157,14 +162,13 @@ export class Recompressor {
     if (this.host.pageTable !== table) return 0
     this.runs++
     const before = this.recompressedPages
-    let started = performance.now()
     const candidates = unitPages > 1
-      ? this.scanForUnits(table, mode, threshold, prioMax)
-      : this.scanSlots(table, mode, prioMax)
+      ? await this.scanForUnits(table, mode, threshold, prioMax)
+      : await this.scanSlots(table, mode, prioMax)
     let budget = maxPages
     let i = 0
+    let started: number
     try {
-      this.endSlice(started)
       while (i < candidates.length) {
         // recompress_store: `if (!num_recomp_pages) break;` before each slot.
         if (budget === 0) break
@@ -207,6 +211,7 @@ export class Recompressor {
   private endSlice(startedMs: number): void {
     const ns = Math.round((performance.now() - startedMs) * 1e6)
     this.mainNs += ns
+    this.slices++
     if (ns > this.maxSliceNs) this.maxSliceNs = ns
   }
 
@@ -221,20 +226,35 @@ export class Recompressor {
   }
 
   /**
+   * A pass over the page table in stretches of SCAN_STRETCH pages, yielding between them; a page
+   * changed meanwhile simply does not carry SLOT_PP when its turn comes. Stops at a reset.
+   */
+  private async scan(table: PageTable, visit: (index: number) => void): Promise<void> {
+    for (let from = 0; from < table.pages; from += SCAN_STRETCH) {
+      if (from > 0) await yieldTurn()
+      if (this.host.pageTable !== table) return
+      const started = performance.now()
+      const to = Math.min(table.pages, from + SCAN_STRETCH)
+      for (let index = from; index < to; index++) visit(index)
+      this.endSlice(started)
+    }
+  }
+
+  /**
    * scan_slots_for_recompress, then select_pp_slot's order: buckets of 64 bytes of object size,
    * the largest bucket first, and in a bucket the slot placed last first (list_add).
    */
-  private scanSlots(table: PageTable, mode: number, prioMax: number): number[] {
+  private async scanSlots(table: PageTable, mode: number, prioMax: number): Promise<number[]> {
     const buckets: number[][] = []
     for (let b = 0; b < NUM_PP_BUCKETS; b++) buckets.push([])
-    for (let index = 0; index < table.pages; index++) {
+    await this.scan(table, (index) => {
       const meta = table.meta[index]
-      if (!this.eligible(meta, mode)) continue
+      if (!this.eligible(meta, mode)) return
       // Already compressed with the same or a higher priority.
-      if (table.priority(index) + 1 >= prioMax) continue
+      if (table.priority(index) + 1 >= prioMax) return
       table.setFlag(index, SLOT_PP)
       buckets[Math.floor(table.size(index) / PP_BUCKET_SIZE_RANGE)].push(index)
-    }
+    })
     const out: number[] = []
     for (let b = NUM_PP_BUCKETS - 1; b >= 0; b--) {
       const list = buckets[b]
@@ -247,10 +267,10 @@ export class Recompressor {
    * Unit mode: the pages the kernel's scan would take (and at least threshold bytes), plus every
    * live member of a unit that has fallen below half its pages (it is regrouped), in index order.
    */
-  private scanForUnits(table: PageTable, mode: number, threshold: number, prioMax: number): number[] {
+  private async scanForUnits(table: PageTable, mode: number, threshold: number, prioMax: number): Promise<number[]> {
     const out: number[] = []
     const units = this.host.units
-    for (let index = 0; index < table.pages; index++) {
+    await this.scan(table, (index) => {
       const meta = table.meta[index]
       let take: boolean
       if ((meta & SLOT_UNIT) !== 0) {
@@ -258,10 +278,10 @@ export class Recompressor {
       } else {
         take = this.eligible(meta, mode) && table.priority(index) + 1 < prioMax && table.size(index) >= threshold
       }
-      if (!take) continue
+      if (!take) return
       table.setFlag(index, SLOT_PP)
       out.push(index)
-    }
+    })
     return out
   }
 
@@ -322,37 +342,48 @@ export class Recompressor {
       return 1
     }
     const units = this.host.units
+    this.unitBuffers ??= { pages: Buffer.alloc(MAX_UNIT_PAGES * PAGE_SIZE), compressed: Buffer.alloc(MAX_UNIT_BYTES + 2 * PAGE_SIZE) }
+    const { pages: ubuf, compressed: cunit } = this.unitBuffers
     let oldFootprint = 0
     for (let k = 0; k < n; k++) {
       const index = first + k
-      this.host.decompressPage(index, this.ubuf.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE))
+      this.host.decompressPage(index, ubuf.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE))
       table.clearFlag(index, SLOT_IDLE)
-      // A member of a sparse unit is charged its share; any other page its size class.
+      // A member of a sparse unit carries its part of what the unit holds for its live members
+      // (moving them all frees the whole unit); any other page its size class.
       const meta = table.meta[index]
-      oldFootprint += (meta & SLOT_UNIT) !== 0 ? table.size(index) : GEOMETRY.size[classIndexOf(table.size(index))]
+      oldFootprint += (meta & SLOT_UNIT) !== 0
+        ? units.footprintOf(table.handle(index)) / units.liveMembers(table, index)
+        : GEOMETRY.size[classIndexOf(table.size(index))]
     }
-    const src = this.ubuf.subarray(0, n * PAGE_SIZE)
+    const src = ubuf.subarray(0, n * PAGE_SIZE)
     for (let p = prio; p < prioMax; p++) {
       const ctx = this.host.contextFor(p)
       if (ctx === null) continue
       let len: number
       try {
-        len = ctx.compress(src, this.cunit)
+        len = ctx.compress(src, cunit)
       } catch (err) {
         throw new ErrnoError(Errno.EIO, `pages ${first}..${first + n - 1}: unit compression failed: ${String(err)}`)
       }
       if (len === 0 || len > MAX_UNIT_BYTES) continue
       const layout = unitLayout(len)
       if (units.footprint(layout) >= oldFootprint) continue
-      this.host.storeUnit(first, n, this.cunit, len, layout, p)
+      this.host.storeUnit(first, n, cunit, len, layout, p)
       this.recompressedPages += n
       this.unitsWritten++
       return n
     }
-    // No unit saves memory here: page by page, as the kernel would (already counted).
+    // No unit saves memory here: page by page, as the kernel would (already counted); members of
+    // sparse units become pages of their own.
     for (let k = 0; k < n; k++) {
       const index = first + k
-      if ((table.meta[index] & SLOT_UNIT) === 0) this.recompressSlot(table, index, threshold, prio, prioMax)
+      if ((table.meta[index] & SLOT_UNIT) === 0) {
+        this.recompressSlot(table, index, threshold, prio, prioMax)
+      } else {
+        this.host.splitMember(index, ubuf.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE), table.priority(index))
+        this.membersSplit++
+      }
     }
     return n
   }

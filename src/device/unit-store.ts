@@ -73,8 +73,8 @@ export class UnitStore {
   private readonly pool: ZsPool
   /** One piece on its way to or from the pool. */
   private readonly piece = Buffer.alloc(PAGE_SIZE)
-  /** A unit's compressed bytes, put together from its pieces. */
-  private readonly sbuf = Buffer.alloc(MAX_UNIT_BYTES + PAGE_SIZE)
+  /** A unit's compressed bytes, put together from its pieces (allocated with the cache). */
+  private sbuf: Buffer = Buffer.alloc(0)
   private readonly cacheHead = new Int32Array(CACHE_ENTRIES).fill(-1)
   private readonly cacheUsed = new Float64Array(CACHE_ENTRIES)
   private readonly cachePages: Buffer[] = []
@@ -88,7 +88,6 @@ export class UnitStore {
 
   constructor(pool: ZsPool) {
     this.pool = pool
-    for (let i = 0; i < CACHE_ENTRIES; i++) this.cachePages.push(Buffer.alloc(MAX_UNIT_PAGES * PAGE_SIZE))
   }
 
   /** The pool memory a layout takes: the sizes of the classes its pieces land in. */
@@ -167,6 +166,12 @@ export class UnitStore {
     this.units--
   }
 
+  /** The pool memory the unit at head takes. */
+  footprintOf(head: number): number {
+    this.pool.read(head, this.piece, 0, HEAD_HEADER)
+    return this.footprint(unitLayout(this.piece.readUInt32LE(4)))
+  }
+
   /** A member left its unit (overwrite, discard, split, regrouping). */
   memberLeft(): void {
     this.unitPages--
@@ -220,6 +225,11 @@ export class UnitStore {
       if (this.cacheUsed[e] < this.cacheUsed[victim]) victim = e
     }
     this.cacheMisses++
+    // The first read of a unit: the cache (and the assembly buffer) come into being.
+    if (this.cachePages.length === 0) {
+      for (let i = 0; i < CACHE_ENTRIES; i++) this.cachePages.push(Buffer.alloc(MAX_UNIT_PAGES * PAGE_SIZE))
+      this.sbuf = Buffer.alloc(MAX_UNIT_BYTES + PAGE_SIZE)
+    }
     const p = this.piece
     const s = this.sbuf
     this.pool.read(head, p, 0, HEAD_HEADER)

@@ -75,4 +75,6 @@ export const recompressExtensionAttributes: readonly Attribute<ZramDevice>[] = [
   // (what a read or write of another page may have waited for at most).
   counter('recompress_main_ns', (dev) => dev.recompressor.stats().mainNs),
   counter('recompress_max_slice_ns', (dev) => dev.recompressor.stats().maxSliceNs),
+  // Stretches of work between two yields (recompress_main_ns / recompress_slices: the mean).
+  counter('recompress_slices', (dev) => dev.recompressor.stats().slices),
 ]
