@@ -257,10 +257,11 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
   /** A member of a sparse unit becomes a page of its own, compressed by prio (raw if huge). */
   splitMember(index: number, page: Buffer, prio: number): void {
     const table = this.table as PageTable
-    const ctx = this.contextFor(prio) ?? this.ctx
-    const n = ctx.compress(page, this.cbuf)
+    const ctx = this.contextFor(prio)
+    const p = ctx === null ? 0 : prio
+    const n = (ctx ?? this.ctx).compress(page, this.cbuf)
     const len = n === 0 ? PAGE_SIZE : n
-    this.commit(table, index, this.cbuf, 0, len, page, false, len >= ZsPool.hugeClassSize ? 0 : prio)
+    this.commit(table, index, this.cbuf, 0, len, page, false, len >= ZsPool.hugeClassSize ? 0 : p)
   }
 
   /** zs_malloc for recompression: no direct reclaim, a failure is ENOMEM and the page stays as it was. */
