@@ -8,7 +8,7 @@ import type { EventLog } from '../log'
 import { WB_HUGE, WB_IDLE, WB_INCOMPRESSIBLE, type WritebackRequest } from '../shrinker/writeback-request'
 import {
   PAGE_SIZE, type PageTable, SLOT_ALLOCATED, SLOT_HUGE, SLOT_IDLE, SLOT_INCOMPRESSIBLE, SLOT_PP, SLOT_SAME, SLOT_STAGED,
-  SLOT_WB,
+  SLOT_UNIT, SLOT_WB,
 } from './page-table'
 
 /** What the lower tier needs from its device (the device stays the only owner of its pool). */
@@ -20,10 +20,12 @@ export interface LowerTierHost {
   decompressPage(index: number, out: Buffer): void
   /** Free the page's pool object and point the slot at the lower file. */
   movedToLower(index: number, location: number, size: number, huge: boolean): void
-  /** Decompress a payload read back from the lower file. */
-  decompressPayload(src: Uint8Array, out: Buffer): void | Promise<void>
-  /** The codec's index in the registry, stored in packed records. */
+  /** Decompress a payload read back from the lower file with the algorithm of priority prio. */
+  decompressPayload(src: Uint8Array, out: Buffer, prio: number): void | Promise<void>
+  /** The primary codec's index in the registry, stored in packed records of direct stores. */
   readonly algorithmId: number
+  /** The registry index of the codec that compressed this page (recompressed pages have their own). */
+  algorithmIdOf(index: number): number
 }
 
 export interface LowerTierStats {
@@ -213,7 +215,7 @@ export class LowerTier {
       }
       let pending: Promise<number>
       try {
-        pending = layout.append(index, this.scratch.subarray(0, size), this.host.algorithmId, huge)
+        pending = layout.append(index, this.scratch.subarray(0, size), this.compressed ? this.host.algorithmIdOf(index) : this.host.algorithmId, huge)
       } catch (err) {
         failure = err instanceof ErrnoError ? err : new ErrnoError(Errno.EIO, String(err))
         break
@@ -263,7 +265,7 @@ export class LowerTier {
         relocate: (index, from, to) => {
           if (this.host.pageTable !== table || (table.meta[index] & SLOT_WB) === 0 || table.location(index) !== from) return false
           const size = table.size(index)
-          table.setWrittenBack(index, to, size, (table.meta[index] & SLOT_HUGE) !== 0)
+          table.setWrittenBack(index, to, size, (table.meta[index] & SLOT_HUGE) !== 0, table.priority(index))
           layout.free(from, size)
           return true
         },
@@ -331,7 +333,7 @@ export class LowerTier {
       if (payload !== out) out.set(payload.subarray(0, PAGE_SIZE))
       return
     }
-    await this.host.decompressPayload(payload, out)
+    await this.host.decompressPayload(payload, out, table.priority(index))
   }
 
   /** Count and log a lower-file failure once per episode; the errno the caller should see. */
@@ -354,7 +356,11 @@ export class LowerTier {
   }
 }
 
-/** A page writeback can take: data in the pool (not same-filled, staged or already written back). */
+/**
+ * A page writeback can take: data in the pool (not same-filled, staged or already written back),
+ * and not a member of a multi-page unit (our extension): its bytes are not its own, and units hold
+ * data that is already cold and dense; writing one member back would only decode the unit for it.
+ */
 function eligible(meta: number): boolean {
-  return (meta & SLOT_ALLOCATED) !== 0 && (meta & (SLOT_SAME | SLOT_STAGED | SLOT_WB)) === 0
+  return (meta & SLOT_ALLOCATED) !== 0 && (meta & (SLOT_SAME | SLOT_STAGED | SLOT_WB | SLOT_UNIT)) === 0
 }

@@ -3,7 +3,8 @@
  * 16 bytes per page, like the kernel's entry on 64-bit:
  *   value[2i], value[2i+1]  pool handle (low word), or the same-filled 8-byte pattern (low, high),
  *                           or, while STAGED, the staging slot (low) and the staging ticket (high)
- *   meta[i]                 compressed size in bits 0..12 (0..4096), flags above
+ *   meta[i]                 compressed size in bits 0..12 (0..4096), the compression priority in
+ *                           bits 13..14 (ZRAM_COMP_PRIORITY: which algorithm holds the page), flags above
  *   atime[i]                seconds since the device was initialised, at the last access
  * Nothing per page lives on the JS heap as an object.
  */
@@ -12,6 +13,15 @@ export const PAGE_SHIFT = 12
 export const SECTOR_SIZE = 512
 
 const SIZE_MASK = 0x1fff
+/** zram_drv.h ZRAM_COMP_PRIORITY_BIT1 and _MASK: 2 bits, priorities 0 (primary) .. 3. */
+export const PRIO_SHIFT = 13
+export const PRIO_MASK = 0x3
+/**
+ * The page is one member of a multi-page unit (our extension, src/device/unit-store.ts):
+ * value[2i] is the unit's head handle, value[2i+1] its position (bits 0..7) and the unit's page
+ * count (bits 8..15); the size field holds the page's share of the unit's bytes.
+ */
+export const SLOT_UNIT = 1 << 15
 /** The slot holds an 8-byte pattern, not a handle (ZRAM_SAME). */
 export const SLOT_SAME = 1 << 16
 /** The slot holds the raw page (ZRAM_HUGE). */
@@ -91,22 +101,45 @@ export class PageTable {
     this.meta[index] = SLOT_ALLOCATED | SLOT_SAME | (this.meta[index] & KEEP_ON_MOVE)
   }
 
-  setObject(index: number, handle: number, size: number, huge: boolean): void {
+  /** A pool object; prio is the algorithm that compressed it (0: the primary; raw pages keep 0). */
+  setObject(index: number, handle: number, size: number, huge: boolean, prio = 0): void {
     this.value[index * 2] = handle
     this.value[index * 2 + 1] = 0
-    this.meta[index] = SLOT_ALLOCATED | (huge ? SLOT_HUGE : 0) | (size & SIZE_MASK) |
+    this.meta[index] = SLOT_ALLOCATED | (huge ? SLOT_HUGE : 0) | (size & SIZE_MASK) | ((prio & PRIO_MASK) << PRIO_SHIFT) |
       (this.meta[index] & KEEP_ON_MOVE)
+  }
+
+  /** Member `position` of the unit at `head` (of `unitPages` pages), compressed with prio; share in bytes. */
+  setUnitMember(index: number, head: number, position: number, unitPages: number, share: number, prio: number): void {
+    this.value[index * 2] = head
+    this.value[index * 2 + 1] = position | (unitPages << 8)
+    this.meta[index] = SLOT_ALLOCATED | SLOT_UNIT | (share & SIZE_MASK) | ((prio & PRIO_MASK) << PRIO_SHIFT) |
+      (this.meta[index] & KEEP_ON_MOVE)
+  }
+
+  /** Which algorithm holds the page (ZRAM_COMP_PRIORITY): 0 primary, 1..3 recompression. */
+  priority(index: number): number {
+    return (this.meta[index] >>> PRIO_SHIFT) & PRIO_MASK
+  }
+
+  unitPosition(index: number): number {
+    return this.value[index * 2 + 1] & 0xff
+  }
+
+  unitPages(index: number): number {
+    return (this.value[index * 2 + 1] >>> 8) & 0xff
   }
 
   /**
    * The page now lives on the lower file at `location` (a block index or a byte offset, < 2^53).
-   * size is what the lower file holds (4096 for a raw page); HUGE is kept as the kernel keeps it.
+   * size is what the lower file holds (4096 for a raw page); HUGE and the compression priority are
+   * kept as the kernel keeps them for compressed writeback (a decompressed block has priority 0).
    */
-  setWrittenBack(index: number, location: number, size: number, huge: boolean): void {
+  setWrittenBack(index: number, location: number, size: number, huge: boolean, prio = 0): void {
     this.value[index * 2] = location >>> 0
     this.value[index * 2 + 1] = Math.floor(location / 0x100000000)
     this.meta[index] = SLOT_ALLOCATED | SLOT_WB | (huge ? SLOT_HUGE : 0) | (size & SIZE_MASK) |
-      (this.meta[index] & SLOT_REF)
+      ((prio & PRIO_MASK) << PRIO_SHIFT) | (this.meta[index] & SLOT_REF)
   }
 
   /** A written-back page's location on the lower file. */

@@ -6,8 +6,11 @@ import { Errno, ErrnoError } from '../errno'
 import { BlockStatCounters } from './block-stat'
 import {
   PageTable, PAGE_SIZE, SECTOR_SIZE, SLOT_ALLOCATED, SLOT_DIRECT, SLOT_HUGE, SLOT_IDLE, SLOT_PP, SLOT_REF, SLOT_SAME, SLOT_STAGED,
-  SLOT_WB,
+  SLOT_UNIT, SLOT_WB,
 } from './page-table'
+import { RecompAlgorithms } from './recomp-algorithms'
+import { type RecompressHost, type RecompressRequest, Recompressor } from './recompressor'
+import { type UnitLayout, UnitStore } from './unit-store'
 import { LowerTier, type LowerTierHost } from './lower-tier'
 import { Shrinker, type ShrinkerHost } from '../shrinker/shrinker'
 import { PageSpan } from './page-span'
@@ -58,7 +61,7 @@ export interface DeviceStats {
  * page table. Reads and writes take byte ranges; pages are compressed one by one, synchronously,
  * with one codec context made at initialisation (the kernel's zcomp stream) and reused.
  */
-export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
+export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, RecompressHost {
   readonly id: number
   /** Compression off the request path (src/kcompressd); disabled when its workers is 0. */
   readonly kcompressd: Kcompressd
@@ -67,6 +70,11 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
   readonly lower: LowerTier
   /** Automatic writeback (zramfuse/shrinker_enabled), a zswap-like policy over the lower tier. */
   readonly shrinker: Shrinker
+  /** recomp_algorithm and algorithm_params priority=1..3 (CONFIG_ZRAM_MULTI_COMP). */
+  readonly recomp = new RecompAlgorithms()
+  /** recompress, and our multi-page units (src/device/recompressor.ts, unit-store.ts). */
+  readonly recompressor: Recompressor
+  readonly units: UnitStore
   /** zramfuse/pool_limit in pages (0: the shrinker uses mem_limit). */
   private poolLimitOwnPages = 0
   /** The CLOCK hand of the shrinker's second-chance scan. */
@@ -113,6 +121,8 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
   constructor(id: number, opts: ZramDeviceOptions = {}) {
     this.id = id
     this.pool = new ZsPool({ chunkPages: opts.chunkPages })
+    this.units = new UnitStore(this.pool)
+    this.recompressor = new Recompressor(this)
     this.codec = findCodec(DEFAULT_ALGORITHM) as Codec
     this.ctx = this.codec.createContext(this.params)
     this.workersAuto = this.workersAutoDefault = opts.workers === 'auto'
@@ -180,8 +190,92 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     this.loadPage(this.table as PageTable, index, out)
   }
 
-  decompressPayload(src: Uint8Array, out: Buffer): void {
-    this.ctx.decompress(src, out)
+  decompressPayload(src: Uint8Array, out: Buffer, prio = 0): void {
+    const ctx = this.contextFor(prio)
+    if (ctx === null) throw new ErrnoError(Errno.EIO, `no algorithm at priority ${prio}`)
+    ctx.decompress(src, out)
+  }
+
+  // ---- RecompressHost ----
+
+  /** num_active_comps: the primary and every configured recompression algorithm. */
+  get numActiveComps(): number {
+    return 1 + this.recomp.configured
+  }
+
+  algorithmOf(prio: number): string | null {
+    return prio === 0 ? this.codec.name : this.recomp.nameOf(prio)
+  }
+
+  /** The codec context of a priority (comps[prio]); null when the slot has none. */
+  contextFor(prio: number): CodecContext | null {
+    return prio === 0 ? this.ctx : this.recomp.contextOf(prio)
+  }
+
+  /**
+   * recompress_slot's end: the new object replaces the old one (slot_free: huge_pages, IDLE,
+   * INCOMPRESSIBLE, the access time all go), pages_stored and compr_data_size move by the
+   * difference. Not checked against mem_limit, as in the kernel. ENOMEM when the pool cannot grow.
+   */
+  replaceObject(index: number, compressed: Uint8Array, len: number, prio: number): void {
+    const table = this.table as PageTable
+    const handle = this.poolMalloc(len)
+    this.pool.write(handle, compressed, 0, len)
+    this.freeSlot(table, index)
+    table.setObject(index, handle, len, false, prio)
+    table.atime[index] = 0
+    this.comprBytes += len
+    this.pagesStored++
+  }
+
+  /**
+   * Pages [first, first + pages) become members of one unit. compr_data_size gets the unit's pool
+   * bytes (header + compressed) once, as each member's share (the size field of its entry); a
+   * member that leaves takes its share with it.
+   */
+  storeUnit(first: number, pages: number, compressed: Uint8Array, len: number, layout: UnitLayout, prio: number): void {
+    const table = this.table as PageTable
+    let head: number
+    try {
+      head = this.units.write(compressed, len, pages, layout)
+    } catch (err) {
+      throw new ErrnoError(Errno.ENOMEM, `cannot allocate a unit of ${layout.bytes} bytes: ${String(err)}`)
+    }
+    const base = Math.floor(layout.bytes / pages)
+    const extra = layout.bytes % pages
+    for (let j = 0; j < pages; j++) {
+      const index = first + j
+      const share = base + (j < extra ? 1 : 0)
+      this.freeSlot(table, index)
+      table.setUnitMember(index, head, j, pages, share, prio)
+      table.atime[index] = 0
+      this.comprBytes += share
+      this.pagesStored++
+    }
+  }
+
+  /** A member of a sparse unit becomes a page of its own, compressed by prio (raw if huge). */
+  splitMember(index: number, page: Buffer, prio: number): void {
+    const table = this.table as PageTable
+    const ctx = this.contextFor(prio)
+    const p = ctx === null ? 0 : prio
+    const n = (ctx ?? this.ctx).compress(page, this.cbuf)
+    const len = n === 0 ? PAGE_SIZE : n
+    this.commit(table, index, this.cbuf, 0, len, page, false, len >= ZsPool.hugeClassSize ? 0 : p)
+  }
+
+  /** zs_malloc for recompression: no direct reclaim, a failure is ENOMEM and the page stays as it was. */
+  private poolMalloc(len: number): number {
+    try {
+      return this.pool.malloc(len)
+    } catch (err) {
+      throw new ErrnoError(Errno.ENOMEM, `cannot allocate ${len} bytes: ${String(err)}`)
+    }
+  }
+
+  /** recompress: see src/device/recompressor.ts. */
+  recompress(req: RecompressRequest): Promise<number> {
+    return this.recompressor.recompress(req)
   }
 
   /** zram_writeback_complete: the pool object is freed, the slot now names the lower file. */
@@ -190,7 +284,15 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     this.pool.free(table.handle(index))
     this.comprBytes -= table.size(index)
     if (table.flags(index) & SLOT_HUGE) this.hugePages--
-    table.setWrittenBack(index, location, size, huge)
+    // A compressed record still needs its algorithm (the kernel keeps the priority for wb_compressed).
+    table.setWrittenBack(index, location, size, huge, size < PAGE_SIZE ? table.priority(index) : 0)
+  }
+
+  /** The registry index of the algorithm that compressed the page (packed records carry it). */
+  algorithmIdOf(index: number): number {
+    const table = this.table as PageTable
+    const prio = table.priority(index)
+    return codecs.indexOf(prio === 0 ? this.codec : this.recomp.codecOf(prio) ?? this.codec)
   }
 
   // ---- ShrinkerHost ----
@@ -222,7 +324,8 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
       const index = this.clockHand
       this.clockHand = index + 1 === pages ? 0 : index + 1
       const meta = table.meta[index]
-      if ((meta & SLOT_ALLOCATED) === 0 || (meta & (SLOT_SAME | SLOT_STAGED | SLOT_WB | SLOT_PP)) !== 0) continue
+      // Unit members are not written back (see lower-tier.ts eligible()): the CLOCK passes them by.
+      if ((meta & SLOT_ALLOCATED) === 0 || (meta & (SLOT_SAME | SLOT_STAGED | SLOT_WB | SLOT_PP | SLOT_UNIT)) !== 0) continue
       if (meta & SLOT_REF) table.clearFlag(index, SLOT_REF)
       else out.push(index)
     }
@@ -309,9 +412,10 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     // corrupt zstd dictionary); disksize_store fails with EINVAL and the device stays as it was.
     try {
       this.ctx = this.codec.createContext(this.params)
+      this.recomp.createContexts()
     } catch (err) {
-      if (err instanceof CodecParamsError) throw new ErrnoError(Errno.EINVAL, `${this.codec.name}: ${err.message}`)
-      throw new ErrnoError(Errno.ENOMEM, `${this.codec.name}: cannot create a compression context: ${String(err)}`)
+      if (err instanceof CodecParamsError) throw new ErrnoError(Errno.EINVAL, `compression parameters refused: ${err.message}`)
+      throw new ErrnoError(Errno.ENOMEM, `cannot create a compression context: ${String(err)}`)
     }
     try {
       this.table = new PageTable(aligned / PAGE_SIZE)
@@ -350,8 +454,12 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
    * (null: none), replacing both as the kernel's comp_params_store does. The backend checks them
    * at initialise.
    */
-  setParams(params: CodecParams): void {
+  setParams(params: CodecParams, prio = 0): void {
     if (this.initialised) throw new ErrnoError(Errno.EBUSY, 'cannot change algorithm parameters of an initialised device')
+    if (prio !== 0) {
+      this.recomp.setParams(prio, params)
+      return
+    }
     let dict: Uint8Array | null = null
     if (params.dict !== null && params.dict.length > 0) {
       // Shared memory: kcompressd's workers see it without a copy per batch.
@@ -359,6 +467,12 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
       dict.set(params.dict)
     }
     this.params = { level: params.level, dict }
+  }
+
+  /** recomp_algorithm_store after parsing: EBUSY once initialised. */
+  setRecompAlgorithm(prio: number, name: string): void {
+    if (this.initialised) throw new ErrnoError(Errno.EBUSY, 'cannot change the algorithms of an initialised device')
+    this.recomp.set(prio, name)
   }
 
   /** mem_limit_store: bytes, rounded to pages; 0 = unlimited. Writable any time. */
@@ -373,7 +487,33 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
 
   compact(): number {
     if (!this.initialised) throw new ErrnoError(Errno.EINVAL, 'compact on an uninitialised device')
+    this.splitSparseUnits()
     return this.pool.compact()
+  }
+
+  /**
+   * A unit whose live members fell below half its pages holds dead bytes: its members become pages
+   * of their own (compressed by the unit's algorithm), which frees the unit.
+   */
+  private splitSparseUnits(): void {
+    const table = this.table as PageTable
+    if (this.units.units === 0) return
+    const page = Buffer.alloc(PAGE_SIZE)
+    for (let index = 0; index < table.pages; index++) {
+      if ((table.meta[index] & SLOT_UNIT) === 0) continue
+      const head = table.value[index * 2]
+      const first = index - table.unitPosition(index)
+      const pages = table.unitPages(index)
+      // Handle each unit once, at its lowest live member.
+      if (this.units.hasLiveMember(table, head, first, index - first, -1)) continue
+      if (this.units.liveMembers(table, index) * 2 >= pages) continue
+      for (let i = index; i < first + pages; i++) {
+        if ((table.meta[i] & SLOT_UNIT) === 0 || table.value[i * 2] !== head) continue
+        this.loadPage(table, i, page)
+        this.splitMember(i, page, table.priority(i))
+        this.recompressor.countSplit()
+      }
+    }
   }
 
   /** The pool is at its limit with somewhere to go: new pages are stored on the lower file. */
@@ -401,6 +541,9 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     this.followAlgorithm()
     this.params = { level: null, dict: null }
     this.ctx = this.codec.createContext(this.params)
+    this.recomp.reset()
+    this.units.reset()
+    this.recompressor.reset()
     this.disksizeBytes = 0
     this.memLimitPages = 0
     this.memUsedMaxPages = 0
@@ -770,7 +913,8 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
    * result reaches huge_class_size) in the pool and point the slot at it. The old contents are
    * freed only after the new allocation succeeded, so a failure leaves the page as it was.
    */
-  private commit(table: PageTable, index: number, compressed: Uint8Array, off: number, len: number, raw: Uint8Array, enforceLimit: boolean): void {
+  private commit(table: PageTable, index: number, compressed: Uint8Array, off: number, len: number, raw: Uint8Array, enforceLimit: boolean,
+    prio = 0): void {
     const huge = len >= ZsPool.hugeClassSize
     const src = huge ? raw : compressed
     const srcOff = huge ? 0 : off
@@ -784,7 +928,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
     }
     this.pool.write(handle, src, srcOff, size)
     this.freeSlot(table, index)
-    table.setObject(index, handle, size, huge)
+    table.setObject(index, handle, size, huge, huge ? 0 : prio)
     this.comprBytes += size
     this.pagesStored++
     if (huge) {
@@ -805,6 +949,13 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
       this.samePages--
     } else if (flags & SLOT_WB) {
       this.lower.release(table, index)
+    } else if (flags & SLOT_UNIT) {
+      // The page takes its share of the unit's bytes; the unit goes with its last member.
+      this.comprBytes -= table.size(index)
+      this.units.memberLeft()
+      const head = table.value[index * 2]
+      const first = index - table.unitPosition(index)
+      if (!this.units.hasLiveMember(table, head, first, table.unitPages(index), index)) this.units.free(head)
     } else {
       this.pool.free(table.handle(index))
       this.comprBytes -= table.size(index)
@@ -827,11 +978,19 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost {
       fillPatternBytes(out, table.value[index * 2], table.value[index * 2 + 1])
     } else if (flags & SLOT_HUGE) {
       this.pool.read(table.handle(index), out, 0, PAGE_SIZE)
+    } else if (flags & SLOT_UNIT) {
+      try {
+        this.units.read(table.handle(index), table.unitPosition(index), this.contextFor(table.priority(index)) as CodecContext, out)
+      } catch (err) {
+        this.failedReads++
+        throw new ErrnoError(Errno.EIO, `page ${index}: its unit does not decompress: ${String(err)}`)
+      }
     } else {
       const size = table.size(index)
       this.pool.read(table.handle(index), this.cbuf, 0, size)
       try {
-        this.ctx.decompress(this.cbuf.subarray(0, size), out)
+        // The algorithm that holds the page (ZRAM_COMP_PRIORITY): the primary, or a recompression one.
+        (this.contextFor(table.priority(index)) as CodecContext).decompress(this.cbuf.subarray(0, size), out)
       } catch (err) {
         this.failedReads++
         throw new ErrnoError(Errno.EIO, `page ${index}: decompression failed: ${String(err)}`)

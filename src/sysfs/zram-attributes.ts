@@ -8,6 +8,7 @@ import {
   formatAlgorithmList, formatBlockStat, formatDebugStat, formatIoStat, formatMmStat, formatU64,
 } from './format'
 import { bdStatAttribute, idleAttribute, writebackAttributes } from './writeback-attributes'
+import { configuredAlgorithms, recompressAttributes } from './recompress-attributes'
 import {
   pageAlign, parseAlgorithmName, parseAlgorithmParamsArgs, parseDisksize, parseHotRemove, parseMemLimit,
   parseMemUsedMax, parseReset, resolveAlgorithmParams,
@@ -17,7 +18,8 @@ const SECTOR_SHIFT = 9
 
 /**
  * /sys/block/zramN/: the kernel's names, modes, formats and errno, in zram_disk_attrs order, as of
- * Linux 6.18 (drivers/block/zram/zram_drv.c). Every store parses with src/sysfs/parse.ts, which
+ * mainline (drivers/block/zram/zram_drv.c, 7.1 merge window; the interface of 6.18 plus
+ * writeback_batch_size and writeback_compressed), with CONFIG_ZRAM_WRITEBACK and CONFIG_ZRAM_MULTI_COMP. Every store parses with src/sysfs/parse.ts, which
  * copies the kernel function named in its comment, and keeps the kernel's order of checks (parse
  * errors before EBUSY). The FUSE layer hands a store the written bytes one char per byte (latin1),
  * cut at 4096 as sysfs does, and logs one JSON line for each store it refuses.
@@ -89,41 +91,8 @@ export const zramAttributes: readonly Attribute<ZramDevice>[] = [
       dev.setAlgorithm(parseAlgorithmName(text, codecNames()))
     },
   },
+  bdStatAttribute,
   ...writebackAttributes,
-  {
-    name: 'algorithm_params',
-    mode: MODE_WO,
-    store: (dev, text) => {
-      // The kernel's order: parse, then EBUSY, then resolve algo= against the configured slots.
-      const args = parseAlgorithmParamsArgs(text)
-      if (dev.initialised) throw new ErrnoError(Errno.EBUSY, 'cannot change algorithm parameters of an initialised device')
-      const p = resolveAlgorithmParams(args, [dev.algorithm])
-      // Priority 0 is the primary algorithm; recompression priorities come with recomp_algorithm.
-      if (p.priority !== 0) throw new ErrnoError(Errno.EINVAL, `priority ${p.priority} has no algorithm`)
-      const codec = findCodec(dev.algorithm)
-      if (p.level !== null) {
-        const range = codec?.levelRange
-        if (!range || p.level < range[0] || p.level > range[1]) {
-          throw new ErrnoError(Errno.EINVAL, `level ${p.level} is not valid for ${dev.algorithm}`)
-        }
-      }
-      if (p.dict === null) {
-        dev.setParams({ level: p.level, dict: null })
-        return
-      }
-      if (!codec?.supportsDict) throw new ErrnoError(Errno.EINVAL, `${dev.algorithm} takes no dictionary`)
-      // comp_params_store: the old parameters go first, so a dictionary that cannot be read
-      // leaves the defaults (EINVAL). The backend checks the dictionary itself at disksize.
-      dev.setParams({ level: null, dict: null })
-      const path = p.dict
-      return readDictionary(path).then(
-        (dict) => dev.setParams({ level: p.level, dict }),
-        (err: unknown) => {
-          throw new ErrnoError(Errno.EINVAL, `dict: ${err instanceof Error ? err.message : String(err)}`)
-        },
-      )
-    },
-  },
   {
     name: 'io_stat',
     mode: MODE_RO,
@@ -134,11 +103,46 @@ export const zramAttributes: readonly Attribute<ZramDevice>[] = [
     mode: MODE_RO,
     show: (dev) => formatMmStat(dev.stats()),
   },
-  bdStatAttribute,
   {
     name: 'debug_stat',
     mode: MODE_RO,
     show: (dev) => formatDebugStat(dev.stats()),
+  },
+  ...recompressAttributes,
+  {
+    name: 'algorithm_params',
+    mode: MODE_WO,
+    store: (dev, text) => {
+      // The kernel's order: parse, then EBUSY, then resolve algo= against the configured slots
+      // (comp_algs[0..3]) and check the priority (0..3; a slot with no algorithm yet is accepted).
+      const args = parseAlgorithmParamsArgs(text)
+      if (dev.initialised) throw new ErrnoError(Errno.EBUSY, 'cannot change algorithm parameters of an initialised device')
+      const p = resolveAlgorithmParams(args, configuredAlgorithms(dev))
+      const name = p.priority === 0 ? dev.algorithm : dev.recomp.nameOf(p.priority)
+      // Checked now when the slot has its algorithm; otherwise by the backend at disksize (EINVAL there).
+      const codec = name === null ? undefined : findCodec(name)
+      if (p.level !== null && codec !== undefined) {
+        const range = codec.levelRange
+        if (!range || p.level < range[0] || p.level > range[1]) {
+          throw new ErrnoError(Errno.EINVAL, `level ${p.level} is not valid for ${name}`)
+        }
+      }
+      if (p.dict === null) {
+        dev.setParams({ level: p.level, dict: null }, p.priority)
+        return
+      }
+      if (codec !== undefined && !codec.supportsDict) throw new ErrnoError(Errno.EINVAL, `${name} takes no dictionary`)
+      // comp_params_store: the old parameters go first, so a dictionary that cannot be read
+      // leaves the defaults (EINVAL). The backend checks the dictionary itself at disksize.
+      dev.setParams({ level: null, dict: null }, p.priority)
+      const path = p.dict
+      return readDictionary(path).then(
+        (dict) => dev.setParams({ level: p.level, dict }, p.priority),
+        (err: unknown) => {
+          throw new ErrnoError(Errno.EINVAL, `dict: ${err instanceof Error ? err.message : String(err)}`)
+        },
+      )
+    },
   },
   // Block-layer attributes the kernel adds to every disk.
   {

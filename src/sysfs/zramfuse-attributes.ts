@@ -4,6 +4,7 @@ import { formatU64 } from './format'
 import { parseU32 } from './parse'
 import { Errno, ErrnoError } from '../errno'
 import { writebackExtensionAttributes } from './writeback-attributes'
+import { recompressExtensionAttributes } from './recompress-attributes'
 import { MAX_FIFO_SIZE, MAX_WORKERS, type KcompressdStats } from '../kcompressd/kcompressd'
 
 /** A read-only kcompressd counter, one value per file. */
@@ -85,4 +86,6 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
   },
   // ---- the writeback tier (src/backing) ----
   ...writebackExtensionAttributes,
+  // ---- recompression (src/device/recompressor.ts) and multi-page units ----
+  ...recompressExtensionAttributes,
 ]

@@ -1,0 +1,73 @@
+/**
+ * The recompression algorithms of one device: zram's comp_algs[1..3] and params[1..3]
+ * (CONFIG_ZRAM_MULTI_COMP). Priority 0, the primary algorithm, stays with the device (kcompressd
+ * reads it); these are set before disksize (recomp_algorithm, algorithm_params priority=N) and get
+ * one codec context each at disksize, as disksize_store creates comps[prio] for every configured slot.
+ */
+import { type Codec, type CodecContext, type CodecParams } from '../codec/codec'
+import { findCodec } from '../codec/registry'
+
+/** ZRAM_MAX_COMPS with CONFIG_ZRAM_MULTI_COMP. */
+export const ZRAM_MAX_COMPS = 4
+export const ZRAM_SECONDARY_COMP = 1
+
+const NO_PARAMS: CodecParams = { level: null, dict: null }
+
+export class RecompAlgorithms {
+  /** comp_algs[prio] for prio 1..3 (index 0 unused: the device's primary). */
+  private readonly codecs: (Codec | null)[] = [null, null, null, null]
+  private readonly params: CodecParams[] = [NO_PARAMS, NO_PARAMS, NO_PARAMS, NO_PARAMS]
+  private contexts: (CodecContext | null)[] = [null, null, null, null]
+
+  /** recomp_algorithm_store (the caller checked EBUSY): comp_algorithm_set(zram, prio, alg). */
+  set(prio: number, name: string): void {
+    const codec = findCodec(name)
+    if (!codec) throw new RangeError(`unknown algorithm ${name}`)
+    this.codecs[prio] = codec
+  }
+
+  /** algorithm_params priority=N (N >= 1): kept for the slot whether or not it has an algorithm yet. */
+  setParams(prio: number, params: CodecParams): void {
+    this.params[prio] = params
+  }
+
+  nameOf(prio: number): string | null {
+    return this.codecs[prio]?.name ?? null
+  }
+
+  codecOf(prio: number): Codec | null {
+    return this.codecs[prio]
+  }
+
+  /** The context of a configured slot after disksize, else null. */
+  contextOf(prio: number): CodecContext | null {
+    return this.contexts[prio]
+  }
+
+  /** Configured slots (the kernel's num_active_comps counts them with the primary). */
+  get configured(): number {
+    let n = 0
+    for (let p = ZRAM_SECONDARY_COMP; p < ZRAM_MAX_COMPS; p++) if (this.codecs[p] !== null) n++
+    return n
+  }
+
+  /**
+   * disksize_store's zcomp_create per configured slot. Throws what the backend throws (a
+   * CodecParamsError for parameters it refuses); nothing is kept then.
+   */
+  createContexts(): void {
+    const made: (CodecContext | null)[] = [null, null, null, null]
+    for (let p = ZRAM_SECONDARY_COMP; p < ZRAM_MAX_COMPS; p++) {
+      const codec = this.codecs[p]
+      if (codec !== null) made[p] = codec.createContext(this.params[p])
+    }
+    this.contexts = made
+  }
+
+  /** zram_destroy_comps + zram_comp_params_reset: reset drops every slot and its parameters. */
+  reset(): void {
+    this.codecs.fill(null)
+    this.params.fill(NO_PARAMS)
+    this.contexts = [null, null, null, null]
+  }
+}
