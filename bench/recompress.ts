@@ -237,15 +237,15 @@ async function main(): Promise<void> {
   out('Targets (issue 11):')
   for (const v of verdicts) out(v)
   if (values.mount) {
-    const cleanup = new Cleanup((m) => process.stderr.write(`${m}\n`))
+    mkdirSync(BENCH_TMP, { recursive: true })
+    const work = mkdtempSync(join(BENCH_TMP, 'recompress-'))
+    const cleanup = new Cleanup((m) => process.stderr.write(`${m}\n`), work)
     const onSignal = (): void => {
       cleanup.runSync()
       process.exit(130)
     }
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
-    mkdirSync(BENCH_TMP, { recursive: true })
-    const work = mkdtempSync(join(BENCH_TMP, 'recompress-'))
     cleanup.removeDirAtEnd(work)
     try {
       out()
