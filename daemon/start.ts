@@ -70,7 +70,7 @@ export async function start(opts: StartOptions): Promise<void> {
   }
   if (opts.disksize !== undefined) zram0.initialise(Number(memparse(opts.disksize)))
   // Start the workers before the first write (each takes a few ms to come up).
-  await zram0.kcompressd.ready()
+  await zram0.workersReady()
 
   const { cleanedStale } = prepareMountPoint(mount)
   if (cleanedStale) log.warn({ event: 'stale_mount_cleaned', mount }, 'unmounted a dead mount left by a killed daemon')
@@ -95,7 +95,7 @@ export async function start(opts: StartOptions): Promise<void> {
   }
   writePidFile(mount)
   log.info({ event: 'ready', mount, devices: devices.ids().map((id) => `zram${id}`),
-    disksize: zram0.disksize, algorithm: zram0.algorithm, workers: zram0.kcompressd.workers, fifoSize,
+    disksize: zram0.disksize, algorithm: zram0.algorithm, workers: zram0.workers, fifoSize,
     backingDev: zram0.lower.backingPath, writebackFormat: zram0.lower.hasBackingDev ? zram0.lower.format : undefined,
     shrinker: zram0.shrinker.enabled, poolLimit: zram0.poolLimitPages() * 4096 }, 'mounted')
 
