@@ -26,11 +26,7 @@ export const PAGE_SIZE = 4096
 /** Control words, indexes into meta. */
 export const C_SQ_HEAD = 0
 export const C_SQ_TAIL = 1
-/**
- * Workers asleep (or about to sleep) on C_SQ_TAIL until notified: the main thread notifies only
- * then. A worker that just went idle polls with timed waits first (POLL_MIN_MS doubling up to
- * POLL_MAX_MS) and is not counted here, so a steady stream of requests costs the writer no notify.
- */
+/** Workers asleep (or about to sleep) on C_SQ_TAIL: the main thread notifies only then. */
 export const C_SLEEPERS = 2
 /** Bumped by a worker that wakes the main thread (Atomics.waitAsync on this word). */
 export const C_MAIN_SEQ = 3
@@ -39,9 +35,6 @@ export const C_MAIN_ARMED = 4
 /** Generation of the codec parameters; a worker that sees a new one reads its ConfigMessage. */
 export const C_CONFIG_GEN = 5
 const CONTROL_WORDS = 8
-
-export const POLL_MIN_MS = 0.05
-export const POLL_MAX_MS = 1
 
 /** Per-worker words: meta[workerBase(id) + W_*]. */
 export const W_RUN = 0

@@ -10,7 +10,7 @@ import type { CodecContext } from '../codec/codec'
 import { findCodec } from '../codec/registry'
 import {
   C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_SLEEPERS, C_SQ_HEAD, C_SQ_TAIL, CLAIMED_BASE, type ConfigMessage, metaLayout,
-  PAGE_SIZE, POLL_MAX_MS, POLL_MIN_MS, QUEUED, queueWrap, RESULT_FAILED, RESULT_SKIPPED, W_CQ_TAIL, W_READY, W_RUN, W_RUNS, workerBase,
+  PAGE_SIZE, QUEUED, queueWrap, RESULT_FAILED, RESULT_SKIPPED, W_CQ_TAIL, W_READY, W_RUN, W_RUNS, workerBase,
   type WorkerData, WRITING,
 } from './protocol'
 
@@ -39,8 +39,6 @@ let config: ConfigMessage = data.config
 let ctx: CodecContext = contextFor(config)
 let cqTail = 0
 let claimedPages = 0
-/** The next timed wait when idle; past POLL_MAX_MS the worker sleeps until notified. */
-let pollMs = POLL_MIN_MS
 let idleSince = true
 
 function contextFor(c: ConfigMessage): CodecContext {
@@ -110,14 +108,9 @@ function compressSlot(slot: number): void {
   Atomics.store(meta, base + W_CQ_TAIL, cqTail)
 }
 
-/**
- * Nothing queued: wait for the main thread. First with timed waits that double from POLL_MIN_MS
- * (the worker wakes itself: the writer pays no notify while requests keep coming), then, past
- * POLL_MAX_MS of quiet, announced in C_SLEEPERS and until notified. False when stopped.
- */
+/** Nothing queued: sleep until the main thread queues something (or stops us); false when stopped. */
 function idle(): boolean {
-  const deep = pollMs > POLL_MAX_MS
-  if (deep) Atomics.add(meta, C_SLEEPERS, 1)
+  Atomics.add(meta, C_SLEEPERS, 1)
   const tail = Atomics.load(meta, C_SQ_TAIL)
   // Announced first, checked second: a page queued in between is seen here or notified.
   if (Atomics.load(meta, C_SQ_HEAD) === tail && Atomics.load(meta, base + W_RUN) === 1) {
@@ -126,11 +119,9 @@ function idle(): boolean {
       Atomics.add(meta, C_MAIN_SEQ, 1)
       Atomics.notify(meta, C_MAIN_SEQ)
     }
-    if (deep) Atomics.wait(meta, C_SQ_TAIL, tail)
-    else Atomics.wait(meta, C_SQ_TAIL, tail, pollMs)
-    if (!deep) pollMs *= 2
+    Atomics.wait(meta, C_SQ_TAIL, tail)
   }
-  if (deep) Atomics.sub(meta, C_SLEEPERS, 1)
+  Atomics.sub(meta, C_SLEEPERS, 1)
   idleSince = true
   return Atomics.load(meta, base + W_RUN) === 1
 }
@@ -143,7 +134,6 @@ for (;;) {
     if (!idle()) break
     continue
   }
-  pollMs = POLL_MIN_MS
   if (idleSince) {
     idleSince = false
     Atomics.add(meta, base + W_RUNS, 1)
