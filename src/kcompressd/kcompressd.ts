@@ -35,7 +35,7 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { type EventLog, silentLog } from '../log'
 import {
-  C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_SLEEPERS, C_SQ_TAIL, CLAIMED_BASE, type ConfigMessage, MAX_WORKER_IDS, PAGE_SIZE,
+  C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_SLEEPERS, C_SQ_TAIL, CLAIMED_BASE, type ConfigMessage, FREE, MAX_WORKER_IDS, PAGE_SIZE,
   RESULT_FAILED, RESULT_SKIPPED, W_CQ_TAIL, W_READY, W_RUN, W_RUNS, WORKER_WORDS, workerBase, type WorkerData, type WorkerFaults,
 } from './protocol'
 import { StagingRing } from './staging-ring'
@@ -422,6 +422,12 @@ export class Kcompressd {
       return h.thread.terminate()
     })
     await Promise.allSettled(exits)
+    // The threads are gone: what they held is dropped with the device's memory (drain() resolves).
+    for (let slot = 0; slot < this.ring.size; slot++) {
+      if (Atomics.load(this.ring.state, slot) === FREE) continue
+      this.nStale++
+      this.freeSlot(slot)
+    }
     this.settled()
   }
 

@@ -377,3 +377,21 @@ t.test('new codec parameters reach running workers; fifo_size replaces them', as
   t.same(await read(dev, data.length, 0), data)
   t.equal(dev.stats().comprDataSize, inline.stats().comprDataSize)
 })
+
+t.test('close() with a page in a worker: a pending drain resolves, nothing is held', async (t) => {
+  const rand = prng(seed + 23)
+  const dev = new ZramDevice(0, { workers: 1, kcompressd: { delayMs: HOLD_MS } })
+  dev.initialise(16 * PAGE)
+  await dev.workersReady()
+  await dev.write(makePage('text', rand), 0)
+  await until(t, 'the worker claims the page', () => dev.kcompressdStats().inFlight === 1)
+  let drained = false
+  const drain = dev.drain().then(() => {
+    drained = true
+  })
+  t.equal(drained, false, 'precondition: the page is held')
+  await dev.close()
+  await drain
+  t.equal(drained, true, 'drain resolved')
+  t.equal(dev.kcompressdStats().fifoDepth, 0)
+})
