@@ -45,9 +45,13 @@ export const MAX_FIFO_SIZE = 65536
 export const MAX_WORKERS = 64
 
 /**
- * One worker per core beyond the one the main thread and the FUSE threads need, up to 4. On two
- * cores or fewer it depends on the algorithm, as measured there (bench/kcompressd.ts, loop device,
- * one writer): see the README's kcompressd section for the figures behind each choice.
+ * The one place the default worker count is decided. On two cores or fewer it follows the
+ * algorithm, as measured there (bench/kcompressd.ts: loop device, one writer, arms interleaved):
+ * with lz4 one worker was 0.8x inline on 128k and 1M writes (compressing a page inline costs about
+ * what handing it over does, and the worker takes the core that FUSE, the loop device and fio
+ * need), so 0; with zstd one worker was 1.2x inline at 4k QD1 and 1.3-1.9x on 128k and 1M writes,
+ * and two workers were no better than one, so 1. With more cores: one per core beyond the one the
+ * main thread and the FUSE threads need, up to 4 (not measured here: this machine has 2).
  */
 export function defaultWorkers(algorithm: string): number {
   const cores = availableParallelism()
