@@ -1,142 +1,218 @@
 #!/usr/bin/env node
 /**
- * kcompressd A/B (issue 4): --workers 0 (inline) versus the default workers (1 where the default
- * is 0, lz4 on 2 cores or fewer, so the A/B never compares inline with itself), through a loop device
- * with --direct-io=on, one writer: fio 4k randwrite QD1 and 128k sequential write, O_DIRECT, for lz4
- * and zstd. Median of RUNS short runs. Also the daemon's main-thread CPU per page written
- * (/proc/<pid>/task/<pid>/stat deltas: the main thread only, not workers or FUSE threads) and
- * kcompressd's own main_ns_per_page.
+ * kcompressd A/B: inline (--workers 0) against kcompressd workers, through a loop device with
+ * --direct-io=on and one writer (fio, O_DIRECT), for lz4 and zstd. Arms:
+ *   inline        --workers 0
+ *   w1            --workers 1 (the writer compresses a request itself when every worker sleeps
+ *                 and waking one costs more: zramfuse/inline_when_cheaper, the default)
+ *   w1-always     --workers 1, inline_when_cheaper 0: every page staged, a sleeping worker woken
+ *   w2            --workers 2
+ * Every arm's daemon runs for the whole algorithm and the arms take turns job by job, run by run
+ * (the order rotating each run), so a change of load on this shared machine hits all of them.
+ * Figures per arm: MiB/s (median of --runs, min-max), the daemon's main-thread CPU per page written
+ * (/proc/PID/task/PID/stat: the JavaScript thread alone), the whole daemon's CPU per page, and
+ * kcompressd's own counters (main_ns_per_page over the run, share of pages staged, compressed
+ * inline because cheaper, or because the FIFO was full). The CPU used by everything else on the
+ * machine during each job is printed too: ratios are only comparable within one run.
  *
- *   node dist/bench/kcompressd.js [--runs 3] [--seconds 4]   (root; fio and losetup)
+ *   node dist/bench/kcompressd.js [--runs 3] [--seconds 4] [--algorithms lz4,zstd] [--arms inline,w1,w1-always,w2]
+ *                                 [--jobs 4k,4k-qd32,128k,1m]   (root; fio and losetup)
  *
- * Data: fio buffers made 50% compressible (buffer_compress_percentage), refilled every I/O.
- * Everything it sets up is undone on exit (losetup -d, SIGTERM, rmdir).
+ * Data: fio buffers 50% compressible (buffer_compress_percentage), refilled every I/O. fio runs in
+ * the work directory; everything set up is undone on exit and on signals (bench/sys.ts Cleanup).
  */
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { defaultWorkers } from '../src/kcompressd/kcompressd'
-import { summarize } from './stats'
-import { BENCH_TMP, Cleanup, type DaemonProc, attachLoop, cleanStale, clkTck, cpuTicks, detachLoop, must, startDaemon, stopDaemon } from './sys'
+import { type FioOutput, parseFioOutput } from './fio-parse'
+import { summarize, type Summary } from './stats'
+import {
+  attachLoop, backgroundBetween, Cleanup, clkTck, cpuSnapshot, cpuTicks, type DaemonProc, detachLoop, must, readText, startDaemon,
+  stopDaemon,
+} from './sys'
 
 const REPO = resolve(__dirname, '..', '..')
 const CLI = join(REPO, 'dist', 'daemon', 'cli.js')
 const PAGE = 4096
+/** Not bench/run's BENCH_TMP: its stale-run cleanup must never take our live directory for its own. */
+const WORK_ROOT = '/tmp/zramfuse-kcbench'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '4' } } })
-const RUNS = Number(values.runs)
-const SECONDS = Number(values.seconds)
+interface Job { id: string; name: string; args: string[] }
+const JOBS: Job[] = [
+  { id: '4k', name: '4k randwrite QD1', args: ['--rw=randwrite', '--bs=4k', '--ioengine=psync'] },
+  { id: '4k-qd32', name: '4k randwrite libaio QD32', args: ['--rw=randwrite', '--bs=4k', '--ioengine=libaio', '--iodepth=32'] },
+  { id: '128k', name: '128k seq write', args: ['--rw=write', '--bs=128k', '--ioengine=psync'] },
+  { id: '1m', name: '1M seq write', args: ['--rw=write', '--bs=1M', '--ioengine=psync'] },
+]
 
-/** The async arm: the daemon's default for the algorithm, or one worker where that is inline. */
-function asyncArm(algorithm: string): { workers: number, label: string } {
-  const dflt = defaultWorkers(algorithm)
-  return dflt > 0 ? { workers: dflt, label: `${dflt} (default)` } : { workers: 1, label: '1 (default is 0 here)' }
+interface Arm { id: string; workers: number; inlineWhenCheaper: boolean }
+const ARMS: Arm[] = [
+  { id: 'inline', workers: 0, inlineWhenCheaper: true },
+  { id: 'w1', workers: 1, inlineWhenCheaper: true },
+  { id: 'w1-always', workers: 1, inlineWhenCheaper: false },
+  { id: 'w2', workers: 2, inlineWhenCheaper: true },
+]
+
+/** The kcompressd counters a run reads before and after. */
+const COUNTERS = ['queued', 'main_ns', 'inline_cheaper', 'inline_fallbacks', 'worker_wakeups', 'main_wakeups'] as const
+type Counters = Record<(typeof COUNTERS)[number], number>
+
+interface RunResult {
+  mibps: number
+  mainUsPerPage: number
+  procUsPerPage: number
+  /** kcompressd main_ns over the run / pages staged in it (null: nothing staged) */
+  kcNsPerStaged: number | null
+  stagedPct: number
+  cheaperPct: number
+  fallbackPct: number
+  wakeupsPerKPage: number
+  othersPct: number
 }
+
+interface Live { arm: Arm; daemon: DaemonProc; loop: string }
 
 const err = (m: string): void => void process.stderr.write(m + '\n')
 
-interface Daemon {
-  proc: DaemonProc
-  loop: string
+function list<T extends { id: string }>(text: string | undefined, all: T[], what: string): T[] {
+  if (text === undefined) return all
+  return text.split(',').map((id) => {
+    const x = all.find((a) => a.id === id)
+    if (!x) throw new Error(`unknown ${what} ${id}: one of ${all.map((a) => a.id).join(', ')}`)
+    return x
+  })
 }
 
-let started = 0
-
-/** A fresh daemon (mount and log of its own: startDaemon waits for a ready line in the log) on a loop device. */
-async function startArm(cleanup: Cleanup, work: string, algorithm: string, workers: string[]): Promise<Daemon> {
-  const name = `${++started}-${algorithm}-w${workers[workers.length - 1] ?? ''}`
-  const mount = join(work, `mnt-${name}`)
-  mkdirSync(mount, { recursive: true })
-  const proc = await startDaemon(cleanup, 'zramfuse', CLI, ['start', '--mount', mount, '--disksize', '1G', '--algorithm', algorithm, ...workers],
-    mount, join(work, `${name}.log`), join(work, 'pids'))
-  const { dev } = await attachLoop(cleanup, join(mount, 'dev', 'zram0'))
-  return { proc, loop: dev }
+/** utime + stime of the daemon's JavaScript thread (its tid is its pid), in clock ticks. */
+function mainThreadTicks(pid: number): number {
+  const stat = readText(`/proc/${pid}/task/${pid}/stat`) ?? ''
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return Number(f[11]) + Number(f[12])
 }
 
-interface Job { name: string; args: string[] }
-const JOBS: Job[] = [
-  { name: '4k randwrite QD1', args: ['--rw=randwrite', '--bs=4k', '--iodepth=1'] },
-  { name: '128k seq write', args: ['--rw=write', '--bs=128k', '--iodepth=1'] },
-]
-
-interface RunResult { mibps: number; mainUsPerPage: number; procUsPerPage: number; kcNsPerPage: number }
-
-function kc(d: Daemon, name: string): number {
-  return Number(readFileSync(join(d.proc.mount, 'sys', 'block', 'zram0', 'zramfuse', name), 'utf8'))
+function counters(l: Live): Counters {
+  const out = {} as Counters
+  for (const c of COUNTERS) out[c] = Number(readFileSync(join(l.daemon.mount, 'sys', 'block', 'zram0', 'zramfuse', c), 'utf8'))
+  return out
 }
 
-async function runJob(cleanup: Cleanup, d: Daemon, job: Job, i: number): Promise<RunResult> {
-  const pid = d.proc.pid
-  const kcNs0 = kc(d, 'main_ns')
-  const kcQ0 = kc(d, 'queued')
-  // the main thread alone (its tid is the pid), then the whole process (workers, FUSE threads)
-  const m0 = cpuTicks(pid, pid) ?? NaN
-  const p0 = cpuTicks(pid) ?? NaN
-  const r = await must(cleanup, 'fio', ['--output-format=json', `--filename=${d.loop}`, '--direct=1', '--ioengine=psync',
-    '--name=w', '--size=512M', `--runtime=${SECONDS}`, '--time_based', `--randseed=${1000 + i}`,
-    '--buffer_compress_percentage=50', '--refill_buffers', ...job.args])
-  const m1 = cpuTicks(pid, pid) ?? NaN
-  const p1 = cpuTicks(pid) ?? NaN
-  const j = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { jobs: { write: { io_bytes: number; runtime: number } }[] }
-  const w = j.jobs[0].write
-  const pages = w.io_bytes / PAGE
-  const q = kc(d, 'queued') - kcQ0
+async function runJob(cleanup: Cleanup, l: Live, job: Job, seconds: number, seed: number): Promise<RunResult> {
+  const pid = l.daemon.pid
+  const k0 = counters(l)
+  const m0 = mainThreadTicks(pid)
+  const p0 = cpuTicks(pid) ?? 0
+  const s0 = cpuSnapshot([pid])
+  const r = await must(cleanup, 'fio', ['--output-format=json', `--filename=${l.loop}`, '--direct=1', '--name=w', '--size=512M',
+    `--runtime=${seconds}`, '--time_based', `--randseed=${seed}`, '--buffer_compress_percentage=50', '--refill_buffers', ...job.args])
+  const s1 = cpuSnapshot([pid])
+  const m1 = mainThreadTicks(pid)
+  const p1 = cpuTicks(pid) ?? 0
+  const k1 = counters(l)
+  const out: FioOutput = parseFioOutput(r.stdout)
+  const w = out.jobs[0]!.write
+  const pages = w.bytes / PAGE
+  const tick = 1e6 / clkTck()
+  const staged = k1.queued - k0.queued
   return {
-    mibps: w.io_bytes / 1048576 / (w.runtime / 1000),
-    mainUsPerPage: ((m1 - m0) / clkTck()) * 1e6 / pages,
-    procUsPerPage: ((p1 - p0) / clkTck()) * 1e6 / pages,
-    kcNsPerPage: q > 0 ? (kc(d, 'main_ns') - kcNs0) / q : 0,
+    mibps: w.bwBytes / 1048576,
+    mainUsPerPage: ((m1 - m0) * tick) / pages,
+    procUsPerPage: ((p1 - p0) * tick) / pages,
+    kcNsPerStaged: staged > 0 ? (k1.main_ns - k0.main_ns) / staged : null,
+    stagedPct: (100 * staged) / pages,
+    cheaperPct: (100 * (k1.inline_cheaper - k0.inline_cheaper)) / pages,
+    fallbackPct: (100 * (k1.inline_fallbacks - k0.inline_fallbacks)) / pages,
+    wakeupsPerKPage: (1000 * (k1.worker_wakeups - k0.worker_wakeups)) / pages,
+    othersPct: backgroundBetween(s0, s1, new Set([pid])).othersPct,
   }
 }
 
-const median = (xs: number[]): number => summarize(xs)?.median ?? NaN
+const fmt = (x: number, d = 1): string => x.toFixed(d)
+const med = (xs: (number | null)[]): number | null => summarize(xs.filter((x): x is number => x !== null))?.median ?? null
+const range = (s: Summary): string => `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`
 
 async function main(): Promise<void> {
-  const work = join(BENCH_TMP, String(process.pid))
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '4' },
+      algorithms: { type: 'string', default: 'lz4,zstd' }, arms: { type: 'string' }, jobs: { type: 'string' },
+    },
+  })
+  const runs = Number(values.runs)
+  const seconds = Number(values.seconds)
+  const algorithms = (values.algorithms ?? '').split(',')
+  const arms = list(values.arms, ARMS, 'arm')
+  const jobs = list(values.jobs, JOBS, 'job')
+  if (!arms.some((a) => a.id === 'inline')) throw new Error('--arms must include inline: every ratio is against it')
+
+  const work = join(WORK_ROOT, String(process.pid))
   mkdirSync(work, { recursive: true })
-  const cleanup = new Cleanup(err, work)
+  const cleanup = new Cleanup((m) => err(`bench: ${m}`), work)
   cleanup.removeDirAtEnd(work)
-  for (const n of cleanStale(err)) err(n)
-  const bail = (): void => {
+  // fio writes nothing here without verify, but whatever it writes stays out of the repository.
+  process.chdir(work)
+  const onSignal = (sig: string): void => {
+    err(`bench: ${sig}: cleaning up`)
     cleanup.runSync()
-    process.exit(130)
+    process.exit(1)
   }
-  process.on('SIGINT', bail)
-  process.on('SIGTERM', bail)
-  process.on('exit', () => cleanup.runSync())
-  const rows: string[] = []
-  rows.push('| algorithm | job | workers | MiB/s (median of ' + RUNS + ') | runs | main-thread CPU us/page | daemon CPU us/page | kcompressd main ns/staged page | inline_fallbacks |')
-  rows.push('|---|---|---|---|---|---|---|---|---|')
-  const ratios: string[] = []
+  process.on('SIGINT', () => onSignal('SIGINT'))
+  process.on('SIGTERM', () => onSignal('SIGTERM'))
+
+  const load0 = (readText('/proc/loadavg') ?? '').trim()
+  const rows: string[] = [
+    `| algorithm | job | arm | MiB/s median (min–max) | / inline | main thread us/page | daemon CPU us/page | kcompressd main ns/staged page | staged | inline (cheaper) | inline (FIFO full) | worker wake-ups /1000 pages | other CPU % |`,
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ]
   try {
-    for (const algorithm of ['lz4', 'zstd']) {
-      for (const job of JOBS) {
-        const med: Record<string, number> = {}
-        const arm = asyncArm(algorithm)
-        for (const [label, args] of [['0', ['--workers', '0']], ['async', ['--workers', String(arm.workers)]]] as const) {
-          const d = await startArm(cleanup, work, algorithm, [...args])
-          try {
-            const results: RunResult[] = []
-            for (let i = 0; i < RUNS; i++) {
-              results.push(await runJob(cleanup, d, job, i))
-              err(`${algorithm} ${job.name} workers=${label} run ${i + 1}: ${results[i].mibps.toFixed(1)} MiB/s`)
-            }
-            med[label] = median(results.map((r) => r.mibps))
-            rows.push(`| ${algorithm} | ${job.name} | ${label === '0' ? '0' : arm.label} | ${med[label].toFixed(1)} | ` +
-              `${results.map((r) => r.mibps.toFixed(1)).join(', ')} | ${median(results.map((r) => r.mainUsPerPage)).toFixed(2)} | ` +
-              `${median(results.map((r) => r.procUsPerPage)).toFixed(2)} | ${median(results.map((r) => r.kcNsPerPage)).toFixed(0)} | ${kc(d, 'inline_fallbacks')} |`)
-          } finally {
-            detachLoop(cleanup, d.loop, err)
-            await stopDaemon(cleanup, d.proc, err)
+    for (const algorithm of algorithms) {
+      const live: Live[] = []
+      for (const arm of arms) {
+        const mount = join(work, `${algorithm}-${arm.id}`)
+        mkdirSync(mount, { recursive: true })
+        const daemon = await startDaemon(cleanup, 'zramfuse', CLI, ['start', '--mount', mount, '--disksize', '1G', '--algorithm', algorithm,
+          '--workers', String(arm.workers), '--log-level', 'info'], mount, join(work, `${algorithm}-${arm.id}.log`), join(work, 'pids'))
+        if (!arm.inlineWhenCheaper) {
+          await must(cleanup, 'sh', ['-c', `echo 0 > ${join(mount, 'sys', 'block', 'zram0', 'zramfuse', 'inline_when_cheaper')}`])
+        }
+        const { dev, dio } = await attachLoop(cleanup, join(mount, 'dev', 'zram0'))
+        if (!dio) err(`bench: ${dev}: direct I/O did not turn on`)
+        live.push({ arm, daemon, loop: dev })
+      }
+      const results = new Map<string, RunResult[]>()
+      for (const job of jobs) {
+        for (let i = 0; i < runs; i++) {
+          for (let a = 0; a < live.length; a++) {
+            const l = live[(a + i) % live.length]!
+            const r = await runJob(cleanup, l, job, seconds, 1000 + i)
+            const key = `${job.id}/${l.arm.id}`
+            results.set(key, [...(results.get(key) ?? []), r])
+            err(`${algorithm} ${job.name} ${l.arm.id} run ${i + 1}: ${fmt(r.mibps)} MiB/s, main ${fmt(r.mainUsPerPage, 2)} us/page, others ${fmt(r.othersPct, 0)}% CPU`)
           }
         }
-        ratios.push(`${algorithm} ${job.name}: async/inline = ${(med.async / med['0']).toFixed(2)}x`)
+        const inline = summarize((results.get(`${job.id}/inline`) ?? []).map((r) => r.mibps))
+        for (const arm of arms) {
+          const rs = results.get(`${job.id}/${arm.id}`) ?? []
+          const bw = summarize(rs.map((r) => r.mibps))
+          if (bw === null || inline === null) continue
+          const kc = med(rs.map((r) => r.kcNsPerStaged))
+          rows.push(`| ${algorithm} | ${job.name} | ${arm.id} | ${range(bw)} | ${fmt(bw.median / inline.median, 2)}x | ` +
+            `${fmt(med(rs.map((r) => r.mainUsPerPage)) ?? 0, 2)} | ${fmt(med(rs.map((r) => r.procUsPerPage)) ?? 0, 2)} | ` +
+            `${kc === null ? '-' : fmt(kc, 0)} | ${fmt(med(rs.map((r) => r.stagedPct)) ?? 0, 0)}% | ${fmt(med(rs.map((r) => r.cheaperPct)) ?? 0, 0)}% | ` +
+            `${fmt(med(rs.map((r) => r.fallbackPct)) ?? 0, 0)}% | ${fmt(med(rs.map((r) => r.wakeupsPerKPage)) ?? 0, 1)} | ` +
+            `${fmt(med(rs.map((r) => r.othersPct)) ?? 0, 0)} |`)
+        }
+      }
+      for (const l of live) {
+        detachLoop(cleanup, l.loop, (m) => err(`bench: ${m}`))
+        await stopDaemon(cleanup, l.daemon, (m) => err(`bench: ${m}`))
       }
     }
   } finally {
     cleanup.runSync()
   }
-  process.stdout.write(rows.join('\n') + '\n\n' + ratios.join('\n') + '\n')
+  process.stdout.write(`load average before: ${load0}; after: ${(readText('/proc/loadavg') ?? '').trim()}\n` +
+    `${runs} runs of ${seconds} s per arm and job, arms interleaved; fio 50% compressible, O_DIRECT, through losetup --direct-io=on\n\n` +
+    rows.join('\n') + '\n')
 }
 
 main().catch((e: unknown) => {

@@ -175,7 +175,7 @@ export async function start(opts: StartOptions): Promise<void> {
     }
   }
   // Start the workers before the first write (each takes a few ms to come up).
-  await Promise.all(devices.all().map((d) => d.kcompressd.ready()))
+  await Promise.all(devices.all().map((d) => d.workersReady()))
   // Bind the metrics port before mounting: a taken port fails the start with nothing to undo.
   const metricsServer = metricsAddr === null ? null : await serveMetrics(new ZramMetrics(devices), metricsAddr, log)
 
@@ -222,7 +222,7 @@ export async function start(opts: StartOptions): Promise<void> {
     }
   }
   log.info({ event: 'ready', mount, devices: devices.ids().map((id) => `zram${id}`),
-    disksize: zram0.disksize, algorithm: zram0.algorithm, workers: zram0.kcompressd.workers, fifoSize,
+    disksize: zram0.disksize, algorithm: zram0.algorithm, workers: zram0.workers, fifoSize,
     backingDev: zram0.lower.backingPath, writebackFormat: zram0.lower.hasBackingDev ? zram0.lower.format : undefined,
     shrinker: zram0.shrinker.enabled, poolLimit: zram0.poolLimitPages() * 4096, config: opts.config,
     attachments: managed.map((a) => ({ device: a.device, loop: a.loop, fsType: a.fsType, mountPoint: a.mountPoint })),

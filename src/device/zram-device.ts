@@ -14,7 +14,9 @@ import { type UnitLayout, UnitStore } from './unit-store'
 import { LowerTier, type LowerTierHost } from './lower-tier'
 import { Shrinker, type ShrinkerHost } from '../shrinker/shrinker'
 import { PageSpan } from './page-span'
-import { defaultWorkers, Kcompressd, type KcompressdHost, type KcompressdOptions } from '../kcompressd/kcompressd'
+import {
+  defaultWorkers, Kcompressd, type KcompressdHost, type KcompressdOptions, type KcompressdStats,
+} from '../kcompressd/kcompressd'
 import { type EventLog, silentLog } from '../log'
 
 export interface ZramDeviceOptions {
@@ -29,8 +31,8 @@ export interface ZramDeviceOptions {
   log?: EventLog
   /** Wall clock in ms (access times, `idle <age>`); tests pass a controllable one. */
   clockMs?: () => number
-  /** Test hooks passed to kcompressd. */
-  kcompressd?: Pick<KcompressdOptions, 'delayMs' | 'fault'>
+  /** kcompressd's policy and test hooks. */
+  kcompressd?: Pick<KcompressdOptions, 'inlineWhenCheaper' | 'delayMs' | 'fault'>
 }
 
 /** Everything mm_stat, io_stat and debug_stat print, in bytes or pages as the kernel does. */
@@ -64,7 +66,7 @@ export interface DeviceStats {
 export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, RecompressHost {
   readonly id: number
   /** Compression off the request path (src/kcompressd); disabled when its workers is 0. */
-  readonly kcompressd: Kcompressd
+  private readonly kcompressd: Kcompressd
   readonly blockStat = new BlockStatCounters()
   /** The writeback tier: backing_dev, writeback, bd_stat (src/backing through lower-tier.ts). */
   readonly lower: LowerTier
@@ -162,6 +164,56 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     else this.commit(table, index, src, off, len, raw, false)
     this.shrinker.poke()
     return true
+  }
+
+  /**
+   * KcompressdHost: a staged page could not be stored at all (the pool refused even the raw page):
+   * it is forgotten and counted in failed_writes, as a write the kernel could not store is.
+   */
+  failStaged(index: number, slot: number, ticket: number): boolean {
+    const table = this.table
+    if (table === null || index >= table.pages || !table.isStaged(index)) return false
+    if (table.value[index * 2] !== slot || table.value[index * 2 + 1] !== ticket) return false
+    table.clear(index)
+    this.pagesStored--
+    this.failedWrites++
+    return true
+  }
+
+  // ---- kcompressd, as sysfs and the daemon see it ----
+
+  /** zramfuse/workers: kcompressd threads (0: compress inline). */
+  get workers(): number {
+    return this.kcompressd.workers
+  }
+
+  /** zramfuse/fifo_size: staging slots. */
+  get fifoSize(): number {
+    return this.kcompressd.fifoSize
+  }
+
+  /** zramfuse/fifo_size store: EBUSY while pages are staged. */
+  setFifoSize(n: number): void {
+    if (this.kcompressd.depth !== 0) throw new ErrnoError(Errno.EBUSY, 'pages are staged')
+    this.kcompressd.setFifoSize(n)
+  }
+
+  /** zramfuse/inline_when_cheaper: with every worker asleep, compress a request whose pages cost less than a wake-up. */
+  get inlineWhenCheaper(): boolean {
+    return this.kcompressd.inlineWhenCheaper
+  }
+
+  set inlineWhenCheaper(on: boolean) {
+    this.kcompressd.inlineWhenCheaper = on
+  }
+
+  kcompressdStats(): KcompressdStats {
+    return this.kcompressd.stats()
+  }
+
+  /** Start the kcompressd workers now and resolve once they are up (else they start at the first staged page). */
+  workersReady(): Promise<void> {
+    return this.kcompressd.ready()
   }
 
   /** The page table holds something for this page (stored, same-filled or staged). */
@@ -626,6 +678,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     const finish = (): void => {
       stat.writeTicksMs += stat.end(started)
     }
+    this.kcompressd.beginRequest(Math.ceil(((pos % PAGE_SIZE) + len) / PAGE_SIZE))
     if (this.divertToLower()) return this.writeDirect(src, pos).finally(finish)
     try {
       this.writeRange(src, pos)
@@ -635,7 +688,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
       finish()
       throw err
     } finally {
-      this.kcompressd.pump()
+      this.kcompressd.endRequest()
       this.shrinker.poke()
     }
     finish()
@@ -699,7 +752,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
         this.notifyFree++
       }
     } finally {
-      this.kcompressd.pump()
+      this.kcompressd.endRequest()
       const took = stat.end(started)
       if (op === 'discard') stat.discardTicksMs += took
       else stat.writeTicksMs += took

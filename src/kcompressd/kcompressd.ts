@@ -1,50 +1,63 @@
 /**
  * kcompressd: compression off the FUSE request path, after the kernel's kcompressd series.
  *
- * The write callback copies a page into a free slot of a SharedArrayBuffer staging ring, the page
- * table marks the page STAGED (slot + ticket), and the request is answered. A piscina pool of
- * workers compresses batches of slots straight from shared memory; the main thread (the single
- * owner of the pool and the page table) commits each result only if the page still names that
- * slot and ticket, so an overwrite, discard or reset that happened meanwhile wins.
+ * The write callback copies a page into a free slot of the shared staging ring, publishes the
+ * slot on the submission queue, the page table marks the page STAGED (slot + ticket), and the
+ * request is answered: per page a copy and an index update. Long-lived worker threads sleep on
+ * the queue (Atomics.wait), claim whatever is queued, compress it into the slot's result area and
+ * publish the slot on their completion rings; no message per page or per batch either way. The
+ * main thread (the single owner of the pool and the page table) takes results at the start and end
+ * of every request, or when woken, and commits each one only if the page still names that slot and
+ * ticket, so an overwrite, discard or reset that happened meanwhile wins.
+ *
+ * Waking a sleeping thread is not free (an Atomics.notify on a sleeping worker costs the writer
+ * several microseconds on a VM whose other vCPU is halted), so the writer notifies only when a
+ * worker sleeps, once per request, and when every worker sleeps and the request's pages cost less
+ * to compress than the wake-up (measured, both), it compresses them itself (inline_cheaper).
+ * Results are taken without waking the main thread at all while requests keep coming; when they
+ * stop, an Atomics.waitAsync with a timeout takes what is left, and drain() asks the next worker
+ * that goes idle to wake it.
  *
  * The ring has `fifoSize` slots and is the bounded FIFO: a slot is busy from staging until its
- * result is committed or dropped. With no free slot the writer compresses inline (forward progress,
- * counted in inline_fallbacks; fifo_full_events counts the episodes).
+ * result is taken. With no free slot the writer compresses inline (forward progress, counted in
+ * inline_fallbacks; fifo_full_events counts the episodes). A page that no worker could compress is
+ * compressed by the main thread, stored raw (huge) if that fails too, and if even that cannot be
+ * stored it is dropped with failed_writes counted and a log line: a slot is never kept forever.
  *
- * Slot life: FREE -> QUEUED (in the FIFO; rewritten in place when its page is overwritten) ->
- * INFLIGHT (named by a batch a worker holds; never rewritten) -> FREE. A queued slot whose page is
- * discarded gets ticket 0 and is freed when the dispatcher reaches it.
+ * Plain worker_threads, not piscina: piscina's unit is a task that returns a result message,
+ * which is exactly the per-batch cost this removes; a task that never returns defeats its queue,
+ * its idle accounting and its close(), and recovering a dead worker's claimed slots needs the
+ * thread's identity and its exit event, which a pool hides.
  */
 import { performance } from 'node:perf_hooks'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
-import { Piscina } from 'piscina'
+import { Worker } from 'node:worker_threads'
 import { type EventLog, silentLog } from '../log'
-import { type CompressTask, ENTRY_WORDS, FAULT_EXIT, FAULT_NONE, FAULT_THROW, PAGE_SIZE, RESULT_WORDS } from './protocol'
+import {
+  C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_SLEEPERS, C_SQ_TAIL, CLAIMED_BASE, type ConfigMessage, FREE, MAX_WORKER_IDS, PAGE_SIZE,
+  RESULT_FAILED, RESULT_SKIPPED, W_CQ_TAIL, W_READY, W_RUN, W_RUNS, WORKER_WORDS, workerBase, type WorkerData, type WorkerFaults,
+} from './protocol'
+import { StagingRing } from './staging-ring'
 
 export const DEFAULT_FIFO_SIZE = 256
 export const MAX_FIFO_SIZE = 65536
 export const MAX_WORKERS = 64
-/** Largest batch one task carries. */
-export const MAX_BATCH = 64
 
 /**
- * One worker per core beyond the one the main thread and the FUSE threads need, up to 4. On two
- * cores or fewer it depends on the algorithm, as measured there (bench/kcompressd.ts, loop device, one
- * writer): for lz4 one worker made 4k QD1 writes 0.58x as fast as inline (a piscina dispatch costs
- * ~20 us of main-thread time per page, compressing it ~6-14 us), so 0 (inline); for zstd one worker
- * made 4k QD1 writes 1.39x as fast and 128k writes 1.00x, so 1 (measured with the asynchronous
- * zstd binding of the time; to be re-measured with the synchronous one).
+ * The one place the default worker count is decided. On two cores or fewer it follows the
+ * algorithm, as measured there (bench/kcompressd.ts: loop device, one writer, arms interleaved):
+ * with lz4 one worker was 0.8x inline on 128k and 1M writes (compressing a page inline costs about
+ * what handing it over does, and the worker takes the core that FUSE, the loop device and fio
+ * need), so 0; with zstd one worker was 1.2x inline at 4k QD1 and 1.3-1.9x on 128k and 1M writes,
+ * and two workers were no better than one, so 1. With more cores: one per core beyond the one the
+ * main thread and the FUSE threads need, up to 4 (not measured here: this machine has 2).
  */
 export function defaultWorkers(algorithm: string): number {
   const cores = availableParallelism()
   if (cores <= 2) return algorithm === 'zstd' ? 1 : 0
   return Math.min(4, cores - 1)
 }
-
-const FREE = 0
-const QUEUED = 1
-const INFLIGHT = 2
 
 /** What kcompressd needs from the device that owns it. */
 export interface KcompressdHost {
@@ -63,253 +76,344 @@ export interface KcompressdHost {
    * when the result is stale (dropped).
    */
   commitStaged(page: number, slot: number, ticket: number, src: Buffer | null, off: number, len: number, raw: Buffer): boolean
+  /**
+   * The page STAGED in `slot` with `ticket` cannot be stored at all (not even raw): forget it and
+   * count the failure. Returns false when it was stale anyway.
+   */
+  failStaged(page: number, slot: number, ticket: number): boolean
 }
 
 export interface KcompressdOptions {
   workers: number
   fifoSize?: number
   log?: EventLog
-  /** Test hook: every worker sleeps this long before compressing a batch. */
+  /** Compress a request inline when every worker sleeps and waking one costs more (default true). */
+  inlineWhenCheaper?: boolean
+  /** Test hook: every worker sleeps this long before each page (cut short when it is stopped). */
   delayMs?: number
-  /** Test hook: decides a fault for the n-th batch (0-based). */
-  fault?: (batch: number) => 'throw' | 'exit' | null
+  /** Test hook: every `every`-th page a worker claims throws in it or ends its thread. */
+  fault?: { every: number; kind: 'throw' | 'exit' }
 }
 
 export interface KcompressdStats {
   workers: number
   fifoSize: number
-  /** Slots in use now: queued + in flight (including superseded ones awaiting their worker). */
+  /** Slots in use now: queued, being compressed, or with a result not yet committed. */
   fifoDepth: number
+  /** Of those, slots a worker has claimed and not yet published. */
+  inFlight: number
+  /** Stagings (a page rewritten while still queued counts again). */
   queued: number
   /** Results committed into the pool. */
   completed: number
   /** Stagings superseded (overwrite, discard, reset) whose result was dropped or never computed. */
   stale: number
+  /** Staged pages that could not be stored at all (dropped, failed_writes counted). */
+  failed: number
+  /** Pages compressed inline because the FIFO was full. */
   inlineFallbacks: number
+  /** Pages compressed inline because every worker slept and waking one cost more. */
+  inlineCheaper: number
   fifoFullEvents: number
   maxFifoDepth: number
+  /** Worker runs: a worker woke up and compressed what was queued until the queue was empty. */
   batches: number
+  /** Pages a worker failed to compress (it threw or died); each was compressed again here. */
   workerErrors: number
-  /** Main-thread nanoseconds spent staging, dispatching and committing. */
+  /** Atomics.notify calls the writer made to wake a sleeping worker. */
+  workerWakeups: number
+  /** Times the main thread was woken (by a worker or its idle timeout) to take results. */
+  mainWakeups: number
+  /** The writer's estimate of a wake-up (ns per notify) and of compressing one page (ns, in a worker). */
+  wakeNs: number
+  compressNs: number
+  /**
+   * Main-thread nanoseconds spent staging (sampled: one request in SAMPLE_EVERY is timed), waking
+   * workers, taking and committing results.
+   */
   mainNs: number
+  mainNsPerPage: number
 }
 
 const WORKER_FILE = join(__dirname, __filename.endsWith('.ts') ? 'worker.ts' : 'worker.js')
+/** How long results may wait for the main thread once requests stop (it is woken when draining). */
+const IDLE_COMMIT_MS = 5
+/** Weight of a new sample in the wake and compress cost estimates, and the largest sample taken. */
+const EWMA = 1 / 16
+const MAX_SAMPLE_NS = 100_000
+/** Every this many requests kept inline by cost, one wakes a worker anyway to re-measure the wake. */
+const PROBE_EVERY = 64
+/**
+ * Staging is timed in one request out of SAMPLE_EVERY (at random) and counted that many times:
+ * a clock read costs about as much as staging a page.
+ */
+const SAMPLE_EVERY = 16
+
+interface WaitAsyncResult { async: boolean; value: Promise<string> | string }
+const waitAsync = (Atomics as unknown as {
+  waitAsync(ia: Int32Array, index: number, value: number, timeoutMs: number): WaitAsyncResult
+}).waitAsync
+
+interface WorkerHandle {
+  id: number
+  thread: Worker
+  ring: StagingRing
+  cq: Int32Array
+  cqHead: number
+  /** Asked to stop (workers lowered, fifo_size changed, close): its exit is not a failure. */
+  stopping: boolean
+  ready: boolean
+}
 
 export class Kcompressd {
   private readonly host: KcompressdHost
   private readonly log: EventLog
-  private readonly delayMs: number
-  private readonly fault: ((batch: number) => 'throw' | 'exit' | null) | undefined
-  private workerCount: number
-  private pool: Piscina | null = null
+  private readonly faults: WorkerFaults
+  private target: number
   private closed = false
+  /** Workers failed to start: compress inline until the worker count is written again. */
+  private startFailed = false
+  private ring: StagingRing
+  private handles: WorkerHandle[] = []
+  /** Handles not asked to stop. */
+  private running = 0
+  private config: ConfigMessage
+  private ticketSeq = 0
 
-  // The ring and its bookkeeping, all sized fifoSize.
-  private size = 0
-  private ring!: SharedArrayBuffer
-  private slotViews: Buffer[] = []
-  private freeStack!: Uint32Array
-  private freeTop = 0
-  private state!: Uint8Array
-  private slotPage!: Uint32Array
-  private slotTicket!: Uint32Array
-  private fifo!: Uint32Array
-  private fifoHead = 0
-  private fifoLen = 0
-  private full = false
-  private ticket = 0
-  private inflightBatches = 0
+  // The writer's policy for the current request (beginRequest .. endRequest).
+  private requestInline = false
+  private stagedThisRequest = 0
+  private cheaperRun = 0
+  /** zramfuse/inline_when_cheaper. */
+  inlineWhenCheaper: boolean
+  /** This request's staging is timed (main_ns is sampled, see SAMPLE_EVERY). */
+  private sampled = false
+  private sampleRng = 0x9e3779b9
+  private wakeNsEst = 0
+  private compressNsEst = 0
+
+  /** Pages staged since the last wake-up; a microtask wakes sleeping workers for them. */
+  private wakeCount = 0
+  private readonly wakeLater = (): void => this.wakeWorkers()
+  private waitPending = false
   private drainWaiters: (() => void)[] = []
+  private keepAlive: ReturnType<typeof setInterval> | null = null
+  private full = false
 
   // Counters.
   private nQueued = 0
   private nCompleted = 0
   private nStale = 0
+  private nFailed = 0
   private nInline = 0
+  private nInlineCheaper = 0
   private nFullEvents = 0
   private nMaxDepth = 0
-  private nBatches = 0
+  private nBatchesDone = 0
   private nWorkerErrors = 0
+  private nWorkerWakeups = 0
+  private nMainWakeups = 0
   private mainMs = 0
 
   constructor(host: KcompressdHost, opts: KcompressdOptions) {
     this.host = host
     this.log = opts.log ?? silentLog
-    this.delayMs = opts.delayMs ?? 0
-    this.fault = opts.fault
-    this.workerCount = checkWorkers(opts.workers)
-    this.allocateRing(opts.fifoSize ?? DEFAULT_FIFO_SIZE)
+    this.faults = { delayMs: opts.delayMs ?? 0, every: opts.fault?.every ?? 0, kind: opts.fault?.kind ?? 'throw' }
+    this.target = checkWorkers(opts.workers)
+    this.inlineWhenCheaper = opts.inlineWhenCheaper ?? true
+    this.ring = new StagingRing(checkFifoSize(opts.fifoSize ?? DEFAULT_FIFO_SIZE))
+    this.config = { gen: 0, algorithm: host.algorithm, level: host.compressionLevel, dict: host.compressionDict }
   }
 
-  /** Staging is on: workers > 0 and not closed. */
+  /** Staging is on: workers wanted, not closed, and they could start. */
   get enabled(): boolean {
-    return this.workerCount > 0 && !this.closed
+    return this.target > 0 && !this.closed && !this.startFailed
   }
 
   get workers(): number {
-    return this.workerCount
+    return this.target
   }
 
   get fifoSize(): number {
-    return this.size
+    return this.ring.size
   }
 
   /** Slots in use (staged and not yet committed or dropped). */
   get depth(): number {
-    return this.size - this.freeTop
-  }
-
-  get freeSlots(): number {
-    return this.freeTop
+    return this.ring.depth
   }
 
   stats(): KcompressdStats {
+    let batches = this.nBatchesDone
+    for (const h of this.handles) batches += h.ring.meta[workerBase(h.id) + W_RUNS]
     return {
-      workers: this.workerCount,
-      fifoSize: this.size,
-      fifoDepth: this.depth,
+      workers: this.target,
+      fifoSize: this.ring.size,
+      fifoDepth: this.ring.depth,
+      inFlight: this.inFlight(),
       queued: this.nQueued,
       completed: this.nCompleted,
       stale: this.nStale,
+      failed: this.nFailed,
       inlineFallbacks: this.nInline,
+      inlineCheaper: this.nInlineCheaper,
       fifoFullEvents: this.nFullEvents,
       maxFifoDepth: this.nMaxDepth,
-      batches: this.nBatches,
+      batches,
       workerErrors: this.nWorkerErrors,
+      workerWakeups: this.nWorkerWakeups,
+      mainWakeups: this.nMainWakeups,
+      wakeNs: Math.round(this.wakeNsEst),
+      compressNs: Math.round(this.compressNsEst),
       mainNs: Math.round(this.mainMs * 1e6),
+      mainNsPerPage: this.nQueued === 0 ? 0 : Math.round((this.mainMs * 1e6) / this.nQueued),
     }
   }
 
-  /** Main-thread cost per staged page so far, in ns (0 before any). */
-  get mainNsPerPage(): number {
-    return this.nQueued === 0 ? 0 : Math.round((this.mainMs * 1e6) / this.nQueued)
+  /**
+   * A write request of `pages` pages begins: take finished results (freeing their slots) and
+   * decide whether its pages are staged or, every worker being asleep and the wake-up dearer than
+   * compressing them, compressed by the writer.
+   */
+  beginRequest(pages: number): void {
+    this.stagedThisRequest = 0
+    this.requestInline = false
+    if (!this.enabled) return
+    // xorshift32: which requests are timed must not follow any pattern of the workload.
+    let x = this.sampleRng
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    this.sampleRng = x
+    this.sampled = (x & (SAMPLE_EVERY - 1)) === 0
+    const t0 = this.sampled ? performance.now() : 0
+    this.collect()
+    if (this.inlineWhenCheaper && this.compressNsEst > 0 && pages * this.compressNsEst < this.wakeNsEst && this.allAsleep()) {
+      this.requestInline = ++this.cheaperRun % PROBE_EVERY !== 0
+    }
+    if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
   }
 
   /**
    * Stage one page (4096 bytes). `prevSlot` is the slot the page is STAGED in now, or -1: a slot
-   * still waiting in the FIFO is rewritten in place. Returns the slot (read its ticket with
-   * ticketOf), or -1 when the FIFO is full: the caller compresses inline.
+   * still waiting in the queue is rewritten in place. Returns the slot (read its ticket with
+   * ticketOf), or -1: the caller compresses inline (FIFO full, or cheaper this request).
    */
   stage(page: number, src: Buffer, prevSlot: number): number {
-    const t0 = performance.now()
-    let slot: number
-    if (prevSlot >= 0 && this.state[prevSlot] === QUEUED) {
-      // Rewritten in place before a worker saw it: the earlier staging is superseded.
+    const t0 = this.sampled ? performance.now() : 0
+    if (this.running < this.target) this.spawnWorkers()
+    this.checkConfig()
+    const ticket = this.nextTicket()
+    let slot = -1
+    if (prevSlot >= 0 && this.ring.rewrite(prevSlot, src, ticket)) {
+      // Rewritten before a worker claimed it: the earlier staging is superseded.
       slot = prevSlot
       this.nStale++
+    } else if (this.requestInline) {
+      this.nInlineCheaper++
     } else {
-      if (this.freeTop === 0) {
+      slot = this.ring.push(page, src, ticket)
+      if (slot < 0) {
         this.nInline++
         if (!this.full) {
           this.full = true
           this.nFullEvents++
         }
-        return -1
+      } else {
+        this.stagedThisRequest++
+        const depth = this.ring.depth
+        if (depth > this.nMaxDepth) this.nMaxDepth = depth
       }
-      slot = this.freeStack[--this.freeTop]
-      this.state[slot] = QUEUED
-      this.slotPage[slot] = page
-      this.fifo[(this.fifoHead + this.fifoLen) % this.size] = slot
-      this.fifoLen++
-      const depth = this.size - this.freeTop
-      if (depth > this.nMaxDepth) this.nMaxDepth = depth
     }
-    src.copy(this.slotViews[slot], 0, 0, PAGE_SIZE)
-    this.ticket = (this.ticket + 1) >>> 0
-    if (this.ticket === 0) this.ticket = 1
-    this.slotTicket[slot] = this.ticket
-    this.nQueued++
-    this.mainMs += performance.now() - t0
+    if (slot >= 0) this.nQueued++
+    if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
     return slot
   }
 
   ticketOf(slot: number): number {
-    return this.slotTicket[slot]
+    return this.ring.ticket[slot]
   }
 
   /** Copy a staged page out of its slot (reads of a STAGED page). */
   copySlot(slot: number, out: Buffer): void {
-    this.slotViews[slot].copy(out, 0, 0, PAGE_SIZE)
+    this.ring.slotViews[slot].copy(out, 0, 0, PAGE_SIZE)
   }
 
-  /** The page that owned `slot` was overwritten elsewhere or discarded: its result must be dropped. */
+  /** The page that owned `slot` was overwritten elsewhere or discarded: its result will be dropped. */
   supersede(slot: number): void {
-    // A queued slot is skipped (and freed) by the dispatcher; an in-flight one fails the ticket
-    // check when its result comes back.
-    if (this.state[slot] === QUEUED) this.slotTicket[slot] = 0
+    // A worker that has not read the ticket yet skips the page; the commit checks the page table anyway.
+    Atomics.store(this.ring.ticket, slot, 0)
   }
 
-  /** Send waiting pages to idle workers: one page at once, a backlog in large batches. */
-  pump(): void {
-    if (this.fifoLen === 0) return
+  /**
+   * The end of a request: wake a sleeping worker if pages were staged, take finished results, and
+   * make sure the rest are taken even if no request follows.
+   */
+  endRequest(): void {
+    if (this.ring.depth === 0 && this.stagedThisRequest === 0) return
     const t0 = performance.now()
-    if (this.pool === null && this.workerCount > 0 && !this.closed) this.pool = this.createPool(this.workerCount)
-    if (this.pool === null) {
-      // Workers were turned off (or closed) with pages still queued: compress them here.
-      if (this.fifoLen > 0) this.runInline(this.takeBatch(this.fifoLen), false)
-    } else {
-      while (this.fifoLen > 0 && this.inflightBatches < this.workerCount) {
-        const idle = this.workerCount - this.inflightBatches
-        const entries = this.takeBatch(Math.min(MAX_BATCH, Math.ceil(this.fifoLen / idle)))
-        if (entries === null) continue
-        this.dispatch(this.pool, entries)
-      }
+    if (this.stagedThisRequest > 0) {
+      // After the reply: fuse-native answers in a nextTick, which runs before this microtask, so
+      // the wake-up is off the request's path (the worker starts a few microseconds later).
+      if (this.wakeCount === 0) queueMicrotask(this.wakeLater)
+      this.wakeCount += this.stagedThisRequest
+      this.stagedThisRequest = 0
     }
+    this.requestInline = false
+    this.takeResults()
     this.mainMs += performance.now() - t0
   }
 
   /** Resolves once every staged page has been committed or dropped. */
   drain(): Promise<void> {
-    this.pump()
-    if (this.depth === 0) return Promise.resolve()
-    return new Promise((resolve) => this.drainWaiters.push(resolve))
+    if (this.ring.depth === 0) return Promise.resolve()
+    const done = new Promise<void>((resolve) => this.drainWaiters.push(resolve))
+    // A pending Atomics.waitAsync does not keep the event loop alive; this does, until settled.
+    if (this.keepAlive === null) this.keepAlive = setInterval(() => {}, 1 << 30)
+    this.takeResults()
+    return done
   }
 
   /**
-   * reset: forget every queued page (their slots are freed now); batches in flight come back
+   * reset: forget every queued page (their slots are freed now); pages being compressed come back
    * stale and are dropped. The page table is being cleared by the caller.
    */
   discardAll(): void {
-    while (this.fifoLen > 0) {
-      const slot = this.fifo[this.fifoHead]
-      this.fifoHead = (this.fifoHead + 1) % this.size
-      this.fifoLen--
+    for (let slot = this.ring.claim(); slot >= 0; slot = this.ring.claim()) {
       this.nStale++
       this.freeSlot(slot)
     }
-    this.settled()
+    this.takeResults()
   }
 
-  /** workers store: a new pool of n threads (0: compress inline); batches in flight finish. */
+  /** workers store: start or stop threads to match n (0: compress inline); pages in flight finish. */
   setWorkers(n: number): void {
-    n = checkWorkers(n)
-    if (n === this.workerCount && (n === 0 || this.pool !== null)) return
-    const old = this.pool
-    this.pool = null
-    this.workerCount = n
-    if (old !== null) void old.close().catch(() => {})
-    if (n > 0 && !this.closed) this.pool = this.createPool(n)
-    this.pump()
+    this.target = checkWorkers(n)
+    this.startFailed = false
+    const running = this.handles.filter((h) => !h.stopping)
+    for (const h of running.slice(n)) this.stopWorker(h)
+    // Threads start at the first staged page (or ready()); more join at once if some run already.
+    if (this.running > 0) this.spawnWorkers()
+    this.takeResults()
   }
 
   /** fifo_size store: only while nothing is staged (EBUSY otherwise, decided by the caller). */
   setFifoSize(n: number): void {
-    if (this.depth !== 0) throw new Error('kcompressd: fifo_size changed while pages are staged')
-    this.allocateRing(n)
-  }
-
-  /** Start the worker pool now (else at the first staged page). */
-  start(): void {
-    if (this.pool === null && this.workerCount > 0 && !this.closed) this.pool = this.createPool(this.workerCount)
+    checkFifoSize(n)
+    if (this.ring.depth !== 0) throw new Error('kcompressd: fifo_size changed while pages are staged')
+    const wasRunning = this.running > 0
+    for (const h of this.handles) if (!h.stopping) this.stopWorker(h)
+    this.ring = new StagingRing(n)
+    this.full = false
+    if (wasRunning) this.spawnWorkers()
   }
 
   /** Start the workers and resolve once all of them are up (or after timeoutMs). */
   async ready(timeoutMs = 30_000): Promise<void> {
-    this.start()
+    if (!this.closed) this.spawnWorkers()
     const deadline = Date.now() + timeoutMs
-    while (this.pool !== null && this.pool.idleThreads < this.workerCount && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 10))
+    while (this.handles.some((h) => !h.stopping && !this.isReady(h)) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5))
     }
   }
 
@@ -317,189 +421,309 @@ export class Kcompressd {
   async close(): Promise<void> {
     this.closed = true
     this.discardAll()
-    const pool = this.pool
-    this.pool = null
-    if (pool !== null) await pool.destroy()
-  }
-
-  /** The worker threads (tests kill them mid-batch). */
-  get threads(): readonly { terminate(): Promise<number> }[] {
-    return this.pool?.threads ?? []
-  }
-
-  // ---- internals ----
-
-  private allocateRing(n: number): void {
-    if (!Number.isInteger(n) || n < 1 || n > MAX_FIFO_SIZE) throw new RangeError(`fifo size ${n} out of range`)
-    this.size = n
-    this.ring = new SharedArrayBuffer(n * PAGE_SIZE)
-    this.slotViews = new Array<Buffer>(n)
-    for (let i = 0; i < n; i++) this.slotViews[i] = Buffer.from(this.ring, i * PAGE_SIZE, PAGE_SIZE)
-    this.freeStack = new Uint32Array(n)
-    for (let i = 0; i < n; i++) this.freeStack[i] = n - 1 - i
-    this.freeTop = n
-    this.state = new Uint8Array(n)
-    this.slotPage = new Uint32Array(n)
-    this.slotTicket = new Uint32Array(n)
-    this.fifo = new Uint32Array(n)
-    this.fifoHead = 0
-    this.fifoLen = 0
-    this.full = false
-  }
-
-  private createPool(n: number): Piscina {
-    return new Piscina({
-      filename: WORKER_FILE,
-      minThreads: n,
-      maxThreads: n,
-      concurrentTasksPerWorker: 1,
-      idleTimeout: Number.POSITIVE_INFINITY,
+    const exits = this.handles.map((h) => {
+      if (!h.stopping) this.stopWorker(h)
+      return h.thread.terminate()
     })
+    await Promise.allSettled(exits)
+    // The threads are gone: what they held is dropped with the device's memory (drain() resolves).
+    for (let slot = 0; slot < this.ring.size; slot++) {
+      if (Atomics.load(this.ring.state, slot) === FREE) continue
+      this.nStale++
+      this.freeSlot(slot)
+    }
+    this.settled()
   }
 
-  private freeSlot(slot: number): void {
-    this.state[slot] = FREE
-    this.slotTicket[slot] = 0
-    this.freeStack[this.freeTop++] = slot
-    this.full = false
+  // ---- workers ----
+
+  private inFlight(): number {
+    let published = 0
+    for (const h of this.handles) {
+      if (h.ring !== this.ring) continue
+      const n = Atomics.load(this.ring.meta, workerBase(h.id) + W_CQ_TAIL) - h.cqHead
+      published += n < 0 ? n + this.ring.wrap : n
+    }
+    let claimed = 0
+    for (let slot = 0; slot < this.ring.size; slot++) if (Atomics.load(this.ring.state, slot) >= CLAIMED_BASE) claimed++
+    return claimed - published
   }
 
-  /** Up to n live entries from the FIFO head, marked INFLIGHT; null when all were superseded. */
-  private takeBatch(n: number): Uint32Array | null {
-    const tmp = new Uint32Array(n * ENTRY_WORDS)
-    let k = 0
-    while (k < n && this.fifoLen > 0) {
-      const slot = this.fifo[this.fifoHead]
-      this.fifoHead = (this.fifoHead + 1) % this.size
-      this.fifoLen--
-      if (this.slotTicket[slot] === 0) {
-        this.nStale++
-        this.freeSlot(slot)
-        continue
-      }
-      this.state[slot] = INFLIGHT
-      tmp[k * ENTRY_WORDS] = slot
-      tmp[k * ENTRY_WORDS + 1] = this.slotPage[slot]
-      tmp[k * ENTRY_WORDS + 2] = this.slotTicket[slot]
-      k++
-    }
-    if (k === 0) {
-      this.settled()
-      return null
-    }
-    return k === n ? tmp : tmp.slice(0, k * ENTRY_WORDS)
+  private isReady(h: WorkerHandle): boolean {
+    if (!h.ready) h.ready = Atomics.load(h.ring.meta, workerBase(h.id) + W_READY) === 1
+    return h.ready
   }
 
-  private dispatch(pool: Piscina, entries: Uint32Array): void {
-    const batch = this.nBatches++
-    const f = this.fault?.(batch) ?? null
-    const task: CompressTask = {
-      ring: this.ring,
-      entries,
-      algorithm: this.host.algorithm,
-      level: this.host.compressionLevel,
-      dict: this.host.compressionDict,
-      hugeLimit: this.host.hugeLimit,
-      delayMs: this.delayMs,
-      fault: f === 'throw' ? FAULT_THROW : f === 'exit' ? FAULT_EXIT : FAULT_NONE,
+  /** Every running worker is asleep (or about to be), none starting. */
+  private allAsleep(): boolean {
+    let running = 0
+    for (const h of this.handles) {
+      if (h.stopping) continue
+      if (!h.ready && !this.isReady(h)) return false
+      running++
     }
-    this.inflightBatches++
+    return running > 0 && Atomics.load(this.ring.meta, C_SLEEPERS) >= running
+  }
+
+  private spawnWorkers(): void {
+    while (this.running < this.target && !this.closed && !this.startFailed) {
+      const used = new Set(this.handles.map((h) => h.id))
+      let id = 0
+      while (used.has(id)) id++
+      if (id >= MAX_WORKER_IDS) return
+      this.spawn(id)
+    }
+  }
+
+  private spawn(id: number): void {
     const ring = this.ring
-    ;(pool.run(task) as Promise<ArrayBuffer>).then(
-      (result) => {
-        this.inflightBatches--
-        this.commitResult(ring, result)
-        this.pump()
-        this.settled()
-      },
-      (err: unknown) => {
-        this.inflightBatches--
-        this.workerFailed(entries, batch, err)
-        this.runInline(entries, true)
-        this.pump()
-      },
-    )
+    const base = workerBase(id)
+    for (let w = 0; w < WORKER_WORDS; w++) ring.meta[base + w] = 0
+    Atomics.store(ring.meta, base + W_RUN, 1)
+    const cq = new Int32Array(new SharedArrayBuffer(ring.size * 4))
+    const data: WorkerData = {
+      id, fifoSize: ring.size, meta: ring.meta.buffer as SharedArrayBuffer, pages: ring.pages, results: ring.results,
+      cq: cq.buffer as SharedArrayBuffer, config: this.config, faults: this.faults,
+    }
+    const thread = new Worker(WORKER_FILE, { workerData: data })
+    // The daemon is kept alive by its mount, a test by what it awaits (drain holds a handle).
+    thread.unref()
+    const h: WorkerHandle = { id, thread, ring, cq, cqHead: 0, stopping: false, ready: false }
+    this.handles.push(h)
+    this.running++
+    thread.on('error', (err) => this.log.error({ event: 'kcompressd_worker_error', device: `zram${this.host.id}`, worker: id, err: String(err) },
+      'a kcompressd worker thread threw'))
+    thread.on('exit', (code) => this.workerExited(h, code))
   }
 
-  private commitResult(ring: SharedArrayBuffer, result: ArrayBuffer): void {
-    const t0 = performance.now()
-    const header = new Uint32Array(result, 0, 1 + new Uint32Array(result, 0, 1)[0] * RESULT_WORDS)
-    const n = header[0]
-    const body = Buffer.from(result)
-    const hugeLimit = this.host.hugeLimit
-    let off = header.byteLength
-    for (let i = 0; i < n; i++) {
-      const h = 1 + i * RESULT_WORDS
-      const slot = header[h]
-      const len = header[h + 3]
-      const huge = len >= hugeLimit
-      // The ring may have been replaced (fifo_size) only when nothing was staged: never here.
-      const ok = ring === this.ring && this.state[slot] === INFLIGHT &&
-        this.host.commitStaged(header[h + 1], slot, header[h + 2], huge ? null : body, off, len, this.slotViews[slot])
-      if (ok) this.nCompleted++
-      else this.nStale++
-      if (!huge) off += len
-      if (ring === this.ring) this.freeSlot(slot)
-    }
-    this.mainMs += performance.now() - t0
+  private stopWorker(h: WorkerHandle): void {
+    h.stopping = true
+    this.running--
+    const base = workerBase(h.id)
+    Atomics.store(h.ring.meta, base + W_RUN, 0)
+    Atomics.notify(h.ring.meta, base + W_RUN) // a test delay
+    Atomics.notify(h.ring.meta, C_SQ_TAIL) // asleep on the queue: wakes, sees W_RUN 0, exits
   }
 
   /**
-   * Compress entries on the main thread (a failed worker's batch, or the queue left when workers
-   * were turned off) and commit them; their slots stay INFLIGHT until then.
+   * A worker thread ended: take what it published, compress here what it had claimed but not
+   * finished, and replace it unless it was asked to stop or never came up.
    */
-  private runInline(entries: Uint32Array | null, afterFailure: boolean): void {
-    if (entries === null) return
-    const n = entries.length / ENTRY_WORDS
-    const ring = this.ring
-    // Counted as a batch in flight so pump() leaves a worker's share for the others.
-    if (afterFailure || this.pool === null) this.inflightBatches++
-    const work = async (): Promise<void> => {
-      for (let i = 0; i < n; i++) {
-        const slot = entries[i * ENTRY_WORDS]
-        const page = entries[i * ENTRY_WORDS + 1]
-        const ticket = entries[i * ENTRY_WORDS + 2]
-        if (ring !== this.ring) return
-        const raw = this.slotViews[slot]
-        let ok = false
-        try {
-          const c = this.host.compressInline(raw)
-          const huge = c.length >= this.host.hugeLimit
-          ok = ring === this.ring && this.host.commitStaged(page, slot, ticket, huge ? null : c, 0, c.length, raw)
-        } catch (err) {
-          this.log.error({ event: 'kcompressd_inline_failed', device: `zram${this.host.id}`, page, err: String(err) },
-            'inline recompression of a staged page failed: the page keeps its staged copy until overwritten')
-          // Keep the slot: the page still reads from it. Leave it INFLIGHT (never reused).
-          continue
-        }
-        if (ok) this.nCompleted++
-        else this.nStale++
-        if (ring === this.ring) this.freeSlot(slot)
-      }
+  private workerExited(h: WorkerHandle, code: number): void {
+    const t0 = performance.now()
+    this.handles = this.handles.filter((x) => x !== h)
+    if (!h.stopping) this.running--
+    const base = workerBase(h.id)
+    this.nBatchesDone += h.ring.meta[base + W_RUNS]
+    // A worker of a replaced ring (fifo_size) had nothing staged; a closed device keeps nothing.
+    if (h.ring !== this.ring || this.closed) return
+    this.collectFrom(h)
+    const claimed = CLAIMED_BASE + h.id
+    let lost = 0
+    for (let slot = 0; slot < this.ring.size; slot++) {
+      if (Atomics.load(this.ring.state, slot) !== claimed) continue
+      lost++
+      this.compressHere(slot, this.ring.ticket[slot])
+      this.freeSlot(slot)
     }
-    void work().finally(() => {
-      this.inflightBatches--
-      this.pump()
-      this.settled()
-    })
+    const ready = this.isReady(h)
+    if (lost > 0 || !h.stopping) {
+      this.nWorkerErrors += lost
+      this.logWorkerFailure({ worker: h.id, exitCode: code, pagesRecompressed: lost, ready },
+        'a kcompressd worker ended: the pages it held were compressed on the main thread, nothing is lost')
+    }
+    if (!h.stopping) {
+      if (ready) this.spawnWorkers()
+      else if (this.running === 0) this.startFailed = true // compress inline until workers is written again
+    }
+    this.takeResults()
+    this.mainMs += performance.now() - t0
   }
 
-  private workerFailed(entries: Uint32Array, batch: number, err: unknown): void {
-    this.nWorkerErrors++
-    const n = entries.length / ENTRY_WORDS
-    const pages: number[] = []
-    for (let i = 0; i < Math.min(n, 8); i++) pages.push(entries[i * ENTRY_WORDS + 1])
-    // One line per failed batch (never per page), with what it held; the pages are recompressed.
-    if (this.nWorkerErrors <= 10 || this.nWorkerErrors % 1000 === 0) {
-      this.log.error({
-        event: 'kcompressd_worker_failed', device: `zram${this.host.id}`, batch, batchPages: n, firstPages: pages,
-        algorithm: this.host.algorithm, workerErrors: this.nWorkerErrors, err: String(err),
-      }, 'a kcompressd worker failed: its pages are recompressed inline, nothing is lost')
+  /** Wake as many sleeping workers as pages were staged since the last wake-up (one per page at most). */
+  private wakeWorkers(): void {
+    const pages = this.wakeCount
+    this.wakeCount = 0
+    const sleepers = Atomics.load(this.ring.meta, C_SLEEPERS)
+    if (sleepers === 0 || this.closed) return
+    const count = Math.min(sleepers, pages)
+    const t0 = performance.now()
+    Atomics.notify(this.ring.meta, C_SQ_TAIL, count)
+    const ms = performance.now() - t0
+    this.mainMs += ms
+    // Clamped: one wake that lost the CPU for a millisecond must not decide the next hundred.
+    const ns = Math.min(MAX_SAMPLE_NS, ms * 1e6 / count)
+    this.wakeNsEst = this.wakeNsEst === 0 ? ns : this.wakeNsEst + (ns - this.wakeNsEst) * EWMA
+    this.nWorkerWakeups++
+  }
+
+  private checkConfig(): void {
+    const c = this.config
+    const host = this.host
+    if (c.algorithm === host.algorithm && c.level === host.compressionLevel && c.dict === host.compressionDict) return
+    this.config = { gen: c.gen + 1, algorithm: host.algorithm, level: host.compressionLevel, dict: host.compressionDict }
+    this.compressNsEst = 0
+    // Posted before the generation moves: a worker that sees the new one finds the message.
+    for (const h of this.handles) h.thread.postMessage(this.config)
+    Atomics.store(this.ring.meta, C_CONFIG_GEN, this.config.gen)
+  }
+
+  private nextTicket(): number {
+    // 1..2^31-1: stored in an Int32Array; 0 means superseded.
+    this.ticketSeq = this.ticketSeq === 0x7fffffff ? 1 : this.ticketSeq + 1
+    return this.ticketSeq
+  }
+
+  // ---- results ----
+
+  /** Take every published result of every worker. */
+  private collect(): void {
+    for (const h of this.handles) {
+      if (h.ring === this.ring) this.collectFrom(h)
     }
+  }
+
+  private collectFrom(h: WorkerHandle): void {
+    const ring = this.ring
+    const tail = Atomics.load(ring.meta, workerBase(h.id) + W_CQ_TAIL)
+    while (h.cqHead !== tail) {
+      const slot = h.cq[h.cqHead % ring.size]
+      h.cqHead = h.cqHead + 1 === ring.wrap ? 0 : h.cqHead + 1
+      this.finish(slot)
+    }
+  }
+
+  private finish(slot: number): void {
+    const ring = this.ring
+    const r = ring.result[slot]
+    const ticket = ring.resultTicket[slot]
+    try {
+      if (r === RESULT_SKIPPED) {
+        this.nStale++
+      } else if (r === RESULT_FAILED) {
+        this.nWorkerErrors++
+        this.logWorkerFailure({ page: ring.slotPage[slot] }, 'a kcompressd worker failed to compress a page: compressed on the main thread')
+        this.compressHere(slot, ticket)
+      } else {
+        const ns = ring.resultNs[slot]
+        if (ns > 0) {
+          const x = Math.min(MAX_SAMPLE_NS, ns)
+          this.compressNsEst = this.compressNsEst === 0 ? x : this.compressNsEst + (x - this.compressNsEst) * EWMA
+        }
+        this.commit(slot, ticket, r >= this.host.hugeLimit ? null : ring.resultBytes, slot * PAGE_SIZE, r)
+      }
+    } finally {
+      this.freeSlot(slot)
+    }
+  }
+
+  /**
+   * Compress a staged page on the main thread (its worker failed, or no worker runs) and commit it;
+   * if the codec fails, store the page raw. Never throws.
+   */
+  private compressHere(slot: number, ticket: number): void {
+    let c: Buffer | null = null
+    try {
+      c = this.host.compressInline(this.ring.slotViews[slot])
+    } catch (err) {
+      this.log.error({ event: 'kcompressd_inline_failed', device: `zram${this.host.id}`, page: this.ring.slotPage[slot], err: String(err) },
+        'compressing a staged page failed on the main thread too: it is stored uncompressed (huge)')
+    }
+    if (c === null) this.commit(slot, ticket, null, 0, PAGE_SIZE)
+    else this.commit(slot, ticket, c.length >= this.host.hugeLimit ? null : c, 0, c.length)
+  }
+
+  /** Commit a result; if the pool cannot take even that, drop the page visibly. Never throws. */
+  private commit(slot: number, ticket: number, src: Buffer | null, off: number, len: number): void {
+    const page = this.ring.slotPage[slot]
+    const raw = this.ring.slotViews[slot]
+    try {
+      if (this.host.commitStaged(page, slot, ticket, src, off, len, raw)) this.nCompleted++
+      else this.nStale++
+      return
+    } catch (err) {
+      if (src !== null) {
+        // A compressed object could not be stored: try the page as it is once more.
+        try {
+          if (this.host.commitStaged(page, slot, ticket, null, 0, PAGE_SIZE, raw)) this.nCompleted++
+          else this.nStale++
+          return
+        } catch {
+          // reported below
+        }
+      }
+      if (this.host.failStaged(page, slot, ticket)) {
+        this.nFailed++
+        this.log.error({ event: 'kcompressd_page_lost', device: `zram${this.host.id}`, page, err: String(err) },
+          'a staged page could not be stored in the pool: it is lost (failed_writes counts it)')
+      } else {
+        this.nStale++
+      }
+    }
+  }
+
+  /** No worker runs: compress what is queued here. */
+  private compressQueuedHere(): void {
+    for (let slot = this.ring.claim(); slot >= 0; slot = this.ring.claim()) {
+      const ticket = this.ring.ticket[slot]
+      if (ticket === 0) this.nStale++
+      else this.compressHere(slot, ticket)
+      this.freeSlot(slot)
+    }
+  }
+
+  private freeSlot(slot: number): void {
+    this.ring.release(slot)
+    this.full = false
+  }
+
+  /**
+   * Take every published result (compressing queued pages here when no worker runs); if pages are
+   * still out, make sure they are taken without a request: after IDLE_COMMIT_MS, or as soon as a
+   * worker goes idle while drain() waits.
+   */
+  private takeResults(): void {
+    const meta = this.ring.meta
+    // Armed before collecting: a result published after the collect is followed by its worker
+    // going idle, which then sees the flag and wakes us.
+    if (this.drainWaiters.length > 0) Atomics.store(meta, C_MAIN_ARMED, 1)
+    this.collect()
+    if (this.running === 0 && this.ring.queued > 0) this.compressQueuedHere()
+    if (this.ring.depth === 0) {
+      this.settled()
+      return
+    }
+    if (this.waitPending) return
+    const r = waitAsync(meta, C_MAIN_SEQ, Atomics.load(meta, C_MAIN_SEQ), IDLE_COMMIT_MS)
+    this.waitPending = true
+    if (typeof r.value === 'string') queueMicrotask(() => this.woken())
+    else void r.value.then(() => this.woken())
+  }
+
+  private woken(): void {
+    this.waitPending = false
+    if (this.closed) return
+    const t0 = performance.now()
+    this.nMainWakeups++
+    this.takeResults()
+    this.mainMs += performance.now() - t0
+  }
+
+  private logWorkerFailure(fields: object, msg: string): void {
+    // Never one line per page under a persistent failure: the first ten, then every thousandth.
+    if (this.nWorkerErrors > 10 && this.nWorkerErrors % 1000 !== 0) return
+    this.log.error({ event: 'kcompressd_worker_failed', device: `zram${this.host.id}`, algorithm: this.host.algorithm,
+      workerErrors: this.nWorkerErrors, ...fields }, msg)
   }
 
   private settled(): void {
-    if (this.depth !== 0 || this.drainWaiters.length === 0) return
+    if (this.ring.depth !== 0) return
+    Atomics.store(this.ring.meta, C_MAIN_ARMED, 0)
+    if (this.keepAlive !== null) {
+      clearInterval(this.keepAlive)
+      this.keepAlive = null
+    }
+    if (this.drainWaiters.length === 0) return
     const waiters = this.drainWaiters
     this.drainWaiters = []
     for (const w of waiters) w()
@@ -508,5 +732,10 @@ export class Kcompressd {
 
 function checkWorkers(n: number): number {
   if (!Number.isInteger(n) || n < 0 || n > MAX_WORKERS) throw new RangeError(`workers ${n} out of range 0..${MAX_WORKERS}`)
+  return n
+}
+
+function checkFifoSize(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_FIFO_SIZE) throw new RangeError(`fifo size ${n} out of range`)
   return n
 }

@@ -1,31 +1,125 @@
 /**
- * The messages between the main thread and a kcompressd worker. Page bytes never travel in a
- * message: a task names staging slots of a SharedArrayBuffer ring, a result carries only the
- * compressed bytes, in one transferable ArrayBuffer.
+ * The shared memory between the main thread and the kcompressd workers. Nothing per page travels
+ * in a message: the main thread writes a page into a slot and publishes the slot's number; a
+ * worker claims it, compresses it into the slot's result area and publishes the slot's number back
+ * on its own completion ring. Messages carry only a worker's start-up data and codec parameters.
  *
- * Task.entries: ENTRY_WORDS Uint32 per page: slot, page index, ticket (the page's generation).
- * Result: Uint32 count, then RESULT_WORDS Uint32 per page (slot, page index, ticket, compressed
- * length), then the compressed bytes of each page back to back. A page whose compressed length
- * reaches `hugeLimit` carries no bytes: it is stored raw, from its slot.
+ *   pages     SharedArrayBuffer, fifoSize x 4 KiB   the staged pages (the staging ring's slots)
+ *   results   SharedArrayBuffer, fifoSize x 4 KiB   a slot's compressed bytes, written by the worker
+ *   meta      Int32Array: control words | per-worker words | submission queue | per-slot words
+ *   cq        one Int32Array ring of fifoSize slot numbers per worker (single producer, single consumer)
+ *
+ * The submission queue holds the number of every QUEUED slot exactly once, so it never holds more
+ * than fifoSize entries; positions run modulo `wrap` (a multiple of fifoSize below 2^30) so that
+ * they never overflow an Int32. Workers take entries with a compare-and-swap on its head (many
+ * consumers); the main thread is the only producer, and a consumer too when it compresses queued
+ * pages itself (reset, workers turned off, a worker that died).
+ *
+ * Slot states (slotState, Int32): FREE -> QUEUED (main) -> CLAIMED_BASE + worker (the worker's CAS)
+ * -> FREE (main, once it has taken the result). QUEUED -> WRITING -> QUEUED is the main thread
+ * rewriting a page that no worker has claimed yet, in place; a worker that meets WRITING waits
+ * for the copy to end. The main thread never writes a slot in any other state, so a worker reads
+ * a page that does not change under it.
  */
 export const PAGE_SIZE = 4096
-export const ENTRY_WORDS = 3
-export const RESULT_WORDS = 4
 
-/** Injected faults, for tests: none, throw, or end the worker thread mid-batch. */
-export const FAULT_NONE = 0
-export const FAULT_THROW = 1
-export const FAULT_EXIT = 2
+/** Control words, indexes into meta. */
+export const C_SQ_HEAD = 0
+export const C_SQ_TAIL = 1
+/** Workers asleep (or about to sleep) on C_SQ_TAIL: the main thread notifies only then. */
+export const C_SLEEPERS = 2
+/** Bumped by a worker that wakes the main thread (Atomics.waitAsync on this word). */
+export const C_MAIN_SEQ = 3
+/** 1: the main thread waits for results (drain): the next worker to go idle wakes it. */
+export const C_MAIN_ARMED = 4
+/** Generation of the codec parameters; a worker that sees a new one reads its ConfigMessage. */
+export const C_CONFIG_GEN = 5
+const CONTROL_WORDS = 8
 
-export interface CompressTask {
-  ring: SharedArrayBuffer
-  entries: Uint32Array
+/** Per-worker words: meta[workerBase(id) + W_*]. */
+export const W_RUN = 0
+/** Position after the last published entry of the worker's completion ring (written by the worker). */
+export const W_CQ_TAIL = 1
+/** Times the worker woke up and compressed what was queued (the batches counter). */
+export const W_RUNS = 2
+/** 1 once the worker has its codec context and waits for pages. */
+export const W_READY = 3
+export const WORKER_WORDS = 8
+/** Worker ids, including ones still finishing while replacements start. */
+export const MAX_WORKER_IDS = 128
+
+export const FREE = 0
+export const QUEUED = 1
+export const WRITING = 2
+export const CLAIMED_MAIN = 3
+export const CLAIMED_BASE = 16
+
+/** slotResult values below 0: no compressed bytes. 0 < n < 4096: compressed length; 4096: stored raw. */
+export const RESULT_SKIPPED = -1
+export const RESULT_FAILED = -2
+
+export interface MetaLayout {
+  control: number
+  sq: number
+  slotState: number
+  slotTicket: number
+  /** Compressed length or a RESULT_* code, written by the worker before it publishes the slot. */
+  slotResult: number
+  /** The ticket the worker read when it claimed the slot. */
+  slotResultTicket: number
+  /** Nanoseconds the worker spent compressing the slot (the cost estimate the writer uses). */
+  slotResultNs: number
+  words: number
+}
+
+export function metaLayout(fifoSize: number): MetaLayout {
+  const sq = CONTROL_WORDS + MAX_WORKER_IDS * WORKER_WORDS
+  return {
+    control: 0,
+    sq,
+    slotState: sq + fifoSize,
+    slotTicket: sq + 2 * fifoSize,
+    slotResult: sq + 3 * fifoSize,
+    slotResultTicket: sq + 4 * fifoSize,
+    slotResultNs: sq + 5 * fifoSize,
+    words: sq + 6 * fifoSize,
+  }
+}
+
+export function workerBase(id: number): number {
+  return CONTROL_WORDS + id * WORKER_WORDS
+}
+
+/** Queue positions wrap here: a multiple of fifoSize, so position % fifoSize stays continuous. */
+export function queueWrap(fifoSize: number): number {
+  return fifoSize * Math.floor(2 ** 30 / fifoSize)
+}
+
+/** Codec parameters, sent at start-up and whenever they change (before C_CONFIG_GEN moves). */
+export interface ConfigMessage {
+  gen: number
   algorithm: string
   level: number | null
-  /** algorithm_params dict= bytes on a SharedArrayBuffer (shared with the worker, not copied), or null. */
+  /** algorithm_params dict= bytes on a SharedArrayBuffer (shared, not copied), or null. */
   dict: Uint8Array | null
-  hugeLimit: number
-  /** Test hook: sleep this long before compressing (a slow worker). */
+}
+
+/** Test hooks, fixed for the life of a worker. */
+export interface WorkerFaults {
+  /** Sleep this long before each page (a slow worker); cut short when the worker is stopped. */
   delayMs: number
-  fault: number
+  /** Every `every`-th page a worker claims (1-based) throws or ends the thread; 0: never. */
+  every: number
+  kind: 'throw' | 'exit'
+}
+
+export interface WorkerData {
+  id: number
+  fifoSize: number
+  meta: SharedArrayBuffer
+  pages: SharedArrayBuffer
+  results: SharedArrayBuffer
+  cq: SharedArrayBuffer
+  config: ConfigMessage
+  faults: WorkerFaults
 }

@@ -1,78 +1,144 @@
 /**
- * The kcompressd worker (a piscina task handler): compresses a batch of staged pages straight from
- * the shared staging ring with the device's codec and parameters, and returns the compressed bytes
- * in one transferable buffer. It only reads the ring; the main thread never rewrites a slot while a
- * batch that names it is in flight. One codec context per thread, kept while the parameters stay.
+ * A kcompressd worker: a long-lived thread that sleeps on the submission queue (Atomics.wait),
+ * claims whatever is queued, compresses each page from its staging slot into the slot's result
+ * area with the device's codec parameters, and publishes the slot on its completion ring. It
+ * owns no state: the main thread commits (or drops) every result. See protocol.ts for the layout.
  */
-import { move } from 'piscina'
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads'
+import { performance } from 'node:perf_hooks'
 import type { CodecContext } from '../codec/codec'
 import { findCodec } from '../codec/registry'
-import { type CompressTask, ENTRY_WORDS, FAULT_EXIT, FAULT_THROW, PAGE_SIZE, RESULT_WORDS } from './protocol'
+import {
+  C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_SLEEPERS, C_SQ_HEAD, C_SQ_TAIL, CLAIMED_BASE, type ConfigMessage, metaLayout,
+  PAGE_SIZE, QUEUED, queueWrap, RESULT_FAILED, RESULT_SKIPPED, W_CQ_TAIL, W_READY, W_RUN, W_RUNS, workerBase,
+  type WorkerData, WRITING,
+} from './protocol'
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
+const data = workerData as WorkerData
+const n = data.fifoSize
+const wrap = queueWrap(n)
+const layout = metaLayout(n)
+const meta = new Int32Array(data.meta)
+const sq = meta.subarray(layout.sq, layout.sq + n)
+const state = meta.subarray(layout.slotState, layout.slotState + n)
+const ticket = meta.subarray(layout.slotTicket, layout.slotTicket + n)
+const result = meta.subarray(layout.slotResult, layout.slotResult + n)
+const resultTicket = meta.subarray(layout.slotResultTicket, layout.slotResultTicket + n)
+const resultNs = meta.subarray(layout.slotResultNs, layout.slotResultNs + n)
+const cq = new Int32Array(data.cq)
+const base = workerBase(data.id)
+const claimed = CLAIMED_BASE + data.id
+const pageViews: Uint8Array[] = []
+const resultViews: Uint8Array[] = []
+for (let s = 0; s < n; s++) {
+  pageViews.push(new Uint8Array(data.pages, s * PAGE_SIZE, PAGE_SIZE))
+  resultViews.push(new Uint8Array(data.results, s * PAGE_SIZE, PAGE_SIZE))
 }
 
-interface ThreadContext {
-  algorithm: string
-  level: number | null
-  dict: Uint8Array | null
-  ctx: CodecContext
+let config: ConfigMessage = data.config
+let ctx: CodecContext = contextFor(config)
+let cqTail = 0
+let claimedPages = 0
+let idleSince = true
+
+function contextFor(c: ConfigMessage): CodecContext {
+  const codec = findCodec(c.algorithm)
+  if (!codec) throw new Error(`kcompressd worker: unknown algorithm ${JSON.stringify(c.algorithm)}`)
+  return codec.createContext({ level: c.level, dict: c.dict })
 }
 
-let current: ThreadContext | null = null
-/** Compressed pages of one batch back to back; a page takes at most 2 pages while compressing. */
-let scratch = new Uint8Array(0)
-
-/**
- * Each task brings a new view of the device's shared dictionary (structured clone), so the bytes
- * are compared: a memcmp per batch (microseconds for 100 KiB), never a new context per batch.
- */
-function sameDict(a: Uint8Array | null, b: Uint8Array | null): boolean {
-  if (a === null || b === null) return a === b
-  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length))
-}
-
-/** The thread's context for the task's parameters (made again only when they change). */
-function contextFor(task: CompressTask): CodecContext {
-  const c = current
-  if (c !== null && c.algorithm === task.algorithm && c.level === task.level && sameDict(c.dict, task.dict)) return c.ctx
-  const codec = findCodec(task.algorithm)
-  if (!codec) throw new Error(`kcompressd worker: unknown algorithm ${JSON.stringify(task.algorithm)}`)
-  const ctx = codec.createContext({ level: task.level, dict: task.dict })
-  current = { algorithm: task.algorithm, level: task.level, dict: task.dict, ctx }
-  return ctx
-}
-
-export default async function compressBatch(task: CompressTask): Promise<unknown> {
-  if (task.delayMs > 0) await sleep(task.delayMs)
-  if (task.fault === FAULT_THROW) throw new Error('injected fault: worker threw mid-batch')
-  if (task.fault === FAULT_EXIT) process.exit(1)
-  const ctx = contextFor(task)
-  const entries = task.entries
-  const n = entries.length / ENTRY_WORDS
-  // Pages below hugeLimit advance the offset; the last one compresses into up to 2 pages.
-  const need = n * task.hugeLimit + 2 * PAGE_SIZE
-  if (scratch.length < need) scratch = new Uint8Array(need)
-  const lengths = new Uint32Array(n)
-  let bytes = 0
-  for (let i = 0; i < n; i++) {
-    const page = new Uint8Array(task.ring, entries[i * ENTRY_WORDS] * PAGE_SIZE, PAGE_SIZE)
-    const len = ctx.compress(page, scratch.subarray(bytes, bytes + 2 * PAGE_SIZE)) || PAGE_SIZE
-    lengths[i] = len
-    if (len < task.hugeLimit) bytes += len
+/** The main thread posts the parameters before it moves C_CONFIG_GEN: read up to that one. */
+function refreshConfig(gen: number): void {
+  while (config.gen !== gen) {
+    const m = receiveMessageOnPort(parentPort as never)
+    if (m === undefined) throw new Error(`kcompressd worker: configuration ${gen} announced but not sent`)
+    config = m.message as ConfigMessage
   }
-  const headerBytes = (1 + n * RESULT_WORDS) * 4
-  const ab = new ArrayBuffer(headerBytes + bytes)
-  const header = new Uint32Array(ab, 0, 1 + n * RESULT_WORDS)
-  header[0] = n
-  for (let i = 0; i < n; i++) {
-    const h = 1 + i * RESULT_WORDS
-    header[h] = entries[i * ENTRY_WORDS]
-    header[h + 1] = entries[i * ENTRY_WORDS + 1]
-    header[h + 2] = entries[i * ENTRY_WORDS + 2]
-    header[h + 3] = lengths[i]
+  ctx = contextFor(config)
+}
+
+/** Take the next queued slot, or -1 when the queue is empty. */
+function claim(): number {
+  for (;;) {
+    const head = Atomics.load(meta, C_SQ_HEAD)
+    if (head === Atomics.load(meta, C_SQ_TAIL)) return -1
+    const slot = sq[head % n]
+    if (Atomics.compareExchange(meta, C_SQ_HEAD, head, head + 1 === wrap ? 0 : head + 1) !== head) continue
+    // The entry is ours; the slot may still be WRITING (the main thread rewriting it in place).
+    let was: number
+    while ((was = Atomics.compareExchange(state, slot, QUEUED, claimed)) === WRITING) { /* a 4 KiB copy */ }
+    // Every queued slot is in the queue once and only the main thread takes one back: never seen.
+    if (was === QUEUED) return slot
   }
-  new Uint8Array(ab, headerBytes).set(scratch.subarray(0, bytes))
-  return move(ab)
+}
+
+function sleepMs(ms: number): void {
+  // On the worker's own run word: stopping the worker (W_RUN = 0 + notify) cuts the delay short.
+  Atomics.wait(meta, base + W_RUN, 1, ms)
+}
+
+function compressSlot(slot: number): void {
+  const t = Atomics.load(ticket, slot)
+  let r: number
+  let ns = 0
+  if (t === 0) {
+    r = RESULT_SKIPPED // superseded before we got to it
+  } else {
+    claimedPages++
+    if (data.faults.delayMs > 0) sleepMs(data.faults.delayMs)
+    try {
+      if (data.faults.every > 0 && claimedPages % data.faults.every === 0) {
+        if (data.faults.kind === 'exit') process.exit(1)
+        throw new Error('injected fault: the worker threw while compressing')
+      }
+      const t0 = performance.now()
+      // A result that does not fit in 4 KiB is at or over huge_class_size anyway: stored raw.
+      r = ctx.compress(pageViews[slot], resultViews[slot]) || PAGE_SIZE
+      ns = Math.min(0x7fffffff, Math.round((performance.now() - t0) * 1e6))
+    } catch {
+      r = RESULT_FAILED
+    }
+  }
+  result[slot] = r
+  resultTicket[slot] = t
+  resultNs[slot] = ns
+  // Publishing the tail (a sequentially consistent store) makes the words above visible with it.
+  cq[cqTail % n] = slot
+  cqTail = cqTail + 1 === wrap ? 0 : cqTail + 1
+  Atomics.store(meta, base + W_CQ_TAIL, cqTail)
+}
+
+/** Nothing queued: sleep until the main thread queues something (or stops us); false when stopped. */
+function idle(): boolean {
+  Atomics.add(meta, C_SLEEPERS, 1)
+  const tail = Atomics.load(meta, C_SQ_TAIL)
+  // Announced first, checked second: a page queued in between is seen here or notified.
+  if (Atomics.load(meta, C_SQ_HEAD) === tail && Atomics.load(meta, base + W_RUN) === 1) {
+    // The main thread waits for results (drain): everything we took is published, wake it once.
+    if (Atomics.load(meta, C_MAIN_ARMED) === 1 && Atomics.exchange(meta, C_MAIN_ARMED, 0) === 1) {
+      Atomics.add(meta, C_MAIN_SEQ, 1)
+      Atomics.notify(meta, C_MAIN_SEQ)
+    }
+    Atomics.wait(meta, C_SQ_TAIL, tail)
+  }
+  Atomics.sub(meta, C_SLEEPERS, 1)
+  idleSince = true
+  return Atomics.load(meta, base + W_RUN) === 1
+}
+
+Atomics.store(meta, base + W_READY, 1)
+for (;;) {
+  if (Atomics.load(meta, base + W_RUN) !== 1) break
+  const slot = claim()
+  if (slot < 0) {
+    if (!idle()) break
+    continue
+  }
+  if (idleSince) {
+    idleSince = false
+    Atomics.add(meta, base + W_RUNS, 1)
+  }
+  const gen = Atomics.load(meta, C_CONFIG_GEN)
+  if (gen !== config.gen) refreshConfig(gen)
+  compressSlot(slot)
 }

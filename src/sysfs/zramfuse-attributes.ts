@@ -1,7 +1,7 @@
 import type { ZramDevice } from '../device/zram-device'
 import { type Attribute, MODE_RO, MODE_RW } from './attribute'
-import { formatU64 } from './format'
-import { parseU32 } from './parse'
+import { formatInt, formatU64 } from './format'
+import { parseBool, parseU32 } from './parse'
 import { Errno, ErrnoError } from '../errno'
 import { writebackExtensionAttributes } from './writeback-attributes'
 import { recompressExtensionAttributes } from './recompress-attributes'
@@ -9,7 +9,7 @@ import { MAX_FIFO_SIZE, MAX_WORKERS, type KcompressdStats } from '../kcompressd/
 
 /** A read-only kcompressd counter, one value per file. */
 function counter(name: string, key: keyof KcompressdStats): Attribute<ZramDevice> {
-  return { name, mode: MODE_RO, show: (dev) => formatU64(dev.kcompressd.stats()[key]) }
+  return { name, mode: MODE_RO, show: (dev) => formatU64(dev.kcompressdStats()[key]) }
 }
 
 /** /sys/block/zramN/zramfuse/: our extensions, kept apart from the kernel's names. */
@@ -40,7 +40,7 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
     // compressed on the main thread.
     name: 'workers',
     mode: MODE_RW,
-    show: (dev) => formatU64(dev.kcompressd.workers),
+    show: (dev) => formatU64(dev.workers),
     store: (dev, text) => {
       // Parsed like the kernel's unsigned attributes (kstrtouint base 10, as writeback_batch_size).
       const v = parseU32(text, 10)
@@ -52,38 +52,57 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
     // Staging slots = the bounded FIFO's length in pages (default 256). EBUSY while pages are staged.
     name: 'fifo_size',
     mode: MODE_RW,
-    show: (dev) => formatU64(dev.kcompressd.fifoSize),
+    show: (dev) => formatU64(dev.fifoSize),
     store: (dev, text) => {
       // kstrtouint base 10 (EINVAL / ERANGE), out of range -> EINVAL, then EBUSY while pages are staged.
       const v = parseU32(text, 10)
       if (v < 1 || v > MAX_FIFO_SIZE) throw new ErrnoError(Errno.EINVAL, `fifo_size must be 1..${MAX_FIFO_SIZE}`)
-      if (dev.kcompressd.depth !== 0) throw new ErrnoError(Errno.EBUSY, 'pages are staged')
-      dev.kcompressd.setFifoSize(v)
+      dev.setFifoSize(v)
+    },
+  },
+  {
+    // 1 (default): when every worker sleeps and waking one costs more than compressing the request's
+    // pages (wake_ns and compress_ns, measured), the writer compresses them itself. 0: always stage.
+    name: 'inline_when_cheaper',
+    mode: MODE_RW,
+    show: (dev) => formatInt(dev.inlineWhenCheaper),
+    store: (dev, text) => {
+      // kstrtobool, as shrinker_enabled.
+      dev.inlineWhenCheaper = parseBool(text)
     },
   },
   // Staged pages not yet committed (queued + in flight).
   counter('fifo_depth', 'fifoDepth'),
+  // Of those, pages a worker is compressing now.
+  counter('in_flight', 'inFlight'),
   // Pages staged (a page rewritten while still queued counts again).
   counter('queued', 'queued'),
   // Worker (or recompressed) results committed into the pool.
   counter('completed', 'completed'),
   // Stagings superseded by an overwrite, discard or reset: their result was dropped.
   counter('stale', 'stale'),
+  // Staged pages that could not be stored even raw: dropped, counted in failed_writes too.
+  counter('failed', 'failed'),
   // Pages compressed inline because the FIFO was full.
   counter('inline_fallbacks', 'inlineFallbacks'),
+  // Pages compressed inline because every worker slept and waking one cost more than compressing them.
+  counter('inline_cheaper', 'inlineCheaper'),
   // Times the FIFO became full (episodes, not pages).
   counter('fifo_full_events', 'fifoFullEvents'),
   counter('max_fifo_depth', 'maxFifoDepth'),
+  // Worker runs: a worker woke up and compressed what was queued until the queue was empty.
   counter('batches', 'batches'),
-  // Batches whose worker threw or died (their pages were recompressed; nothing lost).
+  // Pages a worker failed to compress (it threw or its thread died): compressed again, nothing lost.
   counter('worker_errors', 'workerErrors'),
-  // Main-thread nanoseconds spent on staging, dispatching and committing, in total and per staged page.
+  // Atomics.notify calls that woke a sleeping worker, and times the main thread was woken to commit.
+  counter('worker_wakeups', 'workerWakeups'),
+  counter('main_wakeups', 'mainWakeups'),
+  // The writer's running estimates behind inline_cheaper: ns per wake-up, ns to compress a page.
+  counter('wake_ns', 'wakeNs'),
+  counter('compress_ns', 'compressNs'),
+  // Main-thread nanoseconds spent staging, waking workers and committing, in total and per staged page.
   counter('main_ns', 'mainNs'),
-  {
-    name: 'main_ns_per_page',
-    mode: MODE_RO,
-    show: (dev) => formatU64(dev.kcompressd.mainNsPerPage),
-  },
+  counter('main_ns_per_page', 'mainNsPerPage'),
   // ---- the writeback tier (src/backing) ----
   ...writebackExtensionAttributes,
   // ---- recompression (src/device/recompressor.ts) and multi-page units ----

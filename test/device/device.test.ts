@@ -369,10 +369,10 @@ t.test('kcompressd workers compress with the device\'s level and dictionary: the
     dev.setAlgorithm('zstd')
     dev.setParams({ level: 5, dict })
     dev.initialise(MiB)
-    await dev.kcompressd.ready()
+    await dev.workersReady()
     for (let i = 0; i < 56; i++) dev.write(data.subarray(i * PAGE, (i + 1) * PAGE), i * PAGE)
     await dev.drain()
-    if (workers > 0) t.ok(dev.kcompressd.stats().completed > 0, `${dev.kcompressd.stats().completed} pages compressed by the worker`)
+    if (workers > 0) t.ok(dev.kcompressdStats().completed > 0, `${dev.kcompressdStats().completed} pages compressed by the worker`)
     t.same(await read(dev, data.length, 0), data, `workers=${workers}: reads back`)
     sizes.push(dev.stats().comprDataSize)
   }
