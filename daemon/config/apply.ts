@@ -2,7 +2,8 @@
  * Set the devices up from a parsed zram-generator config, the way systemd-zram-setup@zramN does
  * to /sys/block/zramN (zram-generator src/setup.rs), but through our attribute table in-process,
  * before the mount exists: comp_algorithm, algorithm_params, recomp_algorithm (+ its params),
- * recompress (global recompression parameters), backing_dev, mem_limit, disksize. Every write is
+ * backing_dev, mem_limit, disksize, then recompress (the global recompression parameters: the
+ * kernel takes them only on an initialised device). Every write is
  * the attribute's own store, so the values are checked exactly as a write to the file would be;
  * a refused one becomes a ConfigError naming the config line and the errno.
  *
@@ -80,10 +81,12 @@ export function deviceWrites(d: DeviceConfig): Write[] {
       : { attr: 'recomp_algorithm', text: `algo=${a.name} priority=${prio}`, key: 'compression-algorithm' })
     if (a.params !== '') out.push({ attr: 'algorithm_params', text: `priority=${prio} ${a.params}`, key: 'compression-algorithm' })
   })
-  if (d.recompressParams !== '') out.push({ attr: 'recompress', text: d.recompressParams, key: 'compression-algorithm' })
   if (d.writebackDevice !== null) out.push({ attr: 'backing_dev', text: d.writebackDevice, key: 'writeback-device' })
   out.push({ attr: 'mem_limit', text: String(d.memLimitBytes), key: 'zram-resident-limit' })
   out.push({ attr: 'disksize', text: String(d.disksizeBytes), key: 'zram-size' })
+  // recompress_store refuses an uninitialised device (EINVAL): the parameters go last, after
+  // disksize, where they are a valid (and, on an empty device, idle) recompression request.
+  if (d.recompressParams !== '') out.push({ attr: 'recompress', text: d.recompressParams, key: 'compression-algorithm' })
   return out
 }
 
