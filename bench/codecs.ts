@@ -21,7 +21,9 @@ import { findCodec } from '../src/codec/registry'
 import { zcodec } from '../src/codec/native'
 import { parseBenchArgs } from './options'
 
-export const PAGE_SIZE = 4096
+import { PAGE_SIZE } from '../src/page'
+
+export { PAGE_SIZE }
 
 /** Where the corpus comes from, in turn, one file at a time. */
 const FILE_CAP_BYTES = 256 * 1024

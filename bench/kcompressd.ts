@@ -30,10 +30,11 @@ import {
   attachLoop, backgroundBetween, Cleanup, clkTck, cpuSnapshot, cpuTicks, type DaemonProc, detachLoop, must, readText, startDaemon,
   stopDaemon,
 } from './sys'
+import { PAGE_SIZE } from '../src/page'
 
 const REPO = resolve(__dirname, '..', '..')
 const CLI = join(REPO, 'dist', 'daemon', 'cli.js')
-const PAGE = 4096
+const PAGE = PAGE_SIZE
 /** Not bench/run's BENCH_TMP: its stale-run cleanup must never take our live directory for its own. */
 const WORK_ROOT = '/tmp/zramfuse-kcbench'
 

@@ -7,7 +7,9 @@
 export type PageKind = 'zero' | 'pattern' | 'text' | 'binary' | 'random'
 export const PAGE_KINDS: readonly PageKind[] = ['zero', 'pattern', 'text', 'binary', 'random']
 
-export const PAGE_SIZE = 4096
+import { PAGE_SIZE } from '../src/page'
+
+export { PAGE_SIZE }
 
 /** Fractions of the pages of each kind (they sum to 1). */
 export type MixWeights = Record<PageKind, number>

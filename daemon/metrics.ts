@@ -13,6 +13,7 @@ import type { EventLog } from '../src/log'
 import type { Attribute } from '../src/sysfs/attribute'
 import { zramAttributes } from '../src/sysfs/zram-attributes'
 import { extensionAttributes } from '../src/sysfs/zramfuse-attributes'
+import { PAGE_SIZE } from '../src/page'
 
 /** One metric taken from one field of one attribute, times a scale into base units. */
 export interface FieldMetric {
@@ -26,7 +27,7 @@ export interface FieldMetric {
   scale?: number
 }
 
-const PAGE = 4096
+const PAGE = PAGE_SIZE
 const SECTOR = 512
 const MS = 1e-3
 

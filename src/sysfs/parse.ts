@@ -21,6 +21,7 @@
  * - Nothing here does I/O or looks at device state. Where a store interleaves a state check (EBUSY
  *   when initialised, ...) between parsing steps, the split is documented on the function.
  */
+import { PAGE_SIZE as PAGE_BYTES } from '../page'
 import { Errno, ErrnoError } from '../errno'
 
 /**
@@ -37,7 +38,8 @@ const PATH_MAX = 4096
 /** zcomp.h: ZCOMP_PARAM_NOT_SET (INT_MIN) means "parameter not given". */
 const ZCOMP_PARAM_NOT_SET = -2147483648
 
-const PAGE_SIZE = 4096n
+/** PAGE_SIZE as a u64, for PAGE_ALIGN on values past 2^53. */
+const PAGE_SIZE = BigInt(PAGE_BYTES)
 const U64_MAX = (1n << 64n) - 1n
 const S64_MAX = (1n << 63n) - 1n
 const S64_MIN = -(1n << 63n)
