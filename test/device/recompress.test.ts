@@ -12,36 +12,16 @@ import {
   SLOT_STAGED, SLOT_UNIT, SLOT_WB,
 } from '../../src/device/page-table'
 import { lookupClassIndex } from '../../src/device/recompressor'
-import { Errno, ErrnoError } from '../../src/errno'
-import { zramAttributes } from '../../src/sysfs/zram-attributes'
-import { extensionAttributes } from '../../src/sysfs/zramfuse-attributes'
+import { Errno } from '../../src/errno'
 import { makePage, PAGE_KINDS, prng, seedFromEnv } from '../helpers/pages'
+import { attr, mm, show, store } from '../helpers/device-attrs'
 
 const seed = seedFromEnv(1111)
 t.comment(`seed ${seed} (replay with ZRAMFUSE_SEED=${seed})`)
 
-function attr(name: string) {
-  const a = zramAttributes.find((x) => x.name === name) ?? extensionAttributes.find((x) => x.name === name)
-  if (!a) throw new Error(`no attribute ${name}`)
-  return a
-}
-const show = (dev: ZramDevice, name: string): string => attr(name).show!(dev)
 const num = (dev: ZramDevice, name: string): number => Number(show(dev, name).trim())
 
-/** Store text; resolves 0 on success or the errno the writer would see. */
-async function store(dev: ZramDevice, name: string, text: string): Promise<number> {
-  try {
-    await attr(name).store!(dev, text)
-    return 0
-  } catch (err) {
-    if (err instanceof ErrnoError) return err.errno
-    throw err
-  }
-}
 
-function mm(dev: ZramDevice): number[] {
-  return show(dev, 'mm_stat').trim().split(/\s+/).map(Number)
-}
 
 /** A page lz4 cannot compress below huge_class_size and zstd can: 4 bits of entropy per byte, no repeats. */
 function nibblePage(rand: () => number): Buffer {

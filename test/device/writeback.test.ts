@@ -3,37 +3,17 @@ import { mkdtempSync, openSync, readSync, rmSync, writeSync, closeSync } from 'n
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ZramDevice } from '../../src/device/zram-device'
-import { Errno, ErrnoError } from '../../src/errno'
-import { zramAttributes } from '../../src/sysfs/zram-attributes'
-import { extensionAttributes } from '../../src/sysfs/zramfuse-attributes'
+import { Errno } from '../../src/errno'
 import { errnoOf, makePage, PAGE_KINDS, prng, seedFromEnv } from '../helpers/pages'
+import { mm, show, store } from '../helpers/device-attrs'
 
 const seed = seedFromEnv(7331)
 t.comment(`seed ${seed} (replay with ZRAMFUSE_SEED=${seed})`)
 
 const PAGES = 256
 
-function attr(name: string) {
-  const a = zramAttributes.find((x) => x.name === name) ?? extensionAttributes.find((x) => x.name === name)
-  if (!a) throw new Error(`no attribute ${name}`)
-  return a
-}
-const show = (dev: ZramDevice, name: string): string => attr(name).show!(dev)
 
-/** Store text; resolves 0 on success or the errno the writer would see. */
-async function store(dev: ZramDevice, name: string, text: string): Promise<number> {
-  try {
-    await attr(name).store!(dev, text)
-    return 0
-  } catch (err) {
-    if (err instanceof ErrnoError) return err.errno
-    throw err
-  }
-}
 
-function mm(dev: ZramDevice): number[] {
-  return show(dev, 'mm_stat').trim().split(/\s+/).map(Number)
-}
 function bd(dev: ZramDevice): number[] {
   return show(dev, 'bd_stat').trim().split(/\s+/).map(Number)
 }
