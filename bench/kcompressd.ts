@@ -5,8 +5,12 @@
  *   inline        --workers 0
  *   w1            --workers 1 (the writer compresses a request itself when every worker sleeps
  *                 and waking one costs more: zramfuse/inline_when_cheaper, the default)
- *   w1-always     --workers 1, inline_when_cheaper 0: every page staged, a sleeping worker woken
+ *   w1-nopoll     --workers 1, poll_us 0: an idle worker sleeps at once (every idle-to-busy turn
+ *                 costs the writer an Atomics.notify; the design before poll_us)
+ *   w1-always     --workers 1, inline_when_cheaper 0: every page staged
  *   w2            --workers 2
+ * Placement (--pin): split (default): each daemon started on CPU 0 (every thread inherits it) with
+ * --kcompressd-cpus 1, fio on CPU 1; none: the scheduler decides.
  * Every arm's daemon runs for the whole algorithm and the arms take turns job by job, run by run
  * (the order rotating each run), so a change of load on this shared machine hits all of them.
  * Figures per arm: MiB/s (median of --runs, min-max), the daemon's main-thread CPU per page written
@@ -15,16 +19,18 @@
  * inline because cheaper, or because the FIFO was full). The CPU used by everything else on the
  * machine during each job is printed too: ratios are only comparable within one run.
  *
- *   node dist/bench/kcompressd.js [--runs 3] [--seconds 4] [--algorithms lz4,zstd] [--arms inline,w1,w1-always,w2]
- *                                 [--jobs 4k,4k-qd32,128k,1m]   (root; fio and losetup)
+ *   node dist/bench/kcompressd.js [--runs 3] [--seconds 4] [--algorithms lz4,zstd] [--arms inline,w1,w1-nopoll,w1-always,w2]
+ *                                 [--jobs 4k,4k-qd32,128k,1m] [--pin split|none]   (root; fio, losetup, taskset)
  *
  * Data: fio buffers 50% compressible (buffer_compress_percentage), refilled every I/O. fio runs in
  * the work directory; everything set up is undone on exit and on signals (bench/sys.ts Cleanup).
  */
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { type FioOutput, parseFioOutput } from './fio-parse'
+import { kcompressdArgs, loadCommand, type Placement, planPlacement } from './placement'
 import { summarize, type Summary } from './stats'
 import {
   attachLoop, backgroundBetween, Cleanup, clkTck, cpuSnapshot, cpuTicks, type DaemonProc, detachLoop, must, readText, startDaemon,
@@ -46,12 +52,14 @@ const JOBS: Job[] = [
   { id: '1m', name: '1M seq write', args: ['--rw=write', '--bs=1M', '--ioengine=psync'] },
 ]
 
-interface Arm { id: string; workers: number; inlineWhenCheaper: boolean }
+/** pollUs null: the daemon's default (zramfuse/poll_us). */
+interface Arm { id: string; workers: number; inlineWhenCheaper: boolean; pollUs: number | null }
 const ARMS: Arm[] = [
-  { id: 'inline', workers: 0, inlineWhenCheaper: true },
-  { id: 'w1', workers: 1, inlineWhenCheaper: true },
-  { id: 'w1-always', workers: 1, inlineWhenCheaper: false },
-  { id: 'w2', workers: 2, inlineWhenCheaper: true },
+  { id: 'inline', workers: 0, inlineWhenCheaper: true, pollUs: null },
+  { id: 'w1', workers: 1, inlineWhenCheaper: true, pollUs: null },
+  { id: 'w1-nopoll', workers: 1, inlineWhenCheaper: true, pollUs: 0 },
+  { id: 'w1-always', workers: 1, inlineWhenCheaper: false, pollUs: null },
+  { id: 'w2', workers: 2, inlineWhenCheaper: true, pollUs: null },
 ]
 
 /** The kcompressd counters a run reads before and after. */
@@ -97,14 +105,14 @@ function counters(l: Live): Counters {
   return out
 }
 
-async function runJob(cleanup: Cleanup, l: Live, job: Job, seconds: number, seed: number): Promise<RunResult> {
+async function runJob(cleanup: Cleanup, l: Live, job: Job, seconds: number, seed: number, placement: Placement): Promise<RunResult> {
   const pid = l.daemon.pid
   const k0 = counters(l)
   const m0 = mainThreadTicks(pid)
   const p0 = cpuTicks(pid) ?? 0
   const s0 = cpuSnapshot([pid])
-  const r = await must(cleanup, 'fio', ['--output-format=json', `--filename=${l.loop}`, '--direct=1', '--name=w', '--size=512M',
-    `--runtime=${seconds}`, '--time_based', `--randseed=${seed}`, '--buffer_compress_percentage=50', '--refill_buffers', ...job.args])
+  const r = await must(cleanup, ...loadCommand(placement, 'fio', ['--output-format=json', `--filename=${l.loop}`, '--direct=1', '--name=w', '--size=512M',
+    `--runtime=${seconds}`, '--time_based', `--randseed=${seed}`, '--buffer_compress_percentage=50', '--refill_buffers', ...job.args]))
   const s1 = cpuSnapshot([pid])
   const m1 = mainThreadTicks(pid)
   const p1 = cpuTicks(pid) ?? 0
@@ -136,8 +144,11 @@ async function main(): Promise<void> {
     options: {
       runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '4' },
       algorithms: { type: 'string', default: 'lz4,zstd' }, arms: { type: 'string' }, jobs: { type: 'string' },
+      pin: { type: 'string', default: 'split' },
     },
   })
+  if (values.pin !== 'split' && values.pin !== 'none') throw new Error('--pin must be split or none')
+  const placement = planPlacement(values.pin, cpus().length)
   const runs = Number(values.runs)
   const seconds = Number(values.seconds)
   const algorithms = (values.algorithms ?? '').split(',')
@@ -171,10 +182,11 @@ async function main(): Promise<void> {
         const mount = join(work, `${algorithm}-${arm.id}`)
         mkdirSync(mount, { recursive: true })
         const daemon = await startDaemon(cleanup, 'zramfuse', CLI, ['start', '--mount', mount, '--disksize', '1G', '--algorithm', algorithm,
-          '--workers', String(arm.workers), '--log-level', 'info'], mount, join(work, `${algorithm}-${arm.id}.log`), join(work, 'pids'))
-        if (!arm.inlineWhenCheaper) {
-          await must(cleanup, 'sh', ['-c', `echo 0 > ${join(mount, 'sys', 'block', 'zram0', 'zramfuse', 'inline_when_cheaper')}`])
-        }
+          '--workers', String(arm.workers), '--log-level', 'info', ...kcompressdArgs(placement)], mount, join(work, `${algorithm}-${arm.id}.log`), join(work, 'pids'),
+        placement.daemonCpus)
+        const ext = join(mount, 'sys', 'block', 'zram0', 'zramfuse')
+        if (!arm.inlineWhenCheaper) writeFileSync(join(ext, 'inline_when_cheaper'), '0')
+        if (arm.pollUs !== null) writeFileSync(join(ext, 'poll_us'), String(arm.pollUs))
         const { dev, dio } = await attachLoop(cleanup, join(mount, 'dev', 'zram0'))
         if (!dio) err(`bench: ${dev}: direct I/O did not turn on`)
         live.push({ arm, daemon, loop: dev })
@@ -184,7 +196,7 @@ async function main(): Promise<void> {
         for (let i = 0; i < runs; i++) {
           for (let a = 0; a < live.length; a++) {
             const l = live[(a + i) % live.length]!
-            const r = await runJob(cleanup, l, job, seconds, 1000 + i)
+            const r = await runJob(cleanup, l, job, seconds, 1000 + i, placement)
             const key = `${job.id}/${l.arm.id}`
             results.set(key, [...(results.get(key) ?? []), r])
             err(`${algorithm} ${job.name} ${l.arm.id} run ${i + 1}: ${fmt(r.mibps)} MiB/s, main ${fmt(r.mainUsPerPage, 2)} us/page, others ${fmt(r.othersPct, 0)}% CPU`)
@@ -212,7 +224,8 @@ async function main(): Promise<void> {
     cleanup.runSync()
   }
   process.stdout.write(`load average before: ${load0}; after: ${(readText('/proc/loadavg') ?? '').trim()}\n` +
-    `${runs} runs of ${seconds} s per arm and job, arms interleaved; fio 50% compressible, O_DIRECT, through losetup --direct-io=on\n\n` +
+    `${runs} runs of ${seconds} s per arm and job, arms interleaved; fio 50% compressible, O_DIRECT, through losetup --direct-io=on\n` +
+    `placement: ${placement.mode === 'split' ? `daemons on CPU ${placement.daemonCpus ?? ''}, kcompressd workers and fio on CPU ${placement.loadCpus ?? ''}` : 'unpinned'}\n\n` +
     rows.join('\n') + '\n')
 }
 

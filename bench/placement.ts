@@ -33,9 +33,13 @@ export function loadCommand(p: Placement, file: string, args: readonly string[])
   return p.loadCpus === null ? [file, [...args]] : ['taskset', ['-c', p.loadCpus, file, ...args]]
 }
 
-/** taskset arguments that move every thread of a running daemon to the daemon CPUs; null: leave it. */
-export function pinDaemonArgs(p: Placement, pid: number): string[] | null {
-  return p.daemonCpus === null ? null : ['-a', '-p', '-c', p.daemonCpus, String(pid)]
+/**
+ * The zramfuse daemon's own placement options: in split mode its kcompressd workers run on the load
+ * CPUs (fio there mostly waits for the device), apart from the main thread that answers requests,
+ * as the kernel's kcompressd runs apart from the writer. Same and none: where the daemon runs.
+ */
+export function kcompressdArgs(p: Placement): string[] {
+  return p.mode === 'split' && p.loadCpus !== null ? ['--kcompressd-cpus', p.loadCpus] : []
 }
 
 /** Repetition `rep` (1-based) runs the targets in this order: as listed on odd ones, reversed on even ones. */

@@ -20,7 +20,7 @@ import { type DataMix, DEFAULT_MIX, JOBS, type JobSpec, REAL_READ_JOBS, REAL_WRI
 import { DEFAULT_WEIGHTS, PAGE_SIZE, describeWeights, generateMix } from './mix'
 import { type MmStat, formatMmStat, parseMmStat } from './mmstat'
 import { type BenchOptions, USAGE, parseBenchArgs, realDirCandidates } from './options'
-import { type Placement, loadCommand, orderFor, pinDaemonArgs, planPlacement } from './placement'
+import { type Placement, kcompressdArgs, loadCommand, orderFor, planPlacement } from './placement'
 import { buildCharts, mmStatDiffLines, renderReport, summarySection } from './report'
 import { type BenchResults, type DatasetInfo, type FidelityEntry, type MemoryEntry, type PerfCell, type PerfRun, RESULTS_VERSION, type TargetInfo } from './results'
 import { formatBytes } from './size'
@@ -290,12 +290,6 @@ interface Up {
   base: string
 }
 
-/** Move every thread of a daemon to the daemon CPUs (threads it starts later inherit it). */
-async function pinDaemon(ctx: Ctx, d: DaemonProc): Promise<void> {
-  const args = pinDaemonArgs(ctx.placement, d.pid)
-  if (args !== null) await must(ctx.cleanup, 'taskset', args, 30_000)
-}
-
 /** Start a target; `round` names its log (startDaemon waits for a ready line in it: one log per daemon). */
 async function startTarget(ctx: Ctx, t: TargetSpec, round: number): Promise<Up> {
   const { opts, cleanup } = ctx
@@ -307,9 +301,9 @@ async function startTarget(ctx: Ctx, t: TargetSpec, round: number): Promise<Up> 
   mkdirSync(mount, { recursive: true })
   const args = t.kind === 'ceiling'
     ? ['--mount', mount, '--size', String(opts.disksize)]
-    : ['start', '--mount', mount, '--disksize', String(opts.disksize), ...daemonArgs(t)]
-  const daemon = await startDaemon(cleanup, t.kind, t.kind === 'ceiling' ? CEILING : CLI, args, mount, join(ctx.work, `${t.id}-${round}.log`), ctx.pidsFile)
-  await pinDaemon(ctx, daemon)
+    : ['start', '--mount', mount, '--disksize', String(opts.disksize), ...daemonArgs(t), ...kcompressdArgs(ctx.placement)]
+  const daemon = await startDaemon(cleanup, t.kind, t.kind === 'ceiling' ? CEILING : CLI, args, mount, join(ctx.work, `${t.id}-${round}.log`), ctx.pidsFile,
+    ctx.placement.daemonCpus)
   const w = daemon.ready['workers']
   const info = ctx.results.targets.find((x) => x.id === t.id)
   if (info && typeof w === 'number') info.workers = w
@@ -626,7 +620,8 @@ async function main(): Promise<number> {
   }
   const placement = planPlacement(opts.pin, cpus().length)
   results.config.placement = placement.mode === 'none' ? 'none: the scheduler places daemons and fio'
-    : `${placement.mode}: daemons on CPU ${placement.daemonCpus ?? ''}, fio and dd on CPU ${placement.loadCpus ?? ''} (taskset)`
+    : `${placement.mode}: daemons on CPU ${placement.daemonCpus ?? ''}, fio and dd on CPU ${placement.loadCpus ?? ''} (taskset)` +
+      (kcompressdArgs(placement).length > 0 ? `; kcompressd workers on CPU ${placement.loadCpus ?? ''} (--kcompressd-cpus)` : '')
   const ctx: Ctx = {
     opts, jobs: opts.jobs === null ? JOBS : JOBS.filter((j) => opts.jobs?.includes(j.id)), cleanup, progress: new Progress(0), results, work, shm, pidsFile: join(work, 'pids'),
     placement, mix: DEFAULT_MIX, real: null, kernelOk: false,

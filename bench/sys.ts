@@ -191,13 +191,16 @@ export async function must(cleanup: Cleanup, file: string, args: string[], timeo
 /**
  * Start a daemon (zramfuse or the ceiling) in its own process group, so a Ctrl-C on the terminal
  * reaches only us and we stop things in order. Its stderr goes to a file, never to a pipe we could
- * fail to drain. Resolves once it logs "event":"ready".
+ * fail to drain. Resolves once it logs "event":"ready". `cpus`: a taskset CPU list the daemon starts on
+ * (every thread it creates inherits it; taskset execs node, so the pid is the daemon's).
  */
-export async function startDaemon(cleanup: Cleanup, kind: 'ceiling' | 'zramfuse', script: string, args: string[], mount: string, logPath: string, pidsFile: string): Promise<DaemonProc> {
+export async function startDaemon(cleanup: Cleanup, kind: 'ceiling' | 'zramfuse', script: string, args: string[], mount: string, logPath: string, pidsFile: string,
+  cpus: string | null = null): Promise<DaemonProc> {
   const fd = openSync(logPath, 'a')
   let child: ChildProcess
   try {
-    child = spawn(process.execPath, [script, ...args], { detached: true, stdio: ['ignore', 'ignore', fd], cwd: cleanup.workDir })
+    const [file, argv] = cpus === null ? [process.execPath, [script, ...args]] : ['taskset', ['-c', cpus, process.execPath, script, ...args]]
+    child = spawn(file, argv, { detached: true, stdio: ['ignore', 'ignore', fd], cwd: cleanup.workDir })
   } finally {
     closeSync(fd)
   }

@@ -9,6 +9,7 @@ import { watch } from './watch'
 
 const USAGE = `usage:
   zramfuse start --mount DIR [--disksize SIZE] [--algorithm lz4|zstd] [--mem-limit SIZE] [--workers N] [--fifo-size PAGES]
+                 [--kcompressd-cpus LIST]
                  [--backing-file PATH [--writeback-format page|compressed|packed] [--shrinker] [--pool-limit SIZE]]
                  [--no-mlock] [--log-level LEVEL]
   zramfuse start --mount DIR --config FILE     (a zram-generator.conf: devices, swap, mkfs + mount)
@@ -63,6 +64,7 @@ async function main(argv: string[]): Promise<number> {
         'mem-limit': { type: 'string' },
         workers: { type: 'string' },
         'fifo-size': { type: 'string' },
+        'kcompressd-cpus': { type: 'string' },
         'backing-file': { type: 'string' },
         'writeback-format': { type: 'string' },
         shrinker: { type: 'boolean', default: false },
@@ -103,7 +105,7 @@ async function main(argv: string[]): Promise<number> {
         })
       }
       await start({ config: v.config, metrics: v.metrics, pidFile: v['pid-file'], ready: readyChannel, mount: v.mount, disksize: v.disksize, algorithm: v.algorithm,
-        memLimit: v['mem-limit'], workers: v.workers, fifoSize: v['fifo-size'], logLevel: v['log-level'] ?? 'info',
+        memLimit: v['mem-limit'], workers: v.workers, fifoSize: v['fifo-size'], kcompressdCpus: v['kcompressd-cpus'], logLevel: v['log-level'] ?? 'info',
         backingFile: v['backing-file'], writebackFormat: v['writeback-format'], shrinker: v.shrinker, poolLimit: v['pool-limit'],
         mlock: v['no-mlock'] === true ? false : undefined })
       return -1 // keep running until a signal

@@ -1,6 +1,6 @@
 /**
  * The native/memlock addon (native/memlock/memlock.c, built by scripts/build-memlock.sh): prctl's
- * IO_FLUSHER and mlockall, which Node does not expose. Calls answer 0 or an errno number.
+ * IO_FLUSHER, mlockall and sched_setaffinity, which Node does not expose. Calls answer 0 or an errno number.
  */
 import { existsSync } from 'node:fs'
 import { constants } from 'node:os'
@@ -22,6 +22,8 @@ export interface MemlockAddon {
    * descriptors beyond stdio the new image keeps (e.g. `start --background`'s readiness pipe).
    */
   execve(file: string, argv: readonly string[], env: readonly string[], keepFds?: readonly number[]): number
+  /** sched_setaffinity(tid, cpus): 0 or errno (tid 0: the calling thread) */
+  setAffinity(tid: number, cpus: readonly number[]): number
   readonly MCL_CURRENT: number
   readonly MCL_FUTURE: number
   readonly MCL_ONFAULT: number
@@ -47,7 +49,7 @@ export function madviseShimPath(): string {
 function isAddon(m: unknown): m is MemlockAddon {
   if (typeof m !== 'object' || m === null) return false
   const o = m as Record<string, unknown>
-  return ['setIoFlusher', 'getIoFlusher', 'mlockall', 'munlockall', 'probeDontneedLocked', 'execve'].every((f) => typeof o[f] === 'function') &&
+  return ['setIoFlusher', 'getIoFlusher', 'mlockall', 'munlockall', 'probeDontneedLocked', 'execve', 'setAffinity'].every((f) => typeof o[f] === 'function') &&
     ['MCL_CURRENT', 'MCL_FUTURE', 'MCL_ONFAULT'].every((c) => Number.isInteger(o[c]))
 }
 

@@ -22,6 +22,7 @@ import { ConfigError } from './config/ini'
 import { hostMemTotalMb, loadConfig, type ZramConfig } from './config/zram-generator'
 import { parseListenAddress, serveMetrics, ZramMetrics } from './metrics'
 import { Notifier } from './notify'
+import { placeKcompressdWorkers } from './kcompressd-cpus'
 import { EXIT_CONFIG, EXIT_STALE_ATTACHMENTS, StartError, staleAttachments } from './service-guard'
 import { setUpDevices, tearDownDevices, type ManagedAttachment } from './setup-devices'
 import { rmSync, writeFileSync } from 'node:fs'
@@ -38,6 +39,8 @@ export interface StartOptions {
   workers?: string | undefined
   /** kcompressd FIFO length in pages (default 256) */
   fifoSize?: string | undefined
+  /** CPU list for every kcompressd worker thread (kcompressd-cpus.ts); default: the daemon's CPUs */
+  kcompressdCpus?: string | undefined
   /** zram0's backing_dev: the lower file for writeback (created 0600 when missing). */
   backingFile?: string | undefined
   /** page (the kernel's default), compressed (writeback_compressed=1) or packed (ours). */
@@ -138,6 +141,14 @@ export async function start(opts: StartOptions): Promise<void> {
 
   const workers = opts.workers === undefined ? 'auto' : intOption('workers', opts.workers, 0, 0, MAX_WORKERS)
   const fifoSize = intOption('fifo-size', opts.fifoSize, DEFAULT_FIFO_SIZE, 1, MAX_FIFO_SIZE)
+  if (opts.kcompressdCpus !== undefined) {
+    // Before any worker starts: every one is placed as it comes up.
+    try {
+      placeKcompressdWorkers(opts.kcompressdCpus, log)
+    } catch (err) {
+      throw new StartError((err as Error).message, EXIT_CONFIG)
+    }
+  }
   const devices = new DeviceSet({ workers, fifoSize, log })
   const zram0 = devices.add()
   if (opts.algorithm !== undefined) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build native/memlock from source, offline, with node-gyp, into native/memlock/build/Release/:
-#   memlock.node        prctl PR_SET_IO_FLUSHER, mlockall, execve for the daemon (memlock.c)
+#   memlock.node        prctl PR_SET_IO_FLUSHER, mlockall, execve, sched_setaffinity for the daemon (memlock.c)
 #   madvise-locked.so   the LD_PRELOAD shim that lets V8 run under mlockall (madvise-locked.c)
 # Run by `npm ci` / `npm install` as part of the root package's postinstall and by scripts/setup.sh;
 # safe to run by hand at any time.
@@ -42,7 +42,7 @@ command -v node >/dev/null 2>&1 || die "node is not on PATH"
 verify() {
   node -e '
     const m = require(process.argv[1])
-    for (const f of ["setIoFlusher", "getIoFlusher", "mlockall", "munlockall", "probeDontneedLocked", "execve"]) {
+    for (const f of ["setIoFlusher", "getIoFlusher", "mlockall", "munlockall", "probeDontneedLocked", "execve", "setAffinity"]) {
       if (typeof m[f] !== "function") { console.error(process.argv[1] + " has no " + f + "()"); process.exit(1) }
     }
     if (![m.MCL_CURRENT, m.MCL_FUTURE, m.MCL_ONFAULT].every(Number.isInteger)) { console.error("MCL_* missing"); process.exit(1) }

@@ -7,6 +7,7 @@
  *   munlockall()      munlockall()                             -> 0 or errno
  *   probeDontneedLocked()  can a locked page be dropped with MADV_DONTNEED_LOCKED -> 0 or errno
  *   execve(file, argv, env)  replace the process image, same pid    -> errno (only on failure)
+ *   setAffinity(tid, cpus)   sched_setaffinity(tid) to the CPU numbers in cpus -> 0 or errno
  *   MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT                          the flag values
  *
  * PR_SET_IO_FLUSHER (Linux 5.6, needs CAP_SYS_RESOURCE) sets PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE
@@ -18,6 +19,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +190,33 @@ static napi_value do_execve(napi_env env, napi_callback_info info) {
   return int_value(env, err);
 }
 
+/* One thread (a kcompressd worker, by its tid) onto a set of CPUs; 0 is the calling thread. */
+static napi_value set_affinity(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t tid;
+  bool is_array = false;
+  uint32_t n = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_int32(env, argv[0], &tid) != napi_ok || tid < 0 ||
+      napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &n) != napi_ok || n == 0) {
+    napi_throw_type_error(env, NULL, "setAffinity(tid: number, cpus: number[]) needs a tid >= 0 and at least one CPU");
+    return NULL;
+  }
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    int32_t cpu;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok || napi_get_value_int32(env, v, &cpu) != napi_ok || cpu < 0 || cpu >= CPU_SETSIZE) {
+      napi_throw_range_error(env, NULL, "setAffinity: CPU numbers are 0..CPU_SETSIZE-1");
+      return NULL;
+    }
+    CPU_SET(cpu, &set);
+  }
+  return int_value(env, sched_setaffinity((pid_t)tid, sizeof set, &set) == 0 ? 0 : errno);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "setIoFlusher", NULL, set_io_flusher, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -196,6 +225,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "munlockall", NULL, do_munlockall, NULL, NULL, NULL, napi_enumerable, NULL },
     { "probeDontneedLocked", NULL, probe_dontneed_locked, NULL, NULL, NULL, napi_enumerable, NULL },
     { "execve", NULL, do_execve, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "setAffinity", NULL, set_affinity, NULL, NULL, NULL, napi_enumerable, NULL },
     { "MCL_CURRENT", NULL, NULL, NULL, NULL, int_value(env, MCL_CURRENT), napi_enumerable, NULL },
     { "MCL_FUTURE", NULL, NULL, NULL, NULL, int_value(env, MCL_FUTURE), napi_enumerable, NULL },
     { "MCL_ONFAULT", NULL, NULL, NULL, NULL, int_value(env, MCL_ONFAULT), napi_enumerable, NULL },

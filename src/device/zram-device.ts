@@ -32,7 +32,7 @@ export interface ZramDeviceOptions {
   /** Wall clock in ms (access times, `idle <age>`); tests pass a controllable one. */
   clockMs?: () => number
   /** kcompressd's policy and test hooks. */
-  kcompressd?: Pick<KcompressdOptions, 'inlineWhenCheaper' | 'delayMs' | 'fault'>
+  kcompressd?: Pick<KcompressdOptions, 'inlineWhenCheaper' | 'pollUs' | 'delayMs' | 'fault'>
 }
 
 /** Everything mm_stat, io_stat and debug_stat print, in bytes or pages as the kernel does. */
@@ -205,6 +205,15 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
 
   set inlineWhenCheaper(on: boolean) {
     this.kcompressd.inlineWhenCheaper = on
+  }
+
+  /** zramfuse/poll_us: how long an idle kcompressd worker polls before it sleeps until woken. */
+  get pollUs(): number {
+    return this.kcompressd.pollUs
+  }
+
+  set pollUs(us: number) {
+    this.kcompressd.pollUs = us
   }
 
   kcompressdStats(): KcompressdStats {

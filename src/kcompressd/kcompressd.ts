@@ -35,7 +35,7 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { type EventLog, silentLog } from '../log'
 import {
-  C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_SLEEPERS, C_SQ_TAIL, CLAIMED_BASE, type ConfigMessage, FREE, MAX_WORKER_IDS, PAGE_SIZE,
+  C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_POLL_US, C_SLEEPERS, C_SQ_TAIL, CLAIMED_BASE, type ConfigMessage, FREE, MAX_WORKER_IDS, PAGE_SIZE,
   RESULT_FAILED, RESULT_SKIPPED, W_CQ_TAIL, W_READY, W_RUN, W_RUNS, WORKER_WORDS, workerBase, type WorkerData, type WorkerFaults,
 } from './protocol'
 import { StagingRing } from './staging-ring'
@@ -43,6 +43,12 @@ import { StagingRing } from './staging-ring'
 export const DEFAULT_FIFO_SIZE = 256
 export const MAX_FIFO_SIZE = 65536
 export const MAX_WORKERS = 64
+/**
+ * How long a worker polls for the next page before it sleeps until woken (worker.ts, poll()):
+ * longer than the gap between requests of a busy writer, so one never pays a wake-up per request.
+ */
+export const DEFAULT_POLL_US = 1000
+export const MAX_POLL_US = 1_000_000
 
 /**
  * The one place the default worker count is decided. On two cores or fewer it follows the
@@ -57,6 +63,16 @@ export function defaultWorkers(algorithm: string): number {
   const cores = availableParallelism()
   if (cores <= 2) return algorithm === 'zstd' ? 1 : 0
   return Math.min(4, cores - 1)
+}
+
+/**
+ * Called with the kernel thread id of every kcompressd worker that starts (any device), e.g. to place
+ * it on CPUs of its own (daemon: --kcompressd-cpus). Process-wide, as CPU placement is.
+ */
+let workerThreadHook: ((tid: number, device: number, worker: number) => void) | null = null
+
+export function onWorkerThread(hook: ((tid: number, device: number, worker: number) => void) | null): void {
+  workerThreadHook = hook
 }
 
 /** What kcompressd needs from the device that owns it. */
@@ -89,6 +105,8 @@ export interface KcompressdOptions {
   log?: EventLog
   /** Compress a request inline when every worker sleeps and waking one costs more (default true). */
   inlineWhenCheaper?: boolean
+  /** Microseconds an idle worker polls before it sleeps until woken (default DEFAULT_POLL_US; 0: sleep at once). */
+  pollUs?: number
   /** Test hook: every worker sleeps this long before each page (cut short when it is stopped). */
   delayMs?: number
   /** Test hook: every `every`-th page a worker claims throws in it or ends its thread. */
@@ -222,6 +240,7 @@ export class Kcompressd {
     this.target = checkWorkers(opts.workers)
     this.inlineWhenCheaper = opts.inlineWhenCheaper ?? true
     this.ring = new StagingRing(checkFifoSize(opts.fifoSize ?? DEFAULT_FIFO_SIZE))
+    this.pollUs = opts.pollUs ?? DEFAULT_POLL_US
     this.config = { gen: 0, algorithm: host.algorithm, level: host.compressionLevel, dict: host.compressionDict }
   }
 
@@ -236,6 +255,16 @@ export class Kcompressd {
 
   get fifoSize(): number {
     return this.ring.size
+  }
+
+  /** zramfuse/poll_us: read by the workers from shared memory, so a change applies at their next idle. */
+  get pollUs(): number {
+    return Atomics.load(this.ring.meta, C_POLL_US)
+  }
+
+  set pollUs(us: number) {
+    if (!Number.isInteger(us) || us < 0 || us > MAX_POLL_US) throw new RangeError(`poll ${us} us out of range 0..${MAX_POLL_US}`)
+    Atomics.store(this.ring.meta, C_POLL_US, us)
   }
 
   /** Slots in use (staged and not yet committed or dropped). */
@@ -403,7 +432,9 @@ export class Kcompressd {
     if (this.ring.depth !== 0) throw new Error('kcompressd: fifo_size changed while pages are staged')
     const wasRunning = this.running > 0
     for (const h of this.handles) if (!h.stopping) this.stopWorker(h)
+    const pollUs = this.pollUs
     this.ring = new StagingRing(n)
+    this.pollUs = pollUs
     this.full = false
     if (wasRunning) this.spawnWorkers()
   }
@@ -494,6 +525,10 @@ export class Kcompressd {
     thread.on('error', (err) => this.log.error({ event: 'kcompressd_worker_error', device: `zram${this.host.id}`, worker: id, err: String(err) },
       'a kcompressd worker thread threw'))
     thread.on('exit', (code) => this.workerExited(h, code))
+    thread.on('message', (m: unknown) => {
+      const tid = (m as { tid?: unknown } | null)?.tid
+      if (typeof tid === 'number' && Number.isInteger(tid) && tid > 0) workerThreadHook?.(tid, this.host.id, id)
+    })
   }
 
   private stopWorker(h: WorkerHandle): void {

@@ -34,6 +34,11 @@ export const C_MAIN_SEQ = 3
 export const C_MAIN_ARMED = 4
 /** Generation of the codec parameters; a worker that sees a new one reads its ConfigMessage. */
 export const C_CONFIG_GEN = 5
+/**
+ * Microseconds a worker keeps polling for pages (short timed waits, not counted in C_SLEEPERS)
+ * after its queue ran empty, before it sleeps until notified; 0: sleep at once.
+ */
+export const C_POLL_US = 6
 const CONTROL_WORDS = 8
 
 /** Per-worker words: meta[workerBase(id) + W_*]. */

@@ -5,7 +5,7 @@ import { parseBool, parseU32 } from './parse'
 import { Errno, ErrnoError } from '../errno'
 import { writebackExtensionAttributes } from './writeback-attributes'
 import { recompressExtensionAttributes } from './recompress-attributes'
-import { MAX_FIFO_SIZE, MAX_WORKERS, type KcompressdStats } from '../kcompressd/kcompressd'
+import { MAX_FIFO_SIZE, MAX_POLL_US, MAX_WORKERS, type KcompressdStats } from '../kcompressd/kcompressd'
 
 /** A read-only kcompressd counter, one value per file. */
 function counter(name: string, key: keyof KcompressdStats): Attribute<ZramDevice> {
@@ -69,6 +69,19 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
     store: (dev, text) => {
       // kstrtobool, as shrinker_enabled.
       dev.inlineWhenCheaper = parseBool(text)
+    },
+  },
+  {
+    // Microseconds an idle worker keeps polling for pages (timed waits) before it sleeps until
+    // woken (default 1000): a writer never pays a wake-up while its requests come closer than this.
+    // 0: sleep at once (every idle-to-busy turn costs the writer an Atomics.notify).
+    name: 'poll_us',
+    mode: MODE_RW,
+    show: (dev) => formatU64(dev.pollUs),
+    store: (dev, text) => {
+      const v = parseU32(text, 10)
+      if (v > MAX_POLL_US) throw new ErrnoError(Errno.EINVAL, `poll_us must be 0..${MAX_POLL_US}`)
+      dev.pollUs = v
     },
   },
   // Staged pages not yet committed (queued + in flight).

@@ -1,7 +1,7 @@
 // The A/A significance logic (bench/noise.ts) and its place in the report, on recorded numbers.
 import t from 'tap'
 import { aaBand, classify, factor, fmtBand } from '../../bench/noise'
-import { orderFor, loadCommand, pinDaemonArgs, planPlacement } from '../../bench/placement'
+import { orderFor, loadCommand, kcompressdArgs, planPlacement } from '../../bench/placement'
 import { aaBandFor, asyncInlinePairs, fmtAa, fmtRatioVsNoise, perfTable, renderReport, workersTable } from '../../bench/report'
 import { findJob } from '../../bench/jobs'
 import type { BenchResults, PerfRun } from '../../bench/results'
@@ -101,7 +101,9 @@ t.test('placement: split pins daemons to CPU 0 and the load to the rest', async 
   t.same(two, { mode: 'split', daemonCpus: '0', loadCpus: '1', note: null })
   t.equal(planPlacement('split', 8).loadCpus, '1-7')
   t.same(loadCommand(two, 'fio', ['--name=x']), ['taskset', ['-c', '1', 'fio', '--name=x']])
-  t.same(pinDaemonArgs(two, 42), ['-a', '-p', '-c', '0', '42'], 'every thread of the daemon')
+  t.same(kcompressdArgs(two), ['--kcompressd-cpus', '1'], 'split: kcompressd workers on the load CPUs')
+  t.same(kcompressdArgs(planPlacement('split', 8)), ['--kcompressd-cpus', '1-7'])
+  t.same(kcompressdArgs(planPlacement('same', 2)), [], 'same: the workers stay with the daemon')
   const one = planPlacement('split', 1)
   t.equal(one.mode, 'none')
   t.match(one.note, /needs 2 CPUs/)
@@ -109,7 +111,7 @@ t.test('placement: split pins daemons to CPU 0 and the load to the rest', async 
   t.same(planPlacement('same', 1).daemonCpus, '0')
   const none = planPlacement('none', 2)
   t.same(loadCommand(none, 'dd', ['if=a']), ['dd', ['if=a']])
-  t.equal(pinDaemonArgs(none, 42), null)
+  t.same(kcompressdArgs(none), [])
 })
 
 t.test('orderFor: reversed on even repetitions', async (t) => {

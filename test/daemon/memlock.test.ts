@@ -127,6 +127,7 @@ function fake(answers: { set?: number; get?: number; mlock?: number; probe?: num
     munlockall: () => 0,
     probeDontneedLocked: () => answers.probe ?? 0,
     execve: (file, argv, env) => { exec.push({ file, argv, env }); return 1 },
+    setAffinity: () => 0,
   }
 }
 

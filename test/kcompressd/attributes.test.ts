@@ -40,6 +40,21 @@ t.test('inline_when_cheaper: a kstrtobool, 1 by default', async (t) => {
   t.equal(await store(dev, 'inline_when_cheaper', ''), Errno.EINVAL)
 })
 
+t.test('poll_us: 0..1000000 microseconds, 1000 by default, kept when fifo_size replaces the ring', async (t) => {
+  const dev = new ZramDevice(0, { workers: 1 })
+  t.teardown(() => dev.close())
+  t.equal(show(dev, 'poll_us'), '1000\n')
+  t.equal(await store(dev, 'poll_us', '0\n'), null, '0: an idle worker sleeps at once')
+  t.equal(show(dev, 'poll_us'), '0\n')
+  t.equal(await store(dev, 'poll_us', '1000000'), null)
+  t.equal(await store(dev, 'poll_us', '1000001'), Errno.EINVAL, 'over a second')
+  t.equal(await store(dev, 'poll_us', '-1'), Errno.EINVAL, 'kstrtouint refuses a sign')
+  t.equal(await store(dev, 'poll_us', '4294967296'), Errno.ERANGE, 'kstrtouint overflow')
+  t.equal(await store(dev, 'poll_us', '250'), null)
+  t.equal(await store(dev, 'fifo_size', '64'), null)
+  t.equal(show(dev, 'poll_us'), '250\n', 'the new ring keeps the setting')
+})
+
 t.test('fifo_size: EBUSY while a worker holds a page, accepted once it is committed', async (t) => {
   const dev = new ZramDevice(0, { workers: 1, kcompressd: { delayMs: 600_000 } })
   t.teardown(() => dev.close())

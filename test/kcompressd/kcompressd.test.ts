@@ -148,6 +148,30 @@ for (const algorithm of ['lz4', 'zstd']) {
   })
 }
 
+t.test('an idle worker polls for poll_us: paced requests wake it once, not once each (poll_us 0: once each)', async (t) => {
+  const rand = prng(seed ^ 0x9011)
+  const REQUESTS = 20
+  const wakeups = async (pollUs: number): Promise<number> => {
+    const dev = device(t, 'lz4', { workers: 1, kcompressd: { inlineWhenCheaper: false, pollUs } })
+    await warm(dev)
+    for (let i = 0; i < REQUESTS; i++) {
+      const page = makePage('text', rand)
+      await dev.write(page, i * PAGE)
+      // The worker commits it and goes idle before the next request (drain waits for the idle turn).
+      await dev.drain()
+      t.same(await read(dev, PAGE, i * PAGE), page, `page ${i} reads back (poll_us ${pollUs})`)
+    }
+    const st = dev.kcompressdStats()
+    t.equal(st.completed, REQUESTS, `poll_us ${pollUs}: every page compressed by the worker`)
+    return st.workerWakeups
+  }
+  // poll_us 0: the worker sleeps as soon as the queue is empty, so every request after the first finds it asleep.
+  t.ok(await wakeups(0) >= REQUESTS - 1, 'poll_us 0: one wake-up per request')
+  // A 1 s window: the requests here come within milliseconds of each other (a stall of a second
+  // would end the window and cost one more wake-up: the bound allows two).
+  t.ok(await wakeups(1_000_000) <= 2, 'poll_us 1000000: the worker polled between requests, the writer did not wake it')
+})
+
 t.test('FIFO full: the writer compresses inline and never waits for the worker', async (t) => {
   const rand = prng(seed + 7)
   // The worker holds its first page until it is stopped: nothing can complete while we write.
