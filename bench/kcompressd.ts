@@ -9,6 +9,7 @@
  *                 costs the writer an Atomics.notify; the design before poll_us)
  *   w1-always     --workers 1, inline_when_cheaper 0: every page staged
  *   w2            --workers 2
+ *   wN-pollUS     --workers N, poll_us US (e.g. w1-poll200)
  * Placement (--pin): split (default): each daemon started on CPU 0 (every thread inherits it) with
  * --kcompressd-cpus 1, fio on CPU 1; none: the scheduler decides.
  * Every arm's daemon runs for the whole algorithm and the arms take turns job by job, run by run
@@ -61,6 +62,16 @@ const ARMS: Arm[] = [
   { id: 'w1-always', workers: 1, inlineWhenCheaper: false, pollUs: null },
   { id: 'w2', workers: 2, inlineWhenCheaper: true, pollUs: null },
 ]
+
+/** Arms named wN-pollUS (N workers, poll_us US) in --arms, e.g. w1-poll200. */
+function pollArms(text: string | undefined): Arm[] {
+  const out: Arm[] = []
+  for (const id of (text ?? '').split(',')) {
+    const m = /^w(\d+)-poll(\d+)$/.exec(id)
+    if (m !== null) out.push({ id, workers: Number(m[1]), inlineWhenCheaper: true, pollUs: Number(m[2]) })
+  }
+  return out
+}
 
 /** The kcompressd counters a run reads before and after. */
 const COUNTERS = ['queued', 'main_ns', 'inline_cheaper', 'inline_fallbacks', 'worker_wakeups', 'main_wakeups'] as const
@@ -152,7 +163,7 @@ async function main(): Promise<void> {
   const runs = Number(values.runs)
   const seconds = Number(values.seconds)
   const algorithms = (values.algorithms ?? '').split(',')
-  const arms = list(values.arms, ARMS, 'arm')
+  const arms = list(values.arms, [...ARMS, ...pollArms(values.arms)], 'arm')
   const jobs = list(values.jobs, JOBS, 'job')
   if (!arms.some((a) => a.id === 'inline')) throw new Error('--arms must include inline: every ratio is against it')
 

@@ -51,17 +51,20 @@ export const DEFAULT_POLL_US = 1000
 export const MAX_POLL_US = 1_000_000
 
 /**
- * The one place the default worker count is decided. On two cores or fewer it follows the
- * algorithm, as measured there (bench/kcompressd.ts: loop device, one writer, arms interleaved):
- * with lz4 one worker was 0.8x inline on 128k and 1M writes (compressing a page inline costs about
- * what handing it over does, and the worker takes the core that FUSE, the loop device and fio
- * need), so 0; with zstd one worker was 1.2x inline at 4k QD1 and 1.3-1.9x on 128k and 1M writes,
- * and two workers were no better than one, so 1. With more cores: one per core beyond the one the
- * main thread and the FUSE threads need, up to 4 (not measured here: this machine has 2).
+ * The one place the default worker count is decided. On two cores or fewer: one worker, for lz4 and
+ * for zstd, as measured there (bench/kcompressd.ts, loop device, one writer, 2026-12-01, with idle
+ * workers polling after multi-page runs and the writer compressing single cheap pages itself):
+ * one lz4 worker against inline 0.97-1.00x at 4k QD1, 0.98x at QD32, 1.11-1.20x on 128k and
+ * 1.42-1.54x on 1M writes; zstd 1.02-1.07x at 4k and 1.9-2.5x on 128k and 1M. (Before polling, lz4
+ * was 0.8x inline on 128k and 1M, so it ran inline.) Two workers were no better than one on 2 cores.
+ * With more cores: one per core beyond the one the main thread and the FUSE threads need, up to 4
+ * (not measured here: this machine has 2).
  */
+const TWO_CORE_WORKERS: Readonly<Record<string, number>> = { lz4: 1, zstd: 1 }
+
 export function defaultWorkers(algorithm: string): number {
   const cores = availableParallelism()
-  if (cores <= 2) return algorithm === 'zstd' ? 1 : 0
+  if (cores <= 2) return TWO_CORE_WORKERS[algorithm] ?? 1
   return Math.min(4, cores - 1)
 }
 
@@ -301,8 +304,8 @@ export class Kcompressd {
 
   /**
    * A write request of `pages` pages begins: take finished results (freeing their slots) and
-   * decide whether its pages are staged or, every worker being asleep and the wake-up dearer than
-   * compressing them, compressed by the writer.
+   * decide whether its pages are staged or, a worker's wake-up being dearer than compressing
+   * them, compressed by the writer.
    */
   beginRequest(pages: number): void {
     this.stagedThisRequest = 0
@@ -317,7 +320,10 @@ export class Kcompressd {
     this.sampled = (x & (SAMPLE_EVERY - 1)) === 0
     const t0 = this.sampled ? performance.now() : 0
     this.collect()
-    if (this.inlineWhenCheaper && this.compressNsEst > 0 && pages * this.compressNsEst < this.wakeNsEst && this.allAsleep()) {
+    // Not only when every worker sleeps: a polling worker costs the writer no wake-up, but on this VM
+    // handing single lz4 pages to a worker on the other CPU still cost more than compressing them
+    // here (bench/kcompressd.ts, 4k QD1: 0.77-0.82x of inline with every page staged).
+    if (this.inlineWhenCheaper && this.compressNsEst > 0 && pages * this.compressNsEst < this.wakeNsEst) {
       this.requestInline = ++this.cheaperRun % PROBE_EVERY !== 0
     }
     if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
@@ -483,17 +489,6 @@ export class Kcompressd {
   private isReady(h: WorkerHandle): boolean {
     if (!h.ready) h.ready = Atomics.load(h.ring.meta, workerBase(h.id) + W_READY) === 1
     return h.ready
-  }
-
-  /** Every running worker is asleep (or about to be), none starting. */
-  private allAsleep(): boolean {
-    let running = 0
-    for (const h of this.handles) {
-      if (h.stopping) continue
-      if (!h.ready && !this.isReady(h)) return false
-      running++
-    }
-    return running > 0 && Atomics.load(this.ring.meta, C_SLEEPERS) >= running
   }
 
   private spawnWorkers(): void {

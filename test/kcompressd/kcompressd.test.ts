@@ -148,28 +148,31 @@ for (const algorithm of ['lz4', 'zstd']) {
   })
 }
 
-t.test('an idle worker polls for poll_us: paced requests wake it once, not once each (poll_us 0: once each)', async (t) => {
+t.test('an idle worker polls for poll_us after a multi-page run: paced requests wake it once, not once each', async (t) => {
   const rand = prng(seed ^ 0x9011)
   const REQUESTS = 20
-  const wakeups = async (pollUs: number): Promise<number> => {
+  const wakeups = async (pollUs: number, pagesPerRequest: number): Promise<number> => {
     const dev = device(t, 'lz4', { workers: 1, kcompressd: { inlineWhenCheaper: false, pollUs } })
     await warm(dev)
     for (let i = 0; i < REQUESTS; i++) {
-      const page = makePage('text', rand)
-      await dev.write(page, i * PAGE)
-      // The worker commits it and goes idle before the next request (drain waits for the idle turn).
+      const data = Buffer.concat(Array.from({ length: pagesPerRequest }, () => makePage('text', rand)))
+      const pos = i * pagesPerRequest * PAGE
+      await dev.write(data, pos)
+      // The worker commits them and goes idle before the next request (drain waits for the idle turn).
       await dev.drain()
-      t.same(await read(dev, PAGE, i * PAGE), page, `page ${i} reads back (poll_us ${pollUs})`)
+      t.same(await read(dev, data.length, pos), data, `request ${i} reads back (poll_us ${pollUs}, ${pagesPerRequest} pages)`)
     }
     const st = dev.kcompressdStats()
-    t.equal(st.completed, REQUESTS, `poll_us ${pollUs}: every page compressed by the worker`)
+    t.equal(st.completed, REQUESTS * pagesPerRequest, 'every page compressed by the worker')
     return st.workerWakeups
   }
   // poll_us 0: the worker sleeps as soon as the queue is empty, so every request after the first finds it asleep.
-  t.ok(await wakeups(0) >= REQUESTS - 1, 'poll_us 0: one wake-up per request')
+  t.ok(await wakeups(0, 8) >= REQUESTS - 1, 'poll_us 0: one wake-up per request')
   // A 1 s window: the requests here come within milliseconds of each other (a stall of a second
   // would end the window and cost one more wake-up: the bound allows two).
-  t.ok(await wakeups(1_000_000) <= 2, 'poll_us 1000000: the worker polled between requests, the writer did not wake it')
+  t.ok(await wakeups(1_000_000, 8) <= 2, '8-page requests: the worker polled between them, the writer did not wake it')
+  // Single pages do not start a poll (POLL_MIN_RUN): on this VM polling between them cost more than the wake-ups.
+  t.ok(await wakeups(1_000_000, 1) >= REQUESTS - 1, '1-page requests: the worker sleeps at once')
 })
 
 t.test('FIFO full: the writer compresses inline and never waits for the worker', async (t) => {
