@@ -51,16 +51,17 @@ export const DEFAULT_POLL_US = 1000
 export const MAX_POLL_US = 1_000_000
 
 /**
- * The one place the default worker count is decided. On two cores or fewer: one worker, for lz4 and
- * for zstd, as measured there (bench/kcompressd.ts, loop device, one writer, 2026-12-01, with idle
- * workers polling after multi-page runs and the writer compressing single cheap pages itself):
- * one lz4 worker against inline 0.97-1.00x at 4k QD1, 0.98x at QD32, 1.11-1.20x on 128k and
- * 1.42-1.54x on 1M writes; zstd 1.02-1.07x at 4k and 1.9-2.5x on 128k and 1M. (Before polling, lz4
- * was 0.8x inline on 128k and 1M, so it ran inline.) Two workers were no better than one on 2 cores.
- * With more cores: one per core beyond the one the main thread and the FUSE threads need, up to 4
- * (not measured here: this machine has 2).
+ * The one place the default worker count is decided. On two cores or fewer it follows the
+ * algorithm, as measured there on 2026-12-01 with idle workers polling after multi-page runs and
+ * the writer compressing cheap requests itself. zstd: one worker; against inline 1.00-1.07x at 4k,
+ * 1.9-2.4x on 128k and 1M writes (bench/kcompressd.ts, loop device), 2.09x / 1.73x on the block
+ * file (npm run bench); two workers were no better than one. lz4: inline; one worker split the
+ * measurements (loop device 0.96-0.99x at 4k, 0.97-1.20x on 128k, 1.54-1.68x on 1M; block file
+ * 0.85x with 4 writers at 4k, 1.18x on 128k, 0.88x on 1M, 1.27x on the real-data dd), so it does
+ * not win everywhere, and inline costs nothing where it loses. With more cores: one per core beyond
+ * the one the main thread and the FUSE threads need, up to 4 (not measured: this machine has 2).
  */
-const TWO_CORE_WORKERS: Readonly<Record<string, number>> = { lz4: 1, zstd: 1 }
+const TWO_CORE_WORKERS: Readonly<Record<string, number>> = { lz4: 0, zstd: 1 }
 
 export function defaultWorkers(algorithm: string): number {
   const cores = availableParallelism()
