@@ -174,14 +174,19 @@ function wakeMainIfArmed(): void {
   }
 }
 
-/** This thread's kernel id (the main thread may place it on CPUs: Kcompressd.onWorkerThread). */
+/** This thread's kernel id (the main thread may place it on CPUs: onWorkerThread), or 0 without /proc. */
 function threadId(): number {
-  // "/proc/thread-self" -> "PID/task/TID"
-  return Number(readlinkSync('/proc/thread-self').split('/').pop())
+  try {
+    // "/proc/thread-self" -> "PID/task/TID" (Linux 3.17)
+    return Number(readlinkSync('/proc/thread-self').split('/').pop()) || 0
+  } catch {
+    return 0
+  }
 }
 
-// The one message a worker sends: its thread id, for the CPU placement.
-parentPort?.postMessage({ tid: threadId() })
+// The one message a worker sends: its thread id, for the CPU placement (none: it runs where it is).
+const tid = threadId()
+if (tid > 0) parentPort?.postMessage({ tid })
 Atomics.store(meta, base + W_READY, 1)
 for (;;) {
   if (Atomics.load(meta, base + W_RUN) !== 1) break
