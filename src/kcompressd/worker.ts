@@ -39,12 +39,15 @@ for (let s = 0; s < n; s++) {
 /** One timed wait while polling (the kernel adds its timer slack, 50 us for a normal thread). */
 const POLL_STEP_MS = 0.05
 /**
- * Poll only after a run of this many pages: single pages (4k requests) sleep at once. Measured
+ * Poll only once this many pages came since the last sleep: single pages (4k requests) sleep at once. Measured
  * (bench/kcompressd.ts, lz4 4k QD1): a worker polling between single pages cost the writer more
  * than every wake-up it saved (0.77-0.79x of inline against 0.88-0.92x without polling).
  */
 const POLL_MIN_RUN = 4
-/** Pages taken since the worker last went idle. */
+/**
+ * Pages taken since the worker last slept until woken. Not since it last found the queue empty: a
+ * timed wait can end in the middle of a request and take only its first pages.
+ */
 let runPages = 0
 
 let config: ConfigMessage = data.config
@@ -122,12 +125,11 @@ function compressSlot(slot: number): void {
 
 /** Nothing queued: poll for a while, then sleep until the main thread queues something (or stops us); false when stopped. */
 function idle(): boolean {
-  const run = runPages
-  runPages = 0
-  if (run >= POLL_MIN_RUN && pollUs() > 0 && poll()) {
+  if (runPages >= POLL_MIN_RUN && pollUs() > 0 && poll()) {
     idleSince = true
     return Atomics.load(meta, base + W_RUN) === 1
   }
+  runPages = 0
   Atomics.add(meta, C_SLEEPERS, 1)
   const tail = Atomics.load(meta, C_SQ_TAIL)
   // Announced first, checked second: a page queued in between is seen here or notified.
