@@ -53,13 +53,14 @@ export const MAX_POLL_US = 1_000_000
 /**
  * The one place the default worker count is decided. On two cores or fewer it follows the
  * algorithm, as measured there on 2026-12-01 with idle workers polling after multi-page runs and
- * the writer compressing cheap requests itself. zstd: one worker; against inline 1.00-1.07x at 4k,
- * 1.9-2.4x on 128k and 1M writes (bench/kcompressd.ts, loop device), 2.09x / 1.73x on the block
- * file (npm run bench); two workers were no better than one. lz4: inline; one worker split the
- * measurements (loop device 0.96-0.99x at 4k, 0.97-1.20x on 128k, 1.54-1.68x on 1M; block file
- * 0.85x with 4 writers at 4k, 1.18x on 128k, 0.88x on 1M, 1.27x on the real-data dd), so it does
- * not win everywhere, and inline costs nothing where it loses. With more cores: one per core beyond
- * the one the main thread and the FUSE threads need, up to 4 (not measured: this machine has 2).
+ * the writer compressing cheap requests itself. zstd: one worker; against inline 1.00-1.49x at 4k
+ * and 1.7-2.4x on 128k and 1M writes (bench/kcompressd.ts, loop device), 1.02-1.18x at 4k and
+ * 1.6-2.1x on 128k and 1M on the block file (npm run bench, two runs); two workers were no better
+ * than one. lz4: inline; one worker split the measurements (loop device 0.86-0.99x at 4k, 0.97-1.22x
+ * on 128k, 1.54-1.70x on 1M; block file 0.85-0.91x with 4 writers at 4k, 1.08-1.18x on 128k,
+ * 0.86-0.88x on 1M), so it does not win everywhere, and inline costs nothing where it loses. With
+ * more cores: one per core beyond the one the main thread and the FUSE threads need, up to 4 (not
+ * measured: this machine has 2).
  */
 const TWO_CORE_WORKERS: Readonly<Record<string, number>> = { lz4: 0, zstd: 1 }
 
