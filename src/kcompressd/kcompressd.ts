@@ -54,7 +54,7 @@ export const MAX_POLL_US = 1_000_000
  * The one place the default worker count is decided. On two cores or fewer it follows the
  * algorithm, as measured there on 2026-12-01 with idle workers polling after multi-page runs and
  * the writer compressing cheap requests itself. zstd: one worker; against inline 1.00-1.49x at 4k
- * and 1.7-2.4x on 128k and 1M writes (bench/kcompressd.ts, loop device), 1.02-1.18x at 4k and
+ * and 1.7-2.4x on 128k and 1M writes (bench/kcompressd.ts, loop device), 0.90-1.18x at 4k and
  * 1.6-2.1x on 128k and 1M on the block file (npm run bench, two runs); two workers were no better
  * than one. lz4: inline; one worker split the measurements (loop device 0.86-0.99x at 4k, 0.97-1.22x
  * on 128k, 1.54-1.70x on 1M; block file 0.85-0.91x with 4 writers at 4k, 1.08-1.18x on 128k,
