@@ -70,22 +70,4 @@ for h in lz4.h zstd.h zstd_errors.h; do
   echo "#include <$h>" | "${CC:-cc}" -E -x c - >/dev/null 2>&1 ||
     die "the C header $h is missing (apt-get install liblz4-dev libzstd-dev, or run scripts/setup.sh as root)"
 done
-node_gyp="$(node_gyp_path)"
-nodedir="$(node_headers_dir)"
-
-log="$(mktemp "${TMPDIR:-/tmp}/zramfuse-codec-build.XXXXXX")"
-trap 'rm -f "$log"' EXIT
-start_ms=$(($(date +%s%N) / 1000000))
-if ! (cd "$DIR" && node "$node_gyp" rebuild --nodedir="$nodedir") >"$log" 2>&1; then
-  echo "----- node-gyp output (last 60 lines) -----" >&2
-  tail -n 60 "$log" >&2
-  echo "--------------------------------------------" >&2
-  die "node-gyp rebuild failed in $DIR (node-gyp $node_gyp, nodedir $nodedir)"
-fi
-[ -f "$BUILT" ] || die "node-gyp succeeded but $BUILT is missing"
-if ! what="$(verify 2>&1)"; then
-  echo "$what" >&2
-  die "the freshly built addon does not load or does not round-trip a page"
-fi
-took_ms=$(($(date +%s%N) / 1000000 - start_ms))
-say "built and verified: $what (node-gyp $((took_ms / 1000)).$(printf '%03d' $((took_ms % 1000)))s)"
+gyp_rebuild "$DIR" "$BUILT" codec

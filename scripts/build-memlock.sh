@@ -61,22 +61,4 @@ fi
 # shellcheck source=lib-node-gyp.sh
 . "$REPO/scripts/lib-node-gyp.sh"
 check_build_tools
-node_gyp="$(node_gyp_path)"
-nodedir="$(node_headers_dir)"
-
-log="$(mktemp "${TMPDIR:-/tmp}/zramfuse-memlock-build.XXXXXX")"
-trap 'rm -f "$log"' EXIT
-start_ms=$(($(date +%s%N) / 1000000))
-if ! (cd "$SRC" && node "$node_gyp" rebuild --nodedir="$nodedir") >"$log" 2>&1; then
-  echo "----- node-gyp output (last 60 lines) -----" >&2
-  tail -n 60 "$log" >&2
-  echo "--------------------------------------------" >&2
-  die "node-gyp rebuild failed in $SRC (node-gyp $node_gyp, nodedir $nodedir)"
-fi
-[ -f "$BUILT" ] || die "node-gyp succeeded but $BUILT is missing"
-if ! what="$(verify 2>&1)"; then
-  echo "$what" >&2
-  die "the freshly built $BUILT does not load"
-fi
-ms=$(($(date +%s%N) / 1000000 - start_ms))
-say "built and verified: $what (node-gyp $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s)"
+gyp_rebuild "$SRC" "$BUILT" memlock
