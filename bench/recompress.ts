@@ -18,14 +18,13 @@
  *   node dist/bench/recompress.js [--runs 3] [--real-dir /usr/share/doc] [--mix-mib 128] [--reads 20000]
  *                                 [--mount] [--fio-seconds 4] [--out FILE]
  */
-import { execFileSync } from 'node:child_process'
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ZramDevice } from '../src/device/zram-device'
 import { RECOMPRESS_IDLE } from '../src/device/recompressor'
 import { generateMix, prng } from './mix'
+import { readRealImage } from './real-image'
 import { parseFioOutput, runFigures } from './fio-parse'
 import { BENCH_TMP, Cleanup, run, startDaemon, stopDaemon } from './sys'
 
@@ -53,22 +52,6 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
-/** The fidelity bench's real-data image: mke2fs -d with fixed UUIDs, hash seed and time. */
-function realImage(dir: string): Dataset | null {
-  if (!existsSync(dir)) return null
-  const work = mkdtempSync(join(tmpdir(), 'zramfuse-recomp-bench-'))
-  try {
-    const used = Number(execFileSync('du', ['-s', '--block-size=1', dir], { encoding: 'utf8' }).split(/\s/)[0])
-    const mib = Math.ceil((used * 1.3) / MiB) + 16
-    const path = join(work, 'real.img')
-    execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', '-U', '6a1c2b3d-0000-4000-8000-000000000001',
-      '-E', 'hash_seed=6a1c2b3d-0000-4000-8000-000000000002,root_owner=0:0', '-d', dir, path, `${mib}M`],
-    { stdio: 'pipe', env: { ...process.env, E2FSPROGS_FAKE_TIME: '1700000000' } })
-    return { name: `ext4 image of ${dir} (${mib} MiB)`, data: readFileSync(path) }
-  } finally {
-    rmSync(work, { recursive: true, force: true })
-  }
-}
 
 export interface ColdRow {
   dataset: string
@@ -190,7 +173,7 @@ function kernelNote(): string {
 
 async function main(): Promise<void> {
   const datasets: Dataset[] = []
-  const real = realImage(values['real-dir'] as string)
+  const real = readRealImage(values['real-dir'] as string)
   if (real) datasets.push(real)
   const mixMib = Number(values['mix-mib'])
   datasets.push({ name: `generated mix (${mixMib} MiB)`, data: generateMix((mixMib * MiB) / 4096, SEED).data })

@@ -15,6 +15,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { cpus, release, totalmem } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { runCodecBench } from './codecs'
+import { dirBytes, mkfsImage } from './real-image'
 import { parseFioOutput, runFigures } from './fio-parse'
 import { type DataMix, DEFAULT_MIX, JOBS, type JobSpec, REAL_READ_JOBS, REAL_WRITE_JOB, churnArgs, describeMix, fioArgs, jobDirection, jobUnit, jobValue, prefillArgs } from './jobs'
 import { DEFAULT_WEIGHTS, PAGE_SIZE, describeWeights, generateMix } from './mix'
@@ -112,7 +113,7 @@ function makeRealDataset(ctx: Ctx): Dataset | null {
   }
   let used = 0
   try {
-    used = Number(execFileSync('du', ['-s', '--block-size=1', dir], { encoding: 'utf8', timeout: 120_000 }).split(/\s/)[0])
+    used = dirBytes(dir)
   } catch (e) {
     note(ctx, `du ${dir} failed (${String(e)}): real-data pass skipped`)
     return null
@@ -125,9 +126,7 @@ function makeRealDataset(ctx: Ctx): Dataset | null {
       return null
     }
     try {
-      execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', '-U', '6a1c2b3d-0000-4000-8000-000000000001',
-        '-E', 'hash_seed=6a1c2b3d-0000-4000-8000-000000000002,root_owner=0:0', '-d', dir, path, `${mib}M`],
-      { stdio: 'pipe', timeout: 300_000, env: { ...process.env, E2FSPROGS_FAKE_TIME: '1700000000' } })
+      mkfsImage(dir, path, mib)
       return {
         id: 'real', title: `ext4 image of ${dir}`, bytes: mib * 2 ** 20, counts: null, path,
         source: `mke2fs -t ext4 -d ${dir} (${formatBytes(used)} of files in a ${mib} MiB image; fixed UUID, hash seed and time)`,

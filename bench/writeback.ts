@@ -15,12 +15,12 @@
  *
  *   node dist/bench/writeback.js [--runs 3] [--dir /var/tmp] [--real-dir /usr/share/doc] [--out FILE]
  */
-import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ZramDevice } from '../src/device/zram-device'
 import { generateMix } from './mix'
+import { readRealImage } from './real-image'
 import { WB_IDLE } from '../src/shrinker/writeback-request'
 
 const { values } = parseArgs({
@@ -47,19 +47,6 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]
 }
 
-/** The fidelity bench's real-data image: mke2fs -d with fixed UUIDs, hash seed and time. */
-function realImage(work: string, dir: string): Dataset | null {
-  if (!existsSync(dir)) return null
-  const used = Number(execFileSync('du', ['-s', '--block-size=1', dir], { encoding: 'utf8' }).split(/\s/)[0])
-  const mib = Math.ceil((used * 1.3) / MiB) + 16
-  const path = join(work, 'real.img')
-  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', '-U', '6a1c2b3d-0000-4000-8000-000000000001',
-    '-E', 'hash_seed=6a1c2b3d-0000-4000-8000-000000000002,root_owner=0:0', '-d', dir, path, `${mib}M`],
-  { stdio: 'pipe', env: { ...process.env, E2FSPROGS_FAKE_TIME: '1700000000' } })
-  const data = readFileSync(path)
-  rmSync(path)
-  return { name: `ext4 image of ${dir} (${mib} MiB)`, data }
-}
 
 async function fill(dev: ZramDevice, data: Buffer, latencies?: number[]): Promise<number> {
   const t0 = performance.now()
@@ -180,7 +167,7 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(values.dir as string, 'zramfuse-wb-bench-'))
   try {
     const datasets: Dataset[] = []
-    const real = realImage(work, values['real-dir'] as string)
+    const real = readRealImage(values['real-dir'] as string)
     if (real) datasets.push(real)
     const mix = generateMix((128 * MiB) / 4096, 20261201)
     datasets.push({ name: 'generated mix (128 MiB)', data: mix.data })
