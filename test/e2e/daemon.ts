@@ -54,6 +54,25 @@ export interface Daemon {
   mmStat(): MmStat
 }
 
+/** An attribute of zram0 as read(2) returns it. */
+export function readAttr(d: Daemon, name: string): string {
+  return readFileSync(join(d.sys, name), 'utf8')
+}
+
+/** A one-number attribute of zram0. */
+export function attrNumber(d: Daemon, name: string): number {
+  return Number(readAttr(d, name).trim())
+}
+
+/**
+ * Write an attribute the way a shell does (echo value > attr); resolves with the exit code and
+ * stderr. bash, because dash's echo reports every failed write as "I/O error" whatever the errno.
+ */
+export async function echoAttr(d: Daemon, name: string, value: string): Promise<{ code: number | null; stderr: string }> {
+  const r = await run('/bin/bash', ['-c', 'echo "$1" > "$2"', 'bash', value, join(d.sys, name)])
+  return { code: r.code, stderr: r.stderr }
+}
+
 export const CLI = process.env.ZRAMFUSE_E2E_CLI ?? join(REPO, 'dist', 'daemon', 'cli.js')
 
 /** The environment for the daemon and CLI: without tap's coverage hooks (they slow the hot path). */

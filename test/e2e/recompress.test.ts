@@ -6,46 +6,33 @@
 //   recompressed half back: single-page and 16-page units, kcompressd off and on.
 import t from 'tap'
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs'
-import { join } from 'node:path'
-import { canRunE2E, startDaemon, type Daemon } from './daemon'
+import { attrNumber, canRunE2E, echoAttr, readAttr, startDaemon } from './daemon'
 import { run } from './util'
 
 const MiB = 1024 * 1024
 
-function attr(d: Daemon, name: string): string {
-  return readFileSync(join(d.sys, name), 'utf8')
-}
-function num(d: Daemon, name: string): number {
-  return Number(attr(d, name).trim())
-}
-/** echo value > attr, as bash does it (dash reports every failed write as "I/O error"). */
-async function echo(d: Daemon, name: string, value: string): Promise<{ code: number | null; stderr: string }> {
-  const r = await run('/bin/bash', ['-c', 'echo "$1" > "$2"', 'bash', value, join(d.sys, name)])
-  return { code: r.code, stderr: r.stderr }
-}
-
 if (canRunE2E(t)) {
   t.test('recomp_algorithm, algorithm_params priority=N and recompress through the shell', async (t) => {
     const d = await startDaemon({ disksize: null, test: t, extraArgs: ['--workers', '0'] })
-    t.equal(attr(d, 'recomp_algorithm'), '', 'nothing configured')
-    t.equal((await echo(d, 'recomp_algorithm', 'algo=zstd')).code, 0)
-    t.equal((await echo(d, 'recomp_algorithm', 'algo=lz4 priority=2')).code, 0)
-    t.equal(attr(d, 'recomp_algorithm'), '#1: lz4 [zstd] \n#2: [lz4] zstd \n')
-    let r = await echo(d, 'recomp_algorithm', 'algo=zstd priority=4')
+    t.equal(readAttr(d, 'recomp_algorithm'), '', 'nothing configured')
+    t.equal((await echoAttr(d, 'recomp_algorithm', 'algo=zstd')).code, 0)
+    t.equal((await echoAttr(d, 'recomp_algorithm', 'algo=lz4 priority=2')).code, 0)
+    t.equal(readAttr(d, 'recomp_algorithm'), '#1: lz4 [zstd] \n#2: [lz4] zstd \n')
+    let r = await echoAttr(d, 'recomp_algorithm', 'algo=zstd priority=4')
     t.match(r.stderr, /Invalid argument/, 'priority 4: EINVAL')
-    r = await echo(d, 'recomp_algorithm', `algo=${'x'.repeat(130)}`)
+    r = await echoAttr(d, 'recomp_algorithm', `algo=${'x'.repeat(130)}`)
     t.match(r.stderr, /Argument list too long/, 'a long name: E2BIG')
-    t.equal((await echo(d, 'algorithm_params', 'algo=zstd level=9')).code, 0, 'algorithm_params algo= finds priority 1')
-    r = await echo(d, 'recompress', 'type=idle')
+    t.equal((await echoAttr(d, 'algorithm_params', 'algo=zstd level=9')).code, 0, 'algorithm_params algo= finds priority 1')
+    r = await echoAttr(d, 'recompress', 'type=idle')
     t.match(r.stderr, /Invalid argument/, 'recompress before disksize: EINVAL')
-    t.equal((await echo(d, 'disksize', '16M')).code, 0)
-    r = await echo(d, 'recomp_algorithm', 'algo=zstd')
+    t.equal((await echoAttr(d, 'disksize', '16M')).code, 0)
+    r = await echoAttr(d, 'recomp_algorithm', 'algo=zstd')
     t.match(r.stderr, /Device or resource busy/, 'recomp_algorithm after init: EBUSY')
-    r = await echo(d, 'recompress', 'threshold=4000')
+    r = await echoAttr(d, 'recompress', 'threshold=4000')
     t.match(r.stderr, /Invalid argument/, 'threshold >= huge_class_size: EINVAL')
-    r = await echo(d, 'recompress', 'max_pages=99999999999999999999')
+    r = await echoAttr(d, 'recompress', 'max_pages=99999999999999999999')
     t.match(r.stderr, /Numerical result out of range/, 'max_pages overflow: ERANGE')
-    r = await echo(d, 'recompress', 'priority=3')
+    r = await echoAttr(d, 'recompress', 'priority=3')
     t.match(r.stderr, /Invalid argument/, 'no algorithm at priority 3: EINVAL')
     // Some data, then a run through the shell.
     // 16 letters at random: lz4 (no entropy coding) keeps such pages raw, zstd halves them.
@@ -62,11 +49,11 @@ if (canRunE2E(t)) {
       closeSync(fd)
     }
     const before = d.mmStat()
-    t.equal((await echo(d, 'idle', 'all')).code, 0)
-    t.equal((await echo(d, 'recompress', 'type=idle')).code, 0, 'the write returns once the run is over')
-    t.equal((await echo(d, 'compact', '1')).code, 0)
+    t.equal((await echoAttr(d, 'idle', 'all')).code, 0)
+    t.equal((await echoAttr(d, 'recompress', 'type=idle')).code, 0, 'the write returns once the run is over')
+    t.equal((await echoAttr(d, 'compact', '1')).code, 0)
     const after = d.mmStat()
-    t.ok(num(d, 'zramfuse/recompressed_pages') > 0, `${num(d, 'zramfuse/recompressed_pages')} pages recompressed`)
+    t.ok(attrNumber(d, 'zramfuse/recompressed_pages') > 0, `${attrNumber(d, 'zramfuse/recompressed_pages')} pages recompressed`)
     t.ok(after.comprDataSize < before.comprDataSize, `compr_data_size ${before.comprDataSize} -> ${after.comprDataSize}`)
     t.equal(after.origDataSize, before.origDataSize)
     const back = readFileSync(d.blockFile).subarray(0, data.length)
@@ -86,9 +73,9 @@ if (canRunE2E(t, ['fio'])) {
   for (const cfg of CONFIGS) {
     t.test(`fio verify of recompressed data: recompress_unit_pages ${cfg.unit}, --workers ${cfg.workers}`, async (t) => {
       const d = await startDaemon({ disksize: null, test: t, extraArgs: ['--workers', cfg.workers] })
-      t.equal((await echo(d, 'recomp_algorithm', 'algo=zstd')).code, 0)
-      t.equal((await echo(d, 'disksize', '128M')).code, 0)
-      t.equal((await echo(d, 'zramfuse/recompress_unit_pages', String(cfg.unit))).code, 0)
+      t.equal((await echoAttr(d, 'recomp_algorithm', 'algo=zstd')).code, 0)
+      t.equal((await echoAttr(d, 'disksize', '128M')).code, 0)
+      t.equal((await echoAttr(d, 'zramfuse/recompress_unit_pages', String(cfg.unit))).code, 0)
       // One buffer for every block (no refill): blocks differ only in their verify header (offset,
       // crc), so neighbouring pages share most of their bytes, like a file's blocks do.
       const common = [
@@ -99,32 +86,32 @@ if (canRunE2E(t, ['fio'])) {
       let r = await run('fio', [...cold, '--do_verify=0'], { timeoutMs: 300_000 })
       t.equal(r.code, 0, 'fio writes the cold half', { stderr: r.stderr.slice(-2000) })
       const before = d.mmStat()
-      t.equal((await echo(d, 'idle', 'all')).code, 0)
+      t.equal((await echoAttr(d, 'idle', 'all')).code, 0)
       // The hot half is written and verified while the cold half is recompressed.
       const hot = run('fio', [...common, '--name=hot', '--rw=randwrite', '--bs=4k', '--offset=64M', '--size=32M', '--do_verify=1'],
         { timeoutMs: 300_000 })
-      const recompress = await echo(d, 'recompress', 'type=idle')
+      const recompress = await echoAttr(d, 'recompress', 'type=idle')
       t.equal(recompress.code, 0, 'recompress type=idle', { stderr: recompress.stderr })
       r = await hot
       t.equal(r.code, 0, 'fio wrote and verified the hot half during the run', { stderr: r.stderr.slice(-2000) })
-      t.equal((await echo(d, 'compact', '1')).code, 0)
+      t.equal((await echoAttr(d, 'compact', '1')).code, 0)
       r = await run('fio', [...cold, '--verify_only'], { timeoutMs: 300_000 })
       t.equal(r.code, 0, 'fio --verify_only: every recompressed block reads back', { stderr: r.stderr.slice(-2000) })
       const report = JSON.parse(r.stdout.slice(Math.max(0, r.stdout.indexOf('{')))) as { jobs: Array<{ error: number; read: { io_bytes: number } }> }
       t.same(report.jobs.map((j) => j.error), [0])
       t.ok(report.jobs[0].read.io_bytes >= 60 * MiB, `${(report.jobs[0].read.io_bytes / MiB).toFixed(1)} MiB verified`)
       const after = d.mmStat()
-      const recompressed = num(d, 'zramfuse/recompressed_pages')
+      const recompressed = attrNumber(d, 'zramfuse/recompressed_pages')
       t.comment(`mm_stat before ${JSON.stringify(before)}`)
       t.comment(`mm_stat after  ${JSON.stringify(after)}`)
-      t.comment(`recompressed_pages ${recompressed} units ${num(d, 'zramfuse/units')} unit_bytes ${num(d, 'zramfuse/unit_bytes')} ` +
-        `cache hits ${num(d, 'zramfuse/unit_cache_hits')} misses ${num(d, 'zramfuse/unit_cache_misses')} ` +
-        `max slice ${(num(d, 'zramfuse/recompress_max_slice_ns') / 1e6).toFixed(2)} ms ` +
-        `mean slice ${(num(d, 'zramfuse/recompress_main_ns') / Math.max(1, num(d, 'zramfuse/recompress_slices')) / 1e3).toFixed(1)} us`)
+      t.comment(`recompressed_pages ${recompressed} units ${attrNumber(d, 'zramfuse/units')} unit_bytes ${attrNumber(d, 'zramfuse/unit_bytes')} ` +
+        `cache hits ${attrNumber(d, 'zramfuse/unit_cache_hits')} misses ${attrNumber(d, 'zramfuse/unit_cache_misses')} ` +
+        `max slice ${(attrNumber(d, 'zramfuse/recompress_max_slice_ns') / 1e6).toFixed(2)} ms ` +
+        `mean slice ${(attrNumber(d, 'zramfuse/recompress_main_ns') / Math.max(1, attrNumber(d, 'zramfuse/recompress_slices')) / 1e3).toFixed(1)} us`)
       t.ok(recompressed > 1000, 'pages were recompressed')
-      if (cfg.unit > 1) t.ok(num(d, 'zramfuse/units') > 0, 'units were made')
+      if (cfg.unit > 1) t.ok(attrNumber(d, 'zramfuse/units') > 0, 'units were made')
       t.ok(after.memUsedTotal < before.memUsedTotal + 32 * MiB, 'memory: the cold half shrank, the hot half was added')
-      const io = attr(d, 'io_stat').trim().split(/\s+/).map(Number)
+      const io = readAttr(d, 'io_stat').trim().split(/\s+/).map(Number)
       t.same([io[0], io[1]], [0, 0], 'no failed reads or writes')
       await d.stop()
     })

@@ -7,25 +7,10 @@ import t from 'tap'
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { canRunE2E, startDaemon, type Daemon } from './daemon'
+import { attrNumber, canRunE2E, echoAttr, readAttr, startDaemon } from './daemon'
 import { must, run } from './util'
 
 const MiB = 1024 * 1024
-
-function attr(d: Daemon, name: string): string {
-  return readFileSync(join(d.sys, name), 'utf8')
-}
-function num(d: Daemon, name: string): number {
-  return Number(attr(d, name).trim())
-}
-/**
- * Write an attribute the way a shell does (echo x > attr); resolves with the exit code and stderr.
- * bash, because dash's echo reports every failed write as "I/O error" whatever the errno.
- */
-async function echo(d: Daemon, name: string, value: string): Promise<{ code: number | null; stderr: string }> {
-  const r = await run('/bin/bash', ['-c', `echo "$1" > "$2"`, 'bash', value, join(d.sys, name)])
-  return { code: r.code, stderr: r.stderr }
-}
 
 function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix))
@@ -49,8 +34,8 @@ if (canRunE2E(t, ['fio'])) {
         disksize: '256M', test: t,
         extraArgs: ['--workers', cfg.workers, '--backing-file', lower, '--writeback-format', cfg.format, '--shrinker', '--pool-limit', '16M'],
       })
-      t.equal(attr(d, 'backing_dev'), `${lower}\n`)
-      t.equal(attr(d, 'zramfuse/writeback_format'), `${cfg.format}\n`)
+      t.equal(readAttr(d, 'backing_dev'), `${lower}\n`)
+      t.equal(readAttr(d, 'zramfuse/writeback_format'), `${cfg.format}\n`)
       const loop = (await must('losetup', ['--direct-io=on', '--find', '--show', d.blockFile])).trim()
       const args = [
         '--output-format=json', `--filename=${loop}`, '--direct=1', '--ioengine=psync',
@@ -67,16 +52,16 @@ if (canRunE2E(t, ['fio'])) {
       t.same(report.jobs.map((j) => j.error), [0, 0], 'no fio job reports an error')
       t.ok(report.jobs.reduce((n, j) => n + j.read.io_bytes, 0) >= 128 * MiB * 0.99, 'all 128 MiB verified')
       const mm = d.mmStat()
-      const [bdCount, bdReads, bdWrites] = attr(d, 'bd_stat').trim().split(/\s+/).map(Number)
-      t.comment(`mm_stat ${attr(d, 'mm_stat').trim()} | bd_stat ${bdCount} ${bdReads} ${bdWrites} | written_back_pages ${num(d, 'zramfuse/written_back_pages')} ` +
-        `pool_limit_hit ${num(d, 'zramfuse/pool_limit_hit')} shrinker_runs ${num(d, 'zramfuse/shrinker_runs')} shrinker_paused ${num(d, 'zramfuse/shrinker_paused')} ` +
-        `segments_cleaned ${num(d, 'zramfuse/segments_cleaned')} lower_allocated_bytes ${num(d, 'zramfuse/lower_allocated_bytes')}`)
-      t.ok(num(d, 'zramfuse/written_back_pages') > 0, 'pages went to the lower file')
+      const [bdCount, bdReads, bdWrites] = readAttr(d, 'bd_stat').trim().split(/\s+/).map(Number)
+      t.comment(`mm_stat ${readAttr(d, 'mm_stat').trim()} | bd_stat ${bdCount} ${bdReads} ${bdWrites} | written_back_pages ${attrNumber(d, 'zramfuse/written_back_pages')} ` +
+        `pool_limit_hit ${attrNumber(d, 'zramfuse/pool_limit_hit')} shrinker_runs ${attrNumber(d, 'zramfuse/shrinker_runs')} shrinker_paused ${attrNumber(d, 'zramfuse/shrinker_paused')} ` +
+        `segments_cleaned ${attrNumber(d, 'zramfuse/segments_cleaned')} lower_allocated_bytes ${attrNumber(d, 'zramfuse/lower_allocated_bytes')}`)
+      t.ok(attrNumber(d, 'zramfuse/written_back_pages') > 0, 'pages went to the lower file')
       t.ok(bdCount > 0 && bdReads > 0 && bdWrites > 0, 'bd_stat counts blocks in use, reads and writes')
       t.ok(mm.memUsedTotal <= 16 * MiB + 2 * MiB, `the pool stays near its 16 MiB limit (${mm.memUsedTotal})`)
-      t.equal(num(d, 'zramfuse/checksum_errors'), 0)
-      t.equal(num(d, 'zramfuse/lower_errors'), 0)
-      t.equal(Number(attr(d, 'io_stat').trim().split(/\s+/)[1]), 0, 'no failed writes')
+      t.equal(attrNumber(d, 'zramfuse/checksum_errors'), 0)
+      t.equal(attrNumber(d, 'zramfuse/lower_errors'), 0)
+      t.equal(Number(readAttr(d, 'io_stat').trim().split(/\s+/)[1]), 0, 'no failed writes')
       await d.stop()
     })
   }
@@ -112,29 +97,29 @@ if (canRunE2E(t, ['fio'])) {
       t.ok(readFileSync(out).equals(model), `${what}: the device reads back exactly what was written`)
     }
     await writeModel(0, 16 * MiB)
-    t.equal((await echo(d, 'idle', 'all')).code, 0)
-    const full = await echo(d, 'writeback', 'idle')
+    t.equal((await echoAttr(d, 'idle', 'all')).code, 0)
+    const full = await echoAttr(d, 'writeback', 'idle')
     t.not(full.code, 0, 'writeback fails once the tmpfs is full')
     t.match(full.stderr, /No space left on device/, 'with ENOSPC')
-    t.ok(num(d, 'zramfuse/written_back_pages') > 0, `some pages fit (${num(d, 'zramfuse/written_back_pages')})`)
-    t.ok(num(d, 'zramfuse/lower_errors') > 0, 'the error is counted')
+    t.ok(attrNumber(d, 'zramfuse/written_back_pages') > 0, `some pages fit (${attrNumber(d, 'zramfuse/written_back_pages')})`)
+    t.ok(attrNumber(d, 'zramfuse/lower_errors') > 0, 'the error is counted')
     t.equal(d.log().split('\n').filter((l) => l.includes('"lower_file_error"')).length, 1, 'and logged once for the episode')
     await verify('tmpfs full')
-    t.equal(Number(attr(d, 'io_stat').trim().split(/\s+/)[0]), 0, 'no failed reads')
+    t.equal(Number(readAttr(d, 'io_stat').trim().split(/\s+/)[0]), 0, 'no failed reads')
 
     // Free space: discard the first 8 MiB (written-back pages among them), then write new data.
-    const before = num(d, 'zramfuse/lower_allocated_bytes')
+    const before = attrNumber(d, 'zramfuse/lower_allocated_bytes')
     await must('fallocate', ['--punch-hole', '--keep-size', '--offset', '0', '--length', String(8 * MiB), d.blockFile])
     model.fill(0, 0, 8 * MiB)
-    for (let tries = 0; tries < 50 && num(d, 'zramfuse/lower_allocated_bytes') >= before; tries++) await new Promise((r) => setTimeout(r, 100))
-    t.ok(num(d, 'zramfuse/lower_allocated_bytes') < before, `space returned to the tmpfs (${before} -> ${num(d, 'zramfuse/lower_allocated_bytes')} bytes)`)
+    for (let tries = 0; tries < 50 && attrNumber(d, 'zramfuse/lower_allocated_bytes') >= before; tries++) await new Promise((r) => setTimeout(r, 100))
+    t.ok(attrNumber(d, 'zramfuse/lower_allocated_bytes') < before, `space returned to the tmpfs (${before} -> ${attrNumber(d, 'zramfuse/lower_allocated_bytes')} bytes)`)
     for (let i = 16 * MiB; i < 20 * MiB; i++) model[i] = (i * 7) & 0xff
     await writeModel(16 * MiB, 4 * MiB)
-    await echo(d, 'idle', 'all')
-    const wb0 = num(d, 'zramfuse/written_back_pages')
-    const again = await echo(d, 'writeback', 'page_indexes=4096-5119')
+    await echoAttr(d, 'idle', 'all')
+    const wb0 = attrNumber(d, 'zramfuse/written_back_pages')
+    const again = await echoAttr(d, 'writeback', 'page_indexes=4096-5119')
     t.equal(again.code, 0, 'writeback resumes once there is space', { stderr: again.stderr })
-    t.ok(num(d, 'zramfuse/written_back_pages') > wb0, 'more pages written back')
+    t.ok(attrNumber(d, 'zramfuse/written_back_pages') > wb0, 'more pages written back')
     await verify('after freeing space')
 
     // The lower file is deleted while in use: the open file keeps working.
@@ -142,8 +127,8 @@ if (canRunE2E(t, ['fio'])) {
     t.notOk(existsSync(lower))
     for (let i = 20 * MiB; i < 21 * MiB; i++) model[i] = (i * 13) & 0xff
     await writeModel(20 * MiB, 1 * MiB)
-    await echo(d, 'idle', 'all')
-    const after = await echo(d, 'writeback', 'page_indexes=5120-5375')
+    await echoAttr(d, 'idle', 'all')
+    const after = await echoAttr(d, 'writeback', 'page_indexes=5120-5375')
     t.equal(after.code, 0, 'writeback still works on the deleted file', { stderr: after.stderr })
     await verify('after the lower file was deleted')
     await d.stop()
