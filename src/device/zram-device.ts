@@ -1,7 +1,7 @@
 import { ZsPool } from '../pool/zs-pool'
 import { type Codec, type CodecContext, type CodecParams, CodecParamsError } from '../codec/codec'
 import { codecs, DEFAULT_ALGORITHM, findCodec } from '../codec/registry'
-import { fillPattern, pageSameFilled } from '../codec/same-filled'
+import { bufferSameFilled, fillPattern } from '../codec/same-filled'
 import { Errno, ErrnoError } from '../errno'
 import { BlockStatCounters } from './block-stat'
 import {
@@ -106,9 +106,8 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
   private invalidIo = 0
   private notifyFree = 0
 
-  // Preallocated pages, 8-byte aligned so same-filled checks can use words.
+  // Preallocated pages: wpage assembles a partial page written (read-modify-write).
   private readonly wpage = Buffer.from(new ArrayBuffer(PAGE_SIZE))
-  private readonly wwords = new Uint32Array(this.wpage.buffer, 0, PAGE_SIZE / 4)
   private readonly rpage = Buffer.from(new ArrayBuffer(PAGE_SIZE))
   /** Compressed page: two pages, like the kernel's per-stream buffer, so any result fits. */
   private readonly cbuf = Buffer.alloc(PAGE_SIZE * 2)
@@ -707,11 +706,11 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     return this.kcompressd.enabled && this.memLimitPages === 0
   }
 
-  /** Hand wpage to kcompressd; false when staging is off or the FIFO is full (compress inline). */
-  private stagePage(table: PageTable, index: number): boolean {
+  /** Hand a page to kcompressd (copied); false when staging is off or the FIFO is full (compress inline). */
+  private stagePage(table: PageTable, index: number, page: Buffer): boolean {
     if (!this.stagingOn()) return false
     const prev = table.isStaged(index) ? table.value[index * 2] : -1
-    const slot = this.kcompressd.stage(index, this.wpage, prev)
+    const slot = this.kcompressd.stage(index, page, prev)
     if (slot < 0) return false
     if (slot === prev) {
       table.value[index * 2 + 1] = this.kcompressd.ticketOf(slot)
@@ -870,8 +869,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
         else this.loadPage(table, p.index, page)
       }
       src.copy(page, p.inPage, p.done, p.done + p.n)
-      page.copy(this.wpage)
-      if (this.storeSame(table, p.index)) {
+      if (this.storeSame(table, p.index, page)) {
         table.touch(p.index, now)
         continue
       }
@@ -905,8 +903,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
       } else if (current) {
         // The lower file could not take it: keep it in memory, over the limit.
         table.clearFlag(index, SLOT_DIRECT)
-        raws[i].copy(this.wpage)
-        this.storeCompressed(table, index)
+        this.storeCompressed(table, index, raws[i])
       }
       table.touch(index, now)
     }
@@ -933,36 +930,43 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     const now = this.nowSeconds()
     const p = this.wspan.start(pos, src.length)
     while (p.next()) {
-      // Partial page: read-modify-write, as zram_bvec_write does.
-      if (!p.whole) this.loadPage(table, p.index, this.wpage)
-      src.copy(this.wpage, p.inPage, p.done, p.done + p.n)
-      if (this.storeSame(table, p.index)) {
+      // A whole page is used where it is (the request's buffer: every step below is synchronous);
+      // a partial one is read-modify-written in wpage, as zram_bvec_write does.
+      let page: Buffer
+      if (p.whole) {
+        page = p.done === 0 && src.length === PAGE_SIZE ? src : src.subarray(p.done, p.done + PAGE_SIZE)
+      } else {
+        page = this.wpage
+        this.loadPage(table, p.index, page)
+        src.copy(page, p.inPage, p.done, p.done + p.n)
+      }
+      if (this.storeSame(table, p.index, page)) {
         // no pool memory
       } else if (this.divertToLower()) {
         throw new DivertToLower(p.done)
-      } else if (!this.stagePage(table, p.index)) {
-        this.storeCompressed(table, p.index)
+      } else if (!this.stagePage(table, p.index, page)) {
+        this.storeCompressed(table, p.index, page)
       }
       table.touch(p.index, now)
     }
   }
 
-  /** Compress wpage into cbuf and commit it from there (zram_write_page). */
-  private storeCompressed(table: PageTable, index: number): void {
+  /** Compress a page into cbuf and commit it from there (zram_write_page). */
+  private storeCompressed(table: PageTable, index: number, page: Buffer): void {
     let n: number
     try {
-      n = this.ctx.compress(this.wpage, this.cbuf)
+      n = this.ctx.compress(page, this.cbuf)
     } catch (err) {
       this.failedWrites++
       throw new ErrnoError(Errno.EIO, `page ${index}: compression failed: ${String(err)}`)
     }
     // 0: not even two pages held it; store it raw like any page at or over huge_class_size.
-    this.commit(table, index, this.cbuf, 0, n === 0 ? PAGE_SIZE : n, this.wpage, true)
+    this.commit(table, index, this.cbuf, 0, n === 0 ? PAGE_SIZE : n, page, true)
   }
 
-  /** If wpage is same-filled, replace the slot with its pattern (no pool memory). */
-  private storeSame(table: PageTable, index: number): boolean {
-    if (!pageSameFilled(this.wwords, this.pattern)) return false
+  /** If the page is same-filled, replace the slot with its pattern (no pool memory). */
+  private storeSame(table: PageTable, index: number, page: Buffer): boolean {
+    if (!bufferSameFilled(page, this.pattern)) return false
     this.freeSlot(table, index)
     table.setSame(index, this.pattern[0], this.pattern[1])
     this.samePages++

@@ -2,7 +2,7 @@ import t from 'tap'
 import { codecs, findCodec, codecNames } from '../../src/codec/registry'
 import { CodecParamsError } from '../../src/codec/codec'
 import { type NativeContext, zcodec } from '../../src/codec/native'
-import { pageSameFilled, fillPattern } from '../../src/codec/same-filled'
+import { bufferSameFilled, pageSameFilled, fillPattern } from '../../src/codec/same-filled'
 import { makePage, PAGE_KINDS, prng, seedFromEnv } from '../helpers/pages'
 
 const seed = seedFromEnv(20261122)
@@ -156,4 +156,35 @@ t.test('same-filled detection works on 8-byte words', async (t) => {
   fillPattern(words, 5, 5)
   new Uint8Array(buf)[4095] = 6
   t.notOk(pageSameFilled(words, pattern), 'a single byte differs')
+})
+
+t.test('bufferSameFilled agrees with pageSameFilled at every alignment, one byte changed anywhere', async (t) => {
+  const seed = 0x5a3e
+  t.comment(`seed ${seed}`)
+  let x = seed
+  const rand = (n: number): number => {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0
+    return x % n
+  }
+  const words = new Uint32Array(1024)
+  const aligned = Buffer.from(words.buffer)
+  const want = new Uint32Array(2)
+  const got = new Uint32Array(2)
+  const backing = Buffer.alloc(4096 + 16)
+  let same = 0
+  for (let round = 0; round < 400; round++) {
+    fillPattern(words, rand(3) === 0 ? 0 : rand(0x100000000), rand(2) === 0 ? 0 : rand(0x100000000))
+    // A page that is same-filled, or one byte off anywhere (the first, the last and the middle included).
+    if (round % 2 === 1) aligned[[0, 4095, 4088, 7, rand(4096)][round % 5]] ^= 1 + rand(255)
+    const at = rand(16)
+    aligned.copy(backing, at)
+    const page = backing.subarray(at, at + 4096)
+    const expected = pageSameFilled(words, want)
+    t.equal(bufferSameFilled(page, got), expected, `round ${round} at offset ${at}`)
+    if (expected) {
+      same++
+      t.same([...got], [...want], 'the same pattern halves')
+    }
+  }
+  t.ok(same >= 150 && same <= 250, `both kinds were checked (${same} same-filled of 400)`)
 })
