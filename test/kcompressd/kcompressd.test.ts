@@ -3,6 +3,7 @@
 // needs a worker to hold a page, the worker's delay hook holds it and stopping the worker ends it.
 import t, { type Test } from 'tap'
 import { ZramDevice, type ZramDeviceOptions } from '../../src/device/zram-device'
+import { inlineIsCheaper } from '../../src/kcompressd/kcompressd'
 import type { EventLog } from '../../src/log'
 import { makePage, PAGE_KINDS, prng, seedFromEnv } from '../helpers/pages'
 
@@ -148,7 +149,7 @@ for (const algorithm of ['lz4', 'zstd']) {
   })
 }
 
-t.test('an idle worker polls for poll_us after a multi-page run: paced requests wake it once, not once each', async (t) => {
+t.test('an idle worker polls for poll_us after the pages it took: paced requests wake it once, not once each', async (t) => {
   const rand = prng(seed ^ 0x9011)
   const REQUESTS = 20
   const wakeups = async (pollUs: number, pagesPerRequest: number): Promise<number> => {
@@ -171,8 +172,42 @@ t.test('an idle worker polls for poll_us after a multi-page run: paced requests 
   // A 1 s window: the requests here come within milliseconds of each other (a stall of a second
   // would end the window and cost one more wake-up: the bound allows two).
   t.ok(await wakeups(1_000_000, 8) <= 2, '8-page requests: the worker polled between them, the writer did not wake it')
-  // Single pages do not start a poll (POLL_MIN_RUN): on this VM polling between them cost more than the wake-ups.
-  t.ok(await wakeups(1_000_000, 1) >= REQUESTS - 1, '1-page requests: the worker sleeps at once')
+  // Single pages start a poll too (the writer keeps them inline itself when handing them off costs it more).
+  t.ok(await wakeups(1_000_000, 1) <= 2, '1-page requests: the worker polled between them too')
+})
+
+t.test('inlineIsCheaper: the writer compares what each path costs its own thread', async (t) => {
+  t.ok(inlineIsCheaper(1, 0, 2000, 0), 'inline cost not measured yet: inline, to measure it')
+  // lz4-like: compressing and storing a page (3 us) against handing it off (2.5 us) and a wake-up (20 us).
+  t.ok(inlineIsCheaper(1, 3000, 2500, 20000), 'a single page: the wake-up decides, inline')
+  t.notOk(inlineIsCheaper(1, 3000, 2500, 0), 'the same page with a worker polling: staged')
+  t.notOk(inlineIsCheaper(32, 3500, 2500, 20000), '32 pages share one wake-up: staged')
+  t.ok(inlineIsCheaper(32, 2000, 2500, 0), 'the handoff dearer than the codec: inline even with no wake-up')
+  // zstd-like: 25 us inline per page.
+  t.notOk(inlineIsCheaper(1, 25000, 2500, 20000), 'zstd: staged even when the wake-up is paid')
+  t.ok(inlineIsCheaper(1, 25000, 2500, 30000), 'but not when the wake-up costs more than the saving')
+})
+
+t.test('a codec far dearer than the handoff: the writer stages, and still measures the inline path', async (t) => {
+  const rand = prng(seed ^ 0x1c0)
+  const dev = new ZramDevice(0, { workers: 1 })
+  t.teardown(() => dev.close())
+  dev.setAlgorithm('zstd')
+  // Level 19: hundreds of microseconds per page here, against a few for the handoff.
+  dev.setParams({ level: 19, dict: null })
+  dev.initialise(1024 * PAGE)
+  await warm(dev)
+  const data = Buffer.concat(Array.from({ length: 1024 }, () => makePage('text', rand)))
+  for (let p = 0; p < 1024; p++) await dev.write(data.subarray(p * PAGE, (p + 1) * PAGE), p * PAGE)
+  await dev.drain()
+  const st = dev.kcompressdStats()
+  t.comment(`inline_ns ${st.inlineNs} handoff_ns ${st.handoffNs} wake_ns ${st.wakeNs} staged ${st.queued} inline ${st.inlineCheaper}`)
+  t.ok(st.handoffNs > 0 && st.inlineNs > 0, 'both paths measured')
+  t.ok(st.inlineNs > st.handoffNs, 'inline costs the writer more')
+  t.equal(st.queued + st.inlineCheaper + st.inlineFallbacks, 1024, 'every page staged or compressed inline, once')
+  // The worker is the slower one here, so the FIFO fills and the rest go inline as fallbacks.
+  t.ok(st.inlineCheaper >= 1 && st.inlineCheaper <= 32, `inline by choice only for probes, one request in 64 (${st.inlineCheaper})`)
+  t.same(await read(dev, data.length, 0), data)
 })
 
 t.test('FIFO full: the writer compresses inline and never waits for the worker', async (t) => {
