@@ -154,6 +154,8 @@ export interface KcompressdStats {
   handoffNs: number
   /** Main-thread ns per page compressed and stored by the writer itself. */
   inlineNs: number
+  /** Main-thread ns per staged request on top of its pages (ending it: the wake-up arranged, results taken). */
+  requestNs: number
   /**
    * Main-thread nanoseconds spent staging (sampled: one request in SAMPLE_EVERY is timed), waking
    * workers, taking and committing results.
@@ -216,11 +218,17 @@ export class Kcompressd {
   inlineWhenCheaper: boolean
   /** This request's staging is timed (main_ns is sampled, see SAMPLE_EVERY). */
   private sampled = false
+  /** This request takes the path not chosen, to re-measure it: its costs are timed. */
+  private probe = false
   private sampleRng = 0x9e3779b9
   private wakeNsEst = 0
   private compressNsEst = 0
   /** Main-thread ns to compress and store one page inline (sampled requests; noteInline). */
   private inlineNsEst = 0
+  /** Main-thread ns a staged request costs besides its pages: ending it (arranging the wake-up, taking results). */
+  private requestNsEst = 0
+  /** Time spent taking results (collectFrom), so a request's own overhead can leave it out. */
+  private takeMs = 0
 
   /** Pages staged since the last wake-up; a microtask wakes sleeping workers for them. */
   private wakeCount = 0
@@ -311,6 +319,7 @@ export class Kcompressd {
       compressNs: Math.round(this.compressNsEst),
       handoffNs: Math.round(this.handoffNs()),
       inlineNs: Math.round(this.inlineNsEst),
+      requestNs: Math.round(this.requestNsEst),
       mainNs: Math.round(this.mainMs * 1e6),
       mainNsPerPage: this.nQueued === 0 ? 0 : Math.round((this.mainMs * 1e6) / this.nQueued),
     }
@@ -325,6 +334,7 @@ export class Kcompressd {
     this.stagedThisRequest = 0
     this.requestInline = false
     this.sampled = false
+    this.probe = false
     if (!this.enabled) return
     // xorshift32: which requests are timed must not follow any pattern of the workload.
     let x = this.sampleRng
@@ -339,9 +349,10 @@ export class Kcompressd {
     if (this.inlineWhenCheaper && handoff > 0) {
       // A polling or busy worker takes the pages unasked: a wake-up is paid only when every one sleeps.
       const wake = Atomics.load(this.ring.meta, C_SLEEPERS) >= this.running ? this.wakeNsEst : 0
-      const inline = inlineIsCheaper(pages, this.inlineNsEst, handoff, wake)
+      const inline = inlineIsCheaper(pages, this.inlineNsEst, handoff, this.requestNsEst + wake)
       // One request in PROBE_EVERY takes the other path, so the estimate of the path not taken stays current.
-      this.requestInline = ++this.decided % PROBE_EVERY === 0 ? !inline : inline
+      this.probe = ++this.decided % PROBE_EVERY === 0
+      this.requestInline = this.probe ? !inline : inline
     }
     if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
   }
@@ -352,7 +363,8 @@ export class Kcompressd {
    * ticketOf), or -1: the caller compresses inline (FIFO full, or cheaper this request).
    */
   stage(page: number, src: Buffer, prevSlot: number): number {
-    const t0 = this.sampled ? performance.now() : 0
+    const timed = this.sampled || this.probe
+    const t0 = timed ? performance.now() : 0
     if (this.running < this.target) this.spawnWorkers()
     this.checkConfig()
     const ticket = this.nextTicket()
@@ -378,9 +390,9 @@ export class Kcompressd {
       }
     }
     if (slot >= 0) this.nQueued++
-    if (this.sampled) {
+    if (timed) {
       const ms = performance.now() - t0
-      this.mainMs += ms * SAMPLE_EVERY
+      if (this.sampled) this.mainMs += ms * SAMPLE_EVERY
       if (slot >= 0) this.stageNsEst = ewma(this.stageNsEst, ms * 1e6)
     }
     return slot
@@ -388,10 +400,10 @@ export class Kcompressd {
 
   /**
    * The writer times this request's inline pages and reports them (noteInline): a sampled request,
-   * or any inline one while the inline cost is not measured yet.
+   * a probe, or any inline one while the inline cost is not measured yet.
    */
   get timing(): boolean {
-    return this.sampled || (this.requestInline && this.inlineNsEst === 0)
+    return this.sampled || this.probe || (this.requestInline && this.inlineNsEst === 0)
   }
 
   /** A page of a timed request was compressed and stored by the writer in `ms`. */
@@ -421,7 +433,9 @@ export class Kcompressd {
   endRequest(): void {
     if (this.ring.depth === 0 && this.stagedThisRequest === 0) return
     const t0 = performance.now()
-    if (this.stagedThisRequest > 0) {
+    const took = this.takeMs
+    const staged = this.stagedThisRequest > 0
+    if (staged) {
       // After the reply: fuse-native answers in a nextTick, which runs before this microtask, so
       // the wake-up is off the request's path (the worker starts a few microseconds later).
       if (this.wakeCount === 0) queueMicrotask(this.wakeLater)
@@ -430,7 +444,10 @@ export class Kcompressd {
     }
     this.requestInline = false
     this.takeResults()
-    this.mainMs += performance.now() - t0
+    const ms = performance.now() - t0
+    this.mainMs += ms
+    // What a staged request costs on top of its pages; the results it took are in takeNsEst already.
+    if (staged) this.requestNsEst = ewma(this.requestNsEst, (ms - (this.takeMs - took)) * 1e6)
   }
 
   /** Resolves once every staged page has been committed or dropped. */
@@ -631,6 +648,7 @@ export class Kcompressd {
     this.config = { gen: c.gen + 1, algorithm: host.algorithm, level: host.compressionLevel, dict: host.compressionDict }
     this.compressNsEst = 0
     this.inlineNsEst = 0
+    this.requestNsEst = 0
     // Posted before the generation moves: a worker that sees the new one finds the message.
     for (const h of this.handles) h.thread.postMessage(this.config)
     Atomics.store(this.ring.meta, C_CONFIG_GEN, this.config.gen)
@@ -663,7 +681,9 @@ export class Kcompressd {
       this.finish(slot)
       n++
     }
-    this.takeNsEst = ewma(this.takeNsEst, ((performance.now() - t0) * 1e6) / n)
+    const ms = performance.now() - t0
+    this.takeMs += ms
+    this.takeNsEst = ewma(this.takeNsEst, (ms * 1e6) / n)
   }
 
   private finish(slot: number): void {
@@ -803,12 +823,13 @@ export class Kcompressd {
 /**
  * The writer's choice for a request of `pages` pages, from what each path costs its thread (ns,
  * measured as the device runs): staging is the handoff per page (copying the page in, taking and
- * committing its result) plus `wakeNs` when a sleeping worker must be woken; inline is compressing
- * and storing each page here (`inlineNs`, 0 while not yet measured: inline, to measure it). An lz4
- * page costs the writer about the same either way, a zstd page far more inline.
+ * committing its result) plus, per request, `requestNs` (ending a staged request, a wake-up when a
+ * sleeping worker must be woken); inline is compressing and storing each page here (`inlineNs`, 0
+ * while not yet measured: inline, to measure it). A single lz4 page costs the writer about the
+ * same either way, a run of them less staged, a zstd page far more inline.
  */
-export function inlineIsCheaper(pages: number, inlineNs: number, handoffNs: number, wakeNs: number): boolean {
-  return inlineNs === 0 || pages * inlineNs < pages * handoffNs + wakeNs
+export function inlineIsCheaper(pages: number, inlineNs: number, handoffNs: number, requestNs: number): boolean {
+  return inlineNs === 0 || pages * inlineNs < pages * handoffNs + requestNs
 }
 
 /** One sample into a cost estimate (0: none yet), clamped: one that lost the CPU for a millisecond must not decide the next hundred. */
