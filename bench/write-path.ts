@@ -8,9 +8,10 @@
  *
  *   node dist/bench/write-path.js [--runs 3] [--seconds 3] [--algorithms lz4,zstd] [--sizes 4k,128k]
  *
- * Arms: inline (workers 0); w1 (one worker, the writer's cost-based choice, the default); w1-always
- * (one worker, inline_when_cheaper 0: every page staged). Requests go back to back over a 256 MiB
- * device (16 per event-loop turn at 128k, one at 4k, so results are taken between them), from a
+ * Arms: inline (workers 0); w1 (one worker, inline_when_cheaper: the default); w1-always (one
+ * worker, inline_when_cheaper 0: every page staged); compress_ns and wake_ns are the last run's
+ * estimates. Requests go back to back over a 256 MiB device (16 per event-loop turn at 128k, one at
+ * 4k, so results are taken between them), from a
  * 64 MiB buffer of pages half random and half zero (about 2:1, like fio's
  * buffer_compress_percentage=50). Main-thread CPU comes from /proc/self/task/PID/stat (the
  * JavaScript thread alone, 10 ms ticks: runs of seconds). The arms take turns run by run.
@@ -31,7 +32,7 @@ const ARMS: Arm[] = [
 const DEVICE_BYTES = 256 << 20
 const DATA_BYTES = 64 << 20
 
-interface Sample { mbps: number; mainUsPerPage: number; staged: number; handoffNs: number; inlineNs: number }
+interface Sample { mbps: number; mainUsPerPage: number; staged: number; compressNs: number; wakeNs: number }
 
 /** CPU time of this process's main thread, ms (utime + stime). */
 function mainThreadCpuMs(): number {
@@ -77,8 +78,8 @@ async function runArm(arm: Arm, algorithm: string, req: number, seconds: number,
       mbps: (pages * PAGE_SIZE) / 1e6 / (ms / 1000),
       mainUsPerPage: (cpu * 1000) / pages,
       staged: k.queued / pages,
-      handoffNs: k.handoffNs,
-      inlineNs: k.inlineNs,
+      compressNs: k.compressNs,
+      wakeNs: k.wakeNs,
     }
   } finally {
     await dev.close()
@@ -120,13 +121,13 @@ async function main(): Promise<void> {
         const last = xs[xs.length - 1]!
         const ratio = inline === null || mbps === null ? '-' : `${(mbps.median / inline.median).toFixed(2)}x`
         rows.push(`| ${algorithm} | ${size.id} | ${arm.id} | ${fmt(mbps, 0)} | ${ratio} | ${fmt(summarize(xs.map((s) => s.mainUsPerPage)), 2)} | ` +
-          `${Math.round(100 * (summarize(xs.map((s) => s.staged))?.median ?? 0))}% | ${arm.workers > 0 ? last.handoffNs : '-'} | ${arm.workers > 0 ? last.inlineNs : '-'} |`)
+          `${Math.round(100 * (summarize(xs.map((s) => s.staged))?.median ?? 0))}% | ${arm.workers > 0 ? last.compressNs : '-'} | ${arm.workers > 0 ? last.wakeNs : '-'} |`)
       }
     }
   }
   console.log(`${runs} runs of ${seconds} s per arm, in-process device, requests back to back, pages half random and half zero`)
   console.log('')
-  console.log('| algorithm | request | arm | MB/s median (min–max) | / inline | main thread us/page | staged | handoff_ns | inline_ns |')
+  console.log('| algorithm | request | arm | MB/s median (min–max) | / inline | main thread us/page | staged | compress_ns | wake_ns |')
   console.log('|---|---|---|---|---|---|---|---|---|')
   for (const row of rows) console.log(row)
 }

@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks'
 import { ZsPool } from '../pool/zs-pool'
 import { type Codec, type CodecContext, type CodecParams, CodecParamsError } from '../codec/codec'
 import { codecs, DEFAULT_ALGORITHM, findCodec } from '../codec/registry'
@@ -946,13 +945,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
       } else if (this.divertToLower()) {
         throw new DivertToLower(p.done)
       } else if (!this.stagePage(table, p.index, page)) {
-        if (this.kcompressd.timing) {
-          const t0 = performance.now()
-          this.storeCompressed(table, p.index, page)
-          this.kcompressd.noteInline(performance.now() - t0)
-        } else {
-          this.storeCompressed(table, p.index, page)
-        }
+        this.storeCompressed(table, p.index, page)
       }
       table.touch(p.index, now)
     }

@@ -150,12 +150,6 @@ export interface KcompressdStats {
   /** The writer's estimate of a wake-up (ns per notify) and of compressing one page (ns, in a worker). */
   wakeNs: number
   compressNs: number
-  /** Main-thread ns per staged page without wake-ups: staging, taking and committing its result. */
-  handoffNs: number
-  /** Main-thread ns per page compressed and stored by the writer itself. */
-  inlineNs: number
-  /** Main-thread ns per staged request on top of its pages (ending it: the wake-up arranged, results taken). */
-  requestNs: number
   /**
    * Main-thread nanoseconds spent staging (sampled: one request in SAMPLE_EVERY is timed), waking
    * workers, taking and committing results.
@@ -170,7 +164,7 @@ const IDLE_COMMIT_MS = 5
 /** Weight of a new sample in the wake and compress cost estimates, and the largest sample taken. */
 const EWMA = 1 / 16
 const MAX_SAMPLE_NS = 100_000
-/** Every this many requests kept inline by cost, one is staged anyway to re-measure the costs. */
+/** Every this many requests kept inline by cost, one wakes a worker anyway to re-measure the wake. */
 const PROBE_EVERY = 64
 /**
  * Staging is timed in one request out of SAMPLE_EVERY (at random) and counted that many times:
@@ -212,23 +206,14 @@ export class Kcompressd {
   // The writer's policy for the current request (beginRequest .. endRequest).
   private requestInline = false
   private stagedThisRequest = 0
-  /** Requests decided by cost; every PROBE_EVERY-th takes the other path (see beginRequest). */
-  private decided = 0
+  private cheaperRun = 0
   /** zramfuse/inline_when_cheaper. */
   inlineWhenCheaper: boolean
   /** This request's staging is timed (main_ns is sampled, see SAMPLE_EVERY). */
   private sampled = false
-  /** This request takes the path not chosen, to re-measure it: its costs are timed. */
-  private probe = false
   private sampleRng = 0x9e3779b9
   private wakeNsEst = 0
   private compressNsEst = 0
-  /** Main-thread ns to compress and store one page inline (sampled requests; noteInline). */
-  private inlineNsEst = 0
-  /** Main-thread ns a staged request costs besides its pages: ending it (arranging the wake-up, taking results). */
-  private requestNsEst = 0
-  /** Time spent taking results (collectFrom), so a request's own overhead can leave it out. */
-  private takeMs = 0
 
   /** Pages staged since the last wake-up; a microtask wakes sleeping workers for them. */
   private wakeCount = 0
@@ -252,9 +237,6 @@ export class Kcompressd {
   private nWorkerWakeups = 0
   private nMainWakeups = 0
   private mainMs = 0
-  /** The handoff's two halves per page, measured: staging (sampled requests) and taking a result. */
-  private stageNsEst = 0
-  private takeNsEst = 0
 
   constructor(host: KcompressdHost, opts: KcompressdOptions) {
     this.host = host
@@ -317,9 +299,6 @@ export class Kcompressd {
       mainWakeups: this.nMainWakeups,
       wakeNs: Math.round(this.wakeNsEst),
       compressNs: Math.round(this.compressNsEst),
-      handoffNs: Math.round(this.handoffNs()),
-      inlineNs: Math.round(this.inlineNsEst),
-      requestNs: Math.round(this.requestNsEst),
       mainNs: Math.round(this.mainMs * 1e6),
       mainNsPerPage: this.nQueued === 0 ? 0 : Math.round((this.mainMs * 1e6) / this.nQueued),
     }
@@ -333,8 +312,6 @@ export class Kcompressd {
   beginRequest(pages: number): void {
     this.stagedThisRequest = 0
     this.requestInline = false
-    this.sampled = false
-    this.probe = false
     if (!this.enabled) return
     // xorshift32: which requests are timed must not follow any pattern of the workload.
     let x = this.sampleRng
@@ -345,14 +322,11 @@ export class Kcompressd {
     this.sampled = (x & (SAMPLE_EVERY - 1)) === 0
     const t0 = this.sampled ? performance.now() : 0
     this.collect()
-    const handoff = this.handoffNs()
-    if (this.inlineWhenCheaper && handoff > 0) {
-      // A polling or busy worker takes the pages unasked: a wake-up is paid only when every one sleeps.
-      const wake = Atomics.load(this.ring.meta, C_SLEEPERS) >= this.running ? this.wakeNsEst : 0
-      const inline = inlineIsCheaper(pages, this.inlineNsEst, handoff, this.requestNsEst + wake)
-      // One request in PROBE_EVERY takes the other path, so the estimate of the path not taken stays current.
-      this.probe = ++this.decided % PROBE_EVERY === 0
-      this.requestInline = this.probe ? !inline : inline
+    // Not only when every worker sleeps: a polling worker costs the writer no wake-up, but on this VM
+    // handing single lz4 pages to a worker on the other CPU still cost more than compressing them
+    // here (bench/kcompressd.ts, 4k QD1: 0.77-0.82x of inline with every page staged).
+    if (this.inlineWhenCheaper && inlineIsCheaper(pages, this.compressNsEst, this.wakeNsEst)) {
+      this.requestInline = ++this.cheaperRun % PROBE_EVERY !== 0
     }
     if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
   }
@@ -363,8 +337,7 @@ export class Kcompressd {
    * ticketOf), or -1: the caller compresses inline (FIFO full, or cheaper this request).
    */
   stage(page: number, src: Buffer, prevSlot: number): number {
-    const timed = this.sampled || this.probe
-    const t0 = timed ? performance.now() : 0
+    const t0 = this.sampled ? performance.now() : 0
     if (this.running < this.target) this.spawnWorkers()
     this.checkConfig()
     const ticket = this.nextTicket()
@@ -390,25 +363,8 @@ export class Kcompressd {
       }
     }
     if (slot >= 0) this.nQueued++
-    if (timed) {
-      const ms = performance.now() - t0
-      if (this.sampled) this.mainMs += ms * SAMPLE_EVERY
-      if (slot >= 0) this.stageNsEst = ewma(this.stageNsEst, ms * 1e6)
-    }
+    if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
     return slot
-  }
-
-  /**
-   * The writer times this request's inline pages and reports them (noteInline): a sampled request,
-   * a probe, or any inline one while the inline cost is not measured yet.
-   */
-  get timing(): boolean {
-    return this.sampled || this.probe || (this.requestInline && this.inlineNsEst === 0)
-  }
-
-  /** A page of a timed request was compressed and stored by the writer in `ms`. */
-  noteInline(ms: number): void {
-    this.inlineNsEst = ewma(this.inlineNsEst, ms * 1e6)
   }
 
   ticketOf(slot: number): number {
@@ -433,9 +389,7 @@ export class Kcompressd {
   endRequest(): void {
     if (this.ring.depth === 0 && this.stagedThisRequest === 0) return
     const t0 = performance.now()
-    const took = this.takeMs
-    const staged = this.stagedThisRequest > 0
-    if (staged) {
+    if (this.stagedThisRequest > 0) {
       // After the reply: fuse-native answers in a nextTick, which runs before this microtask, so
       // the wake-up is off the request's path (the worker starts a few microseconds later).
       if (this.wakeCount === 0) queueMicrotask(this.wakeLater)
@@ -444,10 +398,7 @@ export class Kcompressd {
     }
     this.requestInline = false
     this.takeResults()
-    const ms = performance.now() - t0
-    this.mainMs += ms
-    // What a staged request costs on top of its pages; the results it took are in takeNsEst already.
-    if (staged) this.requestNsEst = ewma(this.requestNsEst, (ms - (this.takeMs - took)) * 1e6)
+    this.mainMs += performance.now() - t0
   }
 
   /** Resolves once every staged page has been committed or dropped. */
@@ -632,13 +583,10 @@ export class Kcompressd {
     Atomics.notify(this.ring.meta, C_SQ_TAIL, count)
     const ms = performance.now() - t0
     this.mainMs += ms
-    this.wakeNsEst = ewma(this.wakeNsEst, ms * 1e6 / count)
+    // Clamped: one wake that lost the CPU for a millisecond must not decide the next hundred.
+    const ns = Math.min(MAX_SAMPLE_NS, ms * 1e6 / count)
+    this.wakeNsEst = this.wakeNsEst === 0 ? ns : this.wakeNsEst + (ns - this.wakeNsEst) * EWMA
     this.nWorkerWakeups++
-  }
-
-  /** Main-thread ns per staged page, wake-ups left out: 0 until both halves were measured. */
-  private handoffNs(): number {
-    return this.stageNsEst === 0 || this.takeNsEst === 0 ? 0 : this.stageNsEst + this.takeNsEst
   }
 
   private checkConfig(): void {
@@ -647,8 +595,6 @@ export class Kcompressd {
     if (c.algorithm === host.algorithm && c.level === host.compressionLevel && c.dict === host.compressionDict) return
     this.config = { gen: c.gen + 1, algorithm: host.algorithm, level: host.compressionLevel, dict: host.compressionDict }
     this.compressNsEst = 0
-    this.inlineNsEst = 0
-    this.requestNsEst = 0
     // Posted before the generation moves: a worker that sees the new one finds the message.
     for (const h of this.handles) h.thread.postMessage(this.config)
     Atomics.store(this.ring.meta, C_CONFIG_GEN, this.config.gen)
@@ -672,18 +618,11 @@ export class Kcompressd {
   private collectFrom(h: WorkerHandle): void {
     const ring = this.ring
     const tail = Atomics.load(ring.meta, workerBase(h.id) + W_CQ_TAIL)
-    if (h.cqHead === tail) return
-    const t0 = performance.now()
-    let n = 0
     while (h.cqHead !== tail) {
       const slot = h.cq[h.cqHead % ring.size]
       h.cqHead = h.cqHead + 1 === ring.wrap ? 0 : h.cqHead + 1
       this.finish(slot)
-      n++
     }
-    const ms = performance.now() - t0
-    this.takeMs += ms
-    this.takeNsEst = ewma(this.takeNsEst, (ms * 1e6) / n)
   }
 
   private finish(slot: number): void {
@@ -699,7 +638,10 @@ export class Kcompressd {
         this.compressHere(slot, ticket)
       } else {
         const ns = ring.resultNs[slot]
-        if (ns > 0) this.compressNsEst = ewma(this.compressNsEst, ns)
+        if (ns > 0) {
+          const x = Math.min(MAX_SAMPLE_NS, ns)
+          this.compressNsEst = this.compressNsEst === 0 ? x : this.compressNsEst + (x - this.compressNsEst) * EWMA
+        }
         this.commit(slot, ticket, r >= this.host.hugeLimit ? null : ring.resultBytes, slot * PAGE_SIZE, r)
       }
     } finally {
@@ -821,21 +763,19 @@ export class Kcompressd {
 }
 
 /**
- * The writer's choice for a request of `pages` pages, from what each path costs its thread (ns,
- * measured as the device runs): staging is the handoff per page (copying the page in, taking and
- * committing its result) plus, per request, `requestNs` (ending a staged request, a wake-up when a
- * sleeping worker must be woken); inline is compressing and storing each page here (`inlineNs`, 0
- * while not yet measured: inline, to measure it). A single lz4 page costs the writer about the
- * same either way, a run of them less staged, a zstd page far more inline.
+ * The writer's choice for a request of `pages` pages: compress them itself when that takes less
+ * than a wake-up (both measured as the device runs: `compressNs` per page in a worker, 0 while
+ * unknown; `wakeNs` per Atomics.notify). It does not ask whether a worker sleeps: a worker polling
+ * after single pages would take them without a wake-up, but its handoff costs the writer more than
+ * compressing lz4 there (bench/kcompressd.ts, 2026-12-01: lz4 4k QD1 0.88x and QD32 0.76x of
+ * inline with every page staged, 1.00x and 0.93x with this rule). Tried and not kept the same day:
+ * comparing the writer's own measured costs of each path (inline against handoff, with probes of
+ * the path not taken): a probe runs cold after a stretch of the other path (handoff 35 us, inline 33
+ * us per page at zstd 4k QD1, against 5.5 us per page while staging steadily), so zstd 4k QD1 went
+ * 98% inline and lost to always staging (0.95x against 1.02x of inline).
  */
-export function inlineIsCheaper(pages: number, inlineNs: number, handoffNs: number, requestNs: number): boolean {
-  return inlineNs === 0 || pages * inlineNs < pages * handoffNs + requestNs
-}
-
-/** One sample into a cost estimate (0: none yet), clamped: one that lost the CPU for a millisecond must not decide the next hundred. */
-function ewma(est: number, ns: number): number {
-  const x = Math.min(MAX_SAMPLE_NS, ns)
-  return est === 0 ? x : est + (x - est) * EWMA
+export function inlineIsCheaper(pages: number, compressNs: number, wakeNs: number): boolean {
+  return compressNs > 0 && pages * compressNs < wakeNs
 }
 
 function checkWorkers(n: number): number {

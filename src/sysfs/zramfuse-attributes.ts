@@ -61,9 +61,8 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
     },
   },
   {
-    // 1 (default): when compressing and storing the request's pages costs the writer less than handing
-    // them off (inline_ns against handoff_ns per page, plus request_ns per request and wake_ns when
-    // every worker sleeps; all measured), the writer compresses them itself. 0: always stage.
+    // 1 (default): when every worker sleeps and waking one costs more than compressing the request's
+    // pages (wake_ns and compress_ns, measured), the writer compresses them itself. 0: always stage.
     name: 'inline_when_cheaper',
     mode: MODE_RW,
     show: (dev) => formatInt(dev.inlineWhenCheaper),
@@ -114,9 +113,6 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
   // The writer's running estimates behind inline_cheaper: ns per wake-up, ns to compress a page.
   counter('wake_ns', 'wakeNs'),
   counter('compress_ns', 'compressNs'),
-  counter('handoff_ns', 'handoffNs'),
-  counter('inline_ns', 'inlineNs'),
-  counter('request_ns', 'requestNs'),
   // Main-thread nanoseconds spent staging, waking workers and committing, in total and per staged page.
   counter('main_ns', 'mainNs'),
   counter('main_ns_per_page', 'mainNsPerPage'),
