@@ -161,9 +161,11 @@ export interface KcompressdStats {
 const WORKER_FILE = join(__dirname, __filename.endsWith('.ts') ? 'worker.ts' : 'worker.js')
 /** How long results may wait for the main thread once requests stop (it is woken when draining). */
 const IDLE_COMMIT_MS = 5
-/** Weight of a new sample in the wake and compress cost estimates, and the largest sample taken. */
+/** Weight of a new sample in the compress cost estimate, and the largest sample taken. */
 const EWMA = 1 / 16
 const MAX_SAMPLE_NS = 100_000
+/** Wake-up samples kept: the estimate is their median. */
+const WAKE_SAMPLES = 16
 /** Every this many requests kept inline by cost, one wakes a worker anyway to re-measure the wake. */
 const PROBE_EVERY = 64
 /**
@@ -212,7 +214,10 @@ export class Kcompressd {
   /** This request's staging is timed (main_ns is sampled, see SAMPLE_EVERY). */
   private sampled = false
   private sampleRng = 0x9e3779b9
+  /** The cost of a wake-up: the median of the last WAKE_SAMPLES (see wakeWorkers). */
   private wakeNsEst = 0
+  private readonly wakeSamples = new Float64Array(WAKE_SAMPLES)
+  private wakeSampleCount = 0
   private compressNsEst = 0
 
   /** Pages staged since the last wake-up; a microtask wakes sleeping workers for them. */
@@ -583,9 +588,15 @@ export class Kcompressd {
     Atomics.notify(this.ring.meta, C_SQ_TAIL, count)
     const ms = performance.now() - t0
     this.mainMs += ms
-    // Clamped: one wake that lost the CPU for a millisecond must not decide the next hundred.
-    const ns = Math.min(MAX_SAMPLE_NS, ms * 1e6 / count)
-    this.wakeNsEst = this.wakeNsEst === 0 ? ns : this.wakeNsEst + (ns - this.wakeNsEst) * EWMA
+    // The median of the recent samples, not their mean: a notify during which the host took the
+    // vCPU away measured 100 us and more, and a mean with those made zstd pages look cheaper to
+    // compress here than a wake-up (94-98% inline at 4k on a loaded machine, 0.82x of inline where
+    // always staging gave 1.97x). Not their least either: that made single lz4 pages look worth
+    // staging (78-93% staged at 4k, 0.51-0.54x of inline in the same conditions).
+    this.wakeSamples[this.wakeSampleCount++ % WAKE_SAMPLES] = ms * 1e6 / count
+    const n = Math.min(this.wakeSampleCount, WAKE_SAMPLES)
+    const sorted = this.wakeSamples.slice(0, n).sort()
+    this.wakeNsEst = n % 2 === 1 ? sorted[n >> 1] : (sorted[(n >> 1) - 1] + sorted[n >> 1]) / 2
     this.nWorkerWakeups++
   }
 
@@ -763,9 +774,16 @@ export class Kcompressd {
 }
 
 /**
+ * The least compression work worth a handoff, whatever a wake-up costs: with workers polling (no
+ * wake-up paid), single lz4 pages (2-10 us each in a worker) staged cost the writer 0.80-0.87x of
+ * inline at 4k, where zstd pages (15-70 us) gain (bench/kcompressd.ts, 2026-12-01).
+ */
+const MIN_STAGED_WORK_NS = 12_000
+
+/**
  * The writer's choice for a request of `pages` pages: compress them itself when that takes less
- * than a wake-up (both measured as the device runs: `compressNs` per page in a worker, 0 while
- * unknown; `wakeNs` per Atomics.notify). It does not ask whether a worker sleeps: a worker polling
+ * than a wake-up, or less than MIN_STAGED_WORK_NS (both measured as the device runs: `compressNs`
+ * per page in a worker, 0 while unknown; `wakeNs` per Atomics.notify, the median of recent ones). It does not ask whether a worker sleeps: a worker polling
  * after single pages would take them without a wake-up, but its handoff costs the writer more than
  * compressing lz4 there (bench/kcompressd.ts, 2026-12-01: lz4 4k QD1 0.88x and QD32 0.76x of
  * inline with every page staged, 1.00x and 0.93x with this rule). Tried and not kept the same day:
@@ -775,7 +793,7 @@ export class Kcompressd {
  * 98% inline and lost to always staging (0.95x against 1.02x of inline).
  */
 export function inlineIsCheaper(pages: number, compressNs: number, wakeNs: number): boolean {
-  return compressNs > 0 && pages * compressNs < wakeNs
+  return compressNs > 0 && pages * compressNs < Math.max(wakeNs, MIN_STAGED_WORK_NS)
 }
 
 function checkWorkers(n: number): number {

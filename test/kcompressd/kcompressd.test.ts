@@ -176,12 +176,15 @@ t.test('an idle worker polls for poll_us after the pages it took: paced requests
   t.ok(await wakeups(1_000_000, 1) <= 2, '1-page requests: the worker polled between them too')
 })
 
-t.test('inlineIsCheaper: a request whose pages compress faster than a wake-up stays inline', async (t) => {
+t.test('inlineIsCheaper: a request whose pages compress faster than a wake-up (or 12 us) stays inline', async (t) => {
   t.notOk(inlineIsCheaper(1, 0, 20000), 'compression cost not measured yet: staged, to measure it')
   // lz4-like: 2 us per page against a 20 us wake-up.
   t.ok(inlineIsCheaper(1, 2000, 20000), 'a single lz4 page: inline')
   t.ok(inlineIsCheaper(8, 2000, 20000), '8 pages, 16 us: inline')
   t.notOk(inlineIsCheaper(32, 2000, 20000), '32 pages, 64 us: staged')
+  t.ok(inlineIsCheaper(1, 5000, 1000), 'a cheap wake-up does not make a 5 us page worth a handoff')
+  t.ok(inlineIsCheaper(5, 2000, 0), '10 us of work stays inline even with no wake-up')
+  t.notOk(inlineIsCheaper(7, 2000, 0), '14 us is staged')
   t.notOk(inlineIsCheaper(1, 25000, 20000), 'a zstd page: staged')
   t.ok(inlineIsCheaper(1, 25000, 30000), 'but inline when the wake-up costs more still')
 })
