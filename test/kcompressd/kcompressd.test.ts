@@ -189,6 +189,19 @@ t.test('inlineIsCheaper: a request whose pages compress faster than a wake-up (o
   t.ok(inlineIsCheaper(1, 25000, 30000), 'but inline when the wake-up costs more still')
 })
 
+t.test('wake_ns: the median of recent wake-ups, each counted for at most 30 us', async (t) => {
+  const dev = device(t, 'lz4', { workers: 1, kcompressd: { pollUs: 0, inlineWhenCheaper: false } })
+  await warm(dev)
+  const rand = prng(seed ^ 0x3a3e)
+  for (let i = 0; i < 40; i++) {
+    await dev.write(makePage('text', rand), i * PAGE)
+    await dev.drain()
+  }
+  const st = dev.kcompressdStats()
+  t.ok(st.workerWakeups >= 20, `the worker was woken for most pages (${st.workerWakeups})`)
+  t.ok(st.wakeNs > 0 && st.wakeNs <= 30000, `wake_ns ${st.wakeNs} is measured and within the clamp`)
+})
+
 t.test('a codec far dearer than a wake-up: the writer stages single pages', async (t) => {
   const rand = prng(seed ^ 0x1c0)
   const dev = new ZramDevice(0, { workers: 1 })
