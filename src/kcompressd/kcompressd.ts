@@ -787,9 +787,9 @@ const MIN_STAGED_WORK_NS = 12_000
 /**
  * The writer's choice for a request of `pages` pages: compress them itself when that takes less
  * than a wake-up, or less than MIN_STAGED_WORK_NS (both measured as the device runs: `compressNs`
- * per page in a worker, 0 while unknown; `wakeNs` per Atomics.notify, the median of recent ones). It does not ask whether a worker sleeps: a worker polling
- * after single pages would take them without a wake-up, but its handoff costs the writer more than
- * compressing lz4 there (bench/kcompressd.ts, 2026-12-01: lz4 4k QD1 0.88x and QD32 0.76x of
+ * per page in a worker, 0 while unknown; `wakeNs` per Atomics.notify, the median of recent ones).
+ * It does not ask whether a worker sleeps: a worker polling after single pages would take them
+ * without a wake-up, but its handoff costs the writer more than compressing lz4 there (bench/kcompressd.ts, 2026-12-01: lz4 4k QD1 0.88x and QD32 0.76x of
  * inline with every page staged, 1.00x and 0.93x with this rule). Tried and not kept the same day:
  * comparing the writer's own measured costs of each path (inline against handoff, with probes of
  * the path not taken): a probe runs cold after a stretch of the other path (handoff 35 us, inline 33

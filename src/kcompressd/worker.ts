@@ -39,14 +39,14 @@ for (let s = 0; s < n; s++) {
 /** One timed wait while polling (the kernel adds its timer slack, 50 us for a normal thread). */
 const POLL_STEP_MS = 0.05
 /**
- * Pages taken since the worker last slept until woken; it polls after any of them, single pages
- * (4k requests) included. Measured (bench/kcompressd.ts, zstd 4k QD1, 5 runs): polling after single
- * pages took the writer's wake-ups from 553 to 1.2 per 1000 pages, 0.89x -> 1.04x of inline. It
- * used to poll only after 4 pages, when every single lz4 page was staged and polling between them
- * cost the writer more (0.77-0.79x of inline); now the writer keeps pages inline when that costs
- * it less (inline_ns against handoff_ns), which is what single lz4 pages do.
+ * The worker took a page since it last slept until woken; then it polls before sleeping, after
+ * single pages (4k requests) too. Measured (bench/kcompressd.ts, zstd 4k QD1, 5 runs): polling
+ * after single pages took the writer's wake-ups from 553 to 1.2 per 1000 pages, 0.89x -> 1.04x of
+ * inline. It used to poll only after 4 pages, when every single lz4 page was staged and polling
+ * between them cost the writer more (0.77-0.79x of inline); now the writer keeps such requests
+ * inline (kcompressd.ts, inlineIsCheaper: less compression than a wake-up or 12 us).
  */
-let runPages = 0
+let tookPages = false
 
 let config: ConfigMessage = data.config
 let ctx: CodecContext = contextFor(config)
@@ -123,11 +123,11 @@ function compressSlot(slot: number): void {
 
 /** Nothing queued: poll for a while, then sleep until the main thread queues something (or stops us); false when stopped. */
 function idle(): boolean {
-  if (runPages > 0 && pollUs() > 0 && poll()) {
+  if (tookPages && pollUs() > 0 && poll()) {
     idleSince = true
     return Atomics.load(meta, base + W_RUN) === 1
   }
-  runPages = 0
+  tookPages = false
   Atomics.add(meta, C_SLEEPERS, 1)
   const tail = Atomics.load(meta, C_SQ_TAIL)
   // Announced first, checked second: a page queued in between is seen here or notified.
@@ -201,6 +201,6 @@ for (;;) {
   }
   const gen = Atomics.load(meta, C_CONFIG_GEN)
   if (gen !== config.gen) refreshConfig(gen)
-  runPages++
+  tookPages = true
   compressSlot(slot)
 }
