@@ -224,8 +224,7 @@ export class Kcompressd {
 
   /** Pages staged since the last wake-up; a microtask wakes sleeping workers for them. */
   private wakeCount = 0
-  private afterReplyQueued = false
-  private readonly afterReply = (): void => this.afterReplyWork()
+  private readonly wakeLater = (): void => this.wakeWorkers()
   private waitPending = false
   private drainWaiters: (() => void)[] = []
   private keepAlive: ReturnType<typeof setInterval> | null = null
@@ -329,9 +328,7 @@ export class Kcompressd {
     this.sampleRng = x
     this.sampled = (x & (SAMPLE_EVERY - 1)) === 0
     const t0 = this.sampled ? performance.now() : 0
-    // Results are taken after the previous reply (afterReply); here only when this request would
-    // otherwise find the FIFO full.
-    if (this.ring.freeSlots < pages) this.collect()
+    this.collect()
     // Not only when every worker sleeps: a polling worker costs the writer no wake-up, but on this VM
     // handing single lz4 pages to a worker on the other CPU still cost more than compressing them
     // here (bench/kcompressd.ts, 4k QD1: 0.77-0.82x of inline with every page staged).
@@ -397,27 +394,16 @@ export class Kcompressd {
    * make sure the rest are taken even if no request follows.
    */
   endRequest(): void {
-    this.requestInline = false
     if (this.ring.depth === 0 && this.stagedThisRequest === 0) return
-    this.wakeCount += this.stagedThisRequest
-    this.stagedThisRequest = 0
-    if (!this.afterReplyQueued) {
-      this.afterReplyQueued = true
-      queueMicrotask(this.afterReply)
-    }
-  }
-
-  /**
-   * After the reply (fuse-native answers in a nextTick, and the tick queue runs before this
-   * microtask): wake a sleeping worker for the pages just staged, then take finished results. Both
-   * are off the request's path: at QD1 the next request only comes after the kernel and the writer
-   * have turned the reply around, and committing a result (a pool allocation and a copy of bytes
-   * that another CPU wrote) is then done while they do.
-   */
-  private afterReplyWork(): void {
-    this.afterReplyQueued = false
     const t0 = performance.now()
-    if (this.wakeCount > 0) this.wakeWorkers()
+    if (this.stagedThisRequest > 0) {
+      // After the reply: fuse-native answers in a nextTick, which runs before this microtask, so
+      // the wake-up is off the request's path (the worker starts a few microseconds later).
+      if (this.wakeCount === 0) queueMicrotask(this.wakeLater)
+      this.wakeCount += this.stagedThisRequest
+      this.stagedThisRequest = 0
+    }
+    this.requestInline = false
     this.takeResults()
     this.mainMs += performance.now() - t0
   }
