@@ -7,9 +7,9 @@ import { Errno, ErrnoError } from '../errno'
 import type { EventLog } from '../log'
 import { WB_HUGE, WB_IDLE, WB_INCOMPRESSIBLE, type WritebackRequest } from '../shrinker/writeback-request'
 import {
-  PAGE_SIZE, type PageTable, SLOT_ALLOCATED, SLOT_HUGE, SLOT_IDLE, SLOT_INCOMPRESSIBLE, SLOT_PP, SLOT_SAME, SLOT_STAGED,
-  SLOT_UNIT, SLOT_WB,
+  type PageTable, SLOT_ALLOCATED, SLOT_HUGE, SLOT_IDLE, SLOT_INCOMPRESSIBLE, SLOT_PP, SLOT_SAME, SLOT_STAGED, SLOT_UNIT, SLOT_WB,
 } from './page-table'
+import { PAGE_SIZE } from '../page'
 
 /** What the lower tier needs from its device (the device stays the only owner of its pool). */
 export interface LowerTierHost {

@@ -1,4 +1,4 @@
-import { PAGE_SIZE } from './page-table'
+import { PAGE_SIZE } from '../page'
 
 /**
  * Walks a byte range page by page: for each page, its index, the offset inside it and the bytes

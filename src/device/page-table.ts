@@ -8,9 +8,6 @@
  *   atime[i]                seconds since the device was initialised, at the last access
  * Nothing per page lives on the JS heap as an object.
  */
-import { PAGE_SHIFT, PAGE_SIZE } from '../page'
-
-export { PAGE_SHIFT, PAGE_SIZE }
 export const SECTOR_SIZE = 512
 
 const SIZE_MASK = 0x1fff

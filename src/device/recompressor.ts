@@ -14,9 +14,9 @@ import type { CodecContext } from '../codec/codec'
 import { Errno, ErrnoError } from '../errno'
 import { classIndexOf, GEOMETRY, sizeClassIndex } from '../pool/size-class'
 import {
-  PAGE_SIZE, type PageTable, SLOT_ALLOCATED, SLOT_HUGE, SLOT_IDLE, SLOT_INCOMPRESSIBLE, SLOT_PP, SLOT_SAME, SLOT_STAGED,
-  SLOT_UNIT, SLOT_WB,
+  type PageTable, SLOT_ALLOCATED, SLOT_HUGE, SLOT_IDLE, SLOT_INCOMPRESSIBLE, SLOT_PP, SLOT_SAME, SLOT_STAGED, SLOT_UNIT, SLOT_WB,
 } from './page-table'
+import { PAGE_SIZE } from '../page'
 import { ZRAM_MAX_COMPS } from './recomp-algorithms'
 import { MAX_UNIT_BYTES, MAX_UNIT_PAGES, type UnitLayout, unitLayout, type UnitStore } from './unit-store'
 

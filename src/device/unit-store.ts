@@ -19,7 +19,8 @@
  */
 import type { CodecContext } from '../codec/codec'
 import type { ZsPool } from '../pool/zs-pool'
-import { PAGE_SIZE, type PageTable, SLOT_UNIT } from './page-table'
+import { type PageTable, SLOT_UNIT } from './page-table'
+import { PAGE_SIZE } from '../page'
 
 export const MAX_UNIT_PAGES = 16
 const HEAD_HEADER = 8

@@ -5,9 +5,9 @@ import { bufferSameFilled, fillPattern } from '../codec/same-filled'
 import { Errno, ErrnoError } from '../errno'
 import { BlockStatCounters } from './block-stat'
 import {
-  PageTable, PAGE_SIZE, SECTOR_SIZE, SLOT_ALLOCATED, SLOT_DIRECT, SLOT_HUGE, SLOT_IDLE, SLOT_PP, SLOT_REF, SLOT_SAME, SLOT_STAGED,
-  SLOT_UNIT, SLOT_WB,
+  PageTable, SECTOR_SIZE, SLOT_ALLOCATED, SLOT_DIRECT, SLOT_HUGE, SLOT_IDLE, SLOT_PP, SLOT_REF, SLOT_SAME, SLOT_STAGED, SLOT_UNIT, SLOT_WB,
 } from './page-table'
+import { PAGE_SIZE } from '../page'
 import { RecompAlgorithms } from './recomp-algorithms'
 import { type RecompressHost, type RecompressRequest, Recompressor } from './recompressor'
 import { type UnitLayout, UnitStore } from './unit-store'

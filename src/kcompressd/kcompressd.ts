@@ -35,9 +35,10 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { type EventLog, silentLog } from '../log'
 import {
-  C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_POLL_US, C_SLEEPERS, C_SQ_TAIL, CLAIMED_BASE, type ConfigMessage, FREE, MAX_WORKER_IDS, PAGE_SIZE,
+  C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_POLL_US, C_SLEEPERS, C_SQ_TAIL, CLAIMED_BASE, type ConfigMessage, FREE, MAX_WORKER_IDS,
   RESULT_FAILED, RESULT_SKIPPED, W_CQ_TAIL, W_READY, W_RUN, W_RUNS, WORKER_WORDS, workerBase, type WorkerData, type WorkerFaults,
 } from './protocol'
+import { PAGE_SIZE } from '../page'
 import { StagingRing } from './staging-ring'
 
 export const DEFAULT_FIFO_SIZE = 256

@@ -21,7 +21,6 @@
  * for the copy to end. The main thread never writes a slot in any other state, so a worker reads
  * a page that does not change under it.
  */
-export { PAGE_SIZE } from '../page'
 
 /** Control words, indexes into meta. */
 export const C_SQ_HEAD = 0

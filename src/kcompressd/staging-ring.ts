@@ -4,8 +4,9 @@
  * only producer; it consumes too when it compresses queued pages itself.
  */
 import {
-  C_SQ_HEAD, C_SQ_TAIL, CLAIMED_MAIN, FREE, metaLayout, PAGE_SIZE, QUEUED, queueWrap, WRITING,
+  C_SQ_HEAD, C_SQ_TAIL, CLAIMED_MAIN, FREE, metaLayout, QUEUED, queueWrap, WRITING,
 } from './protocol'
+import { PAGE_SIZE } from '../page'
 
 export class StagingRing {
   readonly size: number

@@ -11,9 +11,9 @@ import type { CodecContext } from '../codec/codec'
 import { findCodec } from '../codec/registry'
 import {
   C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_POLL_US, C_SLEEPERS, C_SQ_HEAD, C_SQ_TAIL, CLAIMED_BASE, type ConfigMessage, metaLayout,
-  PAGE_SIZE, QUEUED, queueWrap, RESULT_FAILED, RESULT_SKIPPED, W_CQ_TAIL, W_READY, W_RUN, W_RUNS, workerBase,
-  type WorkerData, WRITING,
+  QUEUED, queueWrap, RESULT_FAILED, RESULT_SKIPPED, W_CQ_TAIL, W_READY, W_RUN, W_RUNS, workerBase, type WorkerData, WRITING,
 } from './protocol'
+import { PAGE_SIZE } from '../page'
 
 const data = workerData as WorkerData
 const n = data.fifoSize

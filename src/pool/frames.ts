@@ -1,4 +1,4 @@
-import { PAGE_SHIFT, PAGE_SIZE } from './size-class'
+import { PAGE_SHIFT, PAGE_SIZE } from '../page'
 
 /** Dropped chunks remembered (weakly) for reuse before the GC takes them. */
 const MAX_GRAVEYARD = 16

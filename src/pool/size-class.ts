@@ -3,9 +3,8 @@
  * so that our zspage lengths, and with them mem_used_total, are the kernel's.
  */
 
-import { PAGE_SHIFT, PAGE_SIZE } from '../page'
+import { PAGE_SIZE } from '../page'
 
-export { PAGE_SHIFT, PAGE_SIZE }
 /** MAX(32, (ZS_MAX_PAGES_PER_ZSPAGE << PAGE_SHIFT) >> OBJ_INDEX_BITS) is 32 on 64-bit kernels. */
 export const ZS_MIN_ALLOC_SIZE = 32
 export const ZS_MAX_ALLOC_SIZE = PAGE_SIZE

@@ -1,14 +1,8 @@
 import { FrameAllocator } from './frames'
 import {
-  GEOMETRY,
-  PAGE_SHIFT,
-  PAGE_SIZE,
-  ZS_HANDLE_SIZE,
-  ZS_MAX_ALLOC_SIZE,
-  ZS_MAX_PAGES_PER_ZSPAGE,
-  ZS_SIZE_CLASSES,
-  classIndexOf,
+  GEOMETRY, ZS_HANDLE_SIZE, ZS_MAX_ALLOC_SIZE, ZS_MAX_PAGES_PER_ZSPAGE, ZS_SIZE_CLASSES, classIndexOf,
 } from './size-class'
+import { PAGE_SHIFT, PAGE_SIZE } from '../page'
 
 /*
  * A zsmalloc-like allocator (mm/zsmalloc.c). Objects live in zspages of 1..8 frames, one size class
