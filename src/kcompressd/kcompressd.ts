@@ -169,8 +169,14 @@ const MAX_SAMPLE_NS = 100_000
 const WAKE_SAMPLES = 16
 /** The most a wake-up sample counts for: the top of what an unpreempted one costs on this VM (10-30 us). */
 const MAX_WAKE_NS = 30_000
-/** Every this many requests kept inline by cost, one wakes a worker anyway to re-measure the wake. */
-const PROBE_EVERY = 64
+/**
+ * Every this many requests kept inline by cost, one is staged anyway, to keep compress_ns and
+ * wake_ns measured. A probe costs the writer far more than its own work: at lz4 4k QD1 one in 64
+ * added 9-11 us of main-thread CPU per page against the inline daemon, one in 1024 -3.5 to +3.3 us
+ * (bench/kcompressd.ts with the rate from the environment, quiet runs, 2026-12-02; cause not found,
+ * see bench/results/2026-12-02-kcompressd-night.md). Multi-page requests refresh both anyway.
+ */
+const PROBE_EVERY = 1024
 /**
  * Staging is timed in one request out of SAMPLE_EVERY (at random) and counted that many times:
  * a clock read costs about as much as staging a page.
