@@ -17,11 +17,11 @@
  * JavaScript thread alone, 10 ms ticks: runs of seconds). The arms take turns run by run.
  */
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ZramDevice } from '../src/device/zram-device'
 import { PAGE_SIZE } from '../src/page'
 import { summarize, type Summary } from './stats'
+import { clkTck, cpuTicks } from './sys'
 
 interface Arm { id: string; workers: number; inlineWhenCheaper: boolean }
 const ARMS: Arm[] = [
@@ -34,12 +34,9 @@ const DATA_BYTES = 64 << 20
 
 interface Sample { mbps: number; mainUsPerPage: number; staged: number; compressNs: number; wakeNs: number }
 
-/** CPU time of this process's main thread, ms (utime + stime). */
+/** CPU time of this process's main thread (the JavaScript thread alone), ms. */
 function mainThreadCpuMs(): number {
-  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8')
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  // Fields 14 and 15 of stat (utime, stime), counted from the state field (3).
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100
+  return ((cpuTicks(process.pid, process.pid) ?? 0) * 1000) / clkTck()
 }
 
 function makeData(): Buffer {

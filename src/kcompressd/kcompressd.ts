@@ -12,8 +12,9 @@
  *
  * Waking a sleeping thread is not free (an Atomics.notify on a sleeping worker costs the writer
  * several microseconds on a VM whose other vCPU is halted), so the writer notifies only when a
- * worker sleeps, once per request, and when every worker sleeps and the request's pages cost less
- * to compress than the wake-up (measured, both), it compresses them itself (inline_cheaper).
+ * worker sleeps, once per request, and when the request's pages cost less to compress than a
+ * wake-up or MIN_STAGED_WORK_NS (measured, both: inlineIsCheaper), it compresses them itself
+ * (inline_cheaper).
  * Results are taken without waking the main thread at all while requests keep coming; when they
  * stop, an Atomics.waitAsync with a timeout takes what is left, and drain() asks the next worker
  * that goes idle to wake it.
@@ -109,7 +110,7 @@ export interface KcompressdOptions {
   workers: number
   fifoSize?: number
   log?: EventLog
-  /** Compress a request inline when every worker sleeps and waking one costs more (default true). */
+  /** Compress a request inline when that costs less than a handoff (inlineIsCheaper; default true). */
   inlineWhenCheaper?: boolean
   /** Microseconds an idle worker polls before it sleeps until woken (default DEFAULT_POLL_US; 0: sleep at once). */
   pollUs?: number
@@ -136,7 +137,7 @@ export interface KcompressdStats {
   failed: number
   /** Pages compressed inline because the FIFO was full. */
   inlineFallbacks: number
-  /** Pages compressed inline because every worker slept and waking one cost more. */
+  /** Pages compressed inline because handing them off cost more (inlineIsCheaper). */
   inlineCheaper: number
   fifoFullEvents: number
   maxFifoDepth: number
@@ -217,6 +218,7 @@ export class Kcompressd {
   // The writer's policy for the current request (beginRequest .. endRequest).
   private requestInline = false
   private stagedThisRequest = 0
+  /** Requests kept inline by inlineIsCheaper; every PROBE_EVERY-th is staged anyway. */
   private cheaperRun = 0
   /** zramfuse/inline_when_cheaper. */
   inlineWhenCheaper: boolean
@@ -796,8 +798,9 @@ const MIN_STAGED_WORK_NS = 12_000
  * than a wake-up, or less than MIN_STAGED_WORK_NS (both measured as the device runs: `compressNs`
  * per page in a worker, 0 while unknown; `wakeNs` per Atomics.notify, the median of recent ones).
  * It does not ask whether a worker sleeps: a worker polling after single pages would take them
- * without a wake-up, but its handoff costs the writer more than compressing lz4 there (bench/kcompressd.ts, 2026-12-01: lz4 4k QD1 0.88x and QD32 0.76x of
- * inline with every page staged, 1.00x and 0.93x with this rule). Tried and not kept the same day:
+ * without a wake-up, but its handoff costs the writer more than compressing lz4 there
+ * (bench/kcompressd.ts, 2026-12-01: lz4 4k QD1 0.88x and QD32 0.76x of inline with every page
+ * staged, 1.00x and 0.93x with this rule). Tried and not kept the same day:
  * comparing the writer's own measured costs of each path (inline against handoff, with probes of
  * the path not taken): a probe runs cold after a stretch of the other path (handoff 35 us, inline 33
  * us per page at zstd 4k QD1, against 5.5 us per page while staging steadily), so zstd 4k QD1 went
