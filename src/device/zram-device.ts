@@ -133,6 +133,16 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     this.kcompressd = new Kcompressd(this, {
       workers: opts.workers === 'auto' ? this.autoWorkers() : opts.workers ?? 0, fifoSize: opts.fifoSize, log: opts.log, ...opts.kcompressd,
     })
+    this.pool.onChunkDrop = (serial) => this.kcompressd.chunkDropped(serial)
+    this.sharePool()
+  }
+
+  /**
+   * With workers, new pool chunks are shared memory, so workers write their results in place
+   * (kcompressd.ts); without, ordinary memory (copies into shared memory cost 2-3x more).
+   */
+  private sharePool(): void {
+    this.pool.shared = this.kcompressd.workers > 0
   }
 
   get hugeLimit(): number {
@@ -161,6 +171,47 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     // commit() frees the STAGED entry once the pool allocation succeeded; kcompressd frees the slot.
     if (src === null) this.commit(table, index, raw, 0, PAGE_SIZE, raw, false)
     else this.commit(table, index, src, off, len, raw, false)
+    this.shrinker.poke()
+    return true
+  }
+
+  /** KcompressdHost: a pinned object in shared pool memory for a worker to write, or 0. */
+  reserveObject(len: number, out: Int32Array): number {
+    if (this.table === null || !this.pool.shared || this.memLimitPages !== 0) return 0
+    let handle: number
+    try {
+      handle = this.pool.malloc(len)
+    } catch {
+      return 0
+    }
+    if (this.pool.payloadPieces(handle, out) === 0) {
+      // It landed in a chunk made before workers were turned on: no use to a worker.
+      this.pool.free(handle)
+      return 0
+    }
+    this.pool.pin(handle)
+    const used = this.pool.totalPages
+    if (used > this.memUsedMaxPages) this.memUsedMaxPages = used
+    return handle
+  }
+
+  /** KcompressdHost: the shared chunk of a reserved object's piece. */
+  reservedChunk(handle: number, piece: number): SharedArrayBuffer {
+    return this.pool.chunkBufferOf(handle, piece) as SharedArrayBuffer
+  }
+
+  /** KcompressdHost: a reservation that will hold no page. */
+  releaseObject(handle: number): void {
+    this.pool.free(handle)
+  }
+
+  /** KcompressdHost: like commitStaged, for a result a worker wrote into reserved object `handle`. */
+  commitWritten(index: number, slot: number, ticket: number, handle: number, len: number): boolean {
+    const table = this.table
+    if (table === null || index >= table.pages || !table.isStaged(index)) return false
+    if (table.value[index * 2] !== slot || table.value[index * 2 + 1] !== ticket) return false
+    this.pool.unpin(handle)
+    this.place(table, index, handle, len, len >= ZsPool.hugeClassSize, 0)
     this.shrinker.poke()
     return true
   }
@@ -499,10 +550,12 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
   setWorkers(n: number): void {
     this.workersAuto = false
     this.kcompressd.setWorkers(n)
+    this.sharePool()
   }
 
   private followAlgorithm(): void {
     if (this.workersAuto) this.kcompressd.setWorkers(this.autoWorkers())
+    this.sharePool()
   }
 
   private autoWorkers(): number {
@@ -595,6 +648,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     // Queued pages are forgotten; batches in flight come back stale (no table) and are dropped.
     this.kcompressd.discardAll()
     this.table = null
+    this.kcompressd.poolReset()
     this.pool.reset()
     this.codec = findCodec(DEFAULT_ALGORITHM) as Codec
     this.workersAuto = this.workersAutoDefault
@@ -993,6 +1047,11 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
       throw new ErrnoError(Errno.EIO, `mem_limit of ${this.memLimitPages * PAGE_SIZE} bytes reached`)
     }
     this.pool.write(handle, src, srcOff, size)
+    this.place(table, index, handle, size, huge, prio)
+  }
+
+  /** The page now lives in pool object `handle` (size bytes written): free what it was, account. */
+  private place(table: PageTable, index: number, handle: number, size: number, huge: boolean, prio: number): void {
     this.freeSlot(table, index)
     table.setObject(index, handle, size, huge, huge ? 0 : prio)
     this.comprBytes += size

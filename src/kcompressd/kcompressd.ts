@@ -6,9 +6,12 @@
  * request is answered: per page a copy and an index update. Long-lived worker threads sleep on
  * the queue (Atomics.wait), claim whatever is queued, compress it into the slot's result area and
  * publish the slot on their completion rings; no message per page or per batch either way. The
- * main thread (the single owner of the pool and the page table) takes results at the start and end
- * of every request, or when woken, and commits each one only if the page still names that slot and
- * ticket, so an overwrite, discard or reset that happened meanwhile wins.
+ * main thread (the single owner of the pool's metadata and the page table) takes results at the
+ * start and end of every request, or when woken, and commits each one only if the page still names
+ * that slot and ticket, so an overwrite, discard or reset that happened meanwhile wins. A worker
+ * writes its result into a pool object the main thread reserved for it (per size class, a few at a
+ * time, pinned against compaction), so committing is storing a handle; with no reservation of the
+ * class at hand it writes the slot's result area and the main thread copies (protocol.ts).
  *
  * Waking a sleeping thread is not free (an Atomics.notify on a sleeping worker costs the writer
  * several microseconds on a VM whose other vCPU is halted), so the writer notifies only when a
@@ -36,10 +39,13 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { type EventLog, silentLog } from '../log'
 import {
-  C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_POLL_US, C_SLEEPERS, C_SQ_TAIL, CLAIMED_BASE, type ConfigMessage, FREE, MAX_WORKER_IDS,
-  RESULT_FAILED, RESULT_SKIPPED, W_CQ_TAIL, W_READY, W_RUN, W_RUNS, WORKER_WORDS, workerBase, type WorkerData, type WorkerFaults,
+  C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_POLL_US, C_POOL_EPOCH, C_SLEEPERS, C_SQ_TAIL, type ChunkMessage, CLAIMED_BASE, type ConfigMessage,
+  type DropMessage, E_EPOCH, E_HANDLE, E_LEN0, E_OFF0, E_OFF1, E_SERIAL0, E_SERIAL1, FREE, MAX_WORKER_IDS, R_HEAD, R_TAIL, RESERVE_SLOTS,
+  RESULT_FAILED, RESULT_SKIPPED, resvBase, resvEntry, resvWords, W_CQ_TAIL, W_INFLIGHT, W_INFLIGHT_EPOCH, W_READY, W_RUN, W_RUNS,
+  WORKER_WORDS, workerBase, type WorkerData, type WorkerFaults,
 } from './protocol'
 import { PAGE_SIZE } from '../page'
+import { classIndexOf, GEOMETRY, ZS_SIZE_CLASSES } from '../pool/size-class'
 import { StagingRing } from './staging-ring'
 
 export const DEFAULT_FIFO_SIZE = 256
@@ -104,6 +110,21 @@ export interface KcompressdHost {
    * count the failure. Returns false when it was stale anyway.
    */
   failStaged(page: number, slot: number, ticket: number): boolean
+  /**
+   * Reserve a pool object for a worker to write in place: allocated and pinned, payload at least
+   * `len` bytes, its place described into `out` (ZsPool.payloadPieces). Returns the handle, or 0
+   * when none can be had (pool memory not shared, a memory limit, no device, allocation failed).
+   */
+  reserveObject(len: number, out: Int32Array): number
+  /** The SharedArrayBuffer holding piece `piece` (0 or 1) of a reserved object. */
+  reservedChunk(handle: number, piece: number): SharedArrayBuffer
+  /** Free a reserved object that will not be committed. */
+  releaseObject(handle: number): void
+  /**
+   * Commit a result a worker wrote into reserved object `handle` (`len` bytes; PAGE_SIZE: the page
+   * raw) if the page is still STAGED in `slot` with `ticket`. False when stale: the caller frees it.
+   */
+  commitWritten(page: number, slot: number, ticket: number, handle: number, len: number): boolean
 }
 
 export interface KcompressdOptions {
@@ -145,6 +166,10 @@ export interface KcompressdStats {
   batches: number
   /** Pages a worker failed to compress (it threw or died); each was compressed again here. */
   workerErrors: number
+  /** Results committed that a worker had written into a reserved pool object (no copy here). */
+  written: number
+  /** Pool objects reserved for workers now (allocated, not yet holding a page). */
+  reserved: number
   /** Atomics.notify calls the writer made to wake a sleeping worker. */
   workerWakeups: number
   /** Times the main thread was woken (by a worker or its idle timeout) to take results. */
@@ -159,6 +184,9 @@ export interface KcompressdStats {
   mainNs: number
   mainNsPerPage: number
 }
+
+/** Reservations a worker starts with in a size class it meets (kept per class: WorkerHandle.depth). */
+const MIN_RESERVED = 4
 
 const WORKER_FILE = join(__dirname, __filename.endsWith('.ts') ? 'worker.ts' : 'worker.js')
 /** How long results may wait for the main thread once requests stop (it is woken when draining). */
@@ -195,6 +223,16 @@ interface WorkerHandle {
   ring: StagingRing
   cq: Int32Array
   cqHead: number
+  /** Its reservation rings (protocol.ts) ... */
+  resv: Int32Array
+  /** ... the size classes to top up after the next collect, ... */
+  wanted: Int32Array
+  wantedCount: number
+  wantedFlag: Uint8Array
+  /** ... how many to keep reserved per class (doubled whenever the worker ran out), ... */
+  depth: Uint8Array
+  /** ... and the serials of the pool chunks sent to it. */
+  sent: Set<number>
   /** Asked to stop (workers lowered, fifo_size changed, close): its exit is not a failure. */
   stopping: boolean
   ready: boolean
@@ -252,7 +290,12 @@ export class Kcompressd {
   private nWorkerErrors = 0
   private nWorkerWakeups = 0
   private nMainWakeups = 0
+  private nWritten = 0
+  private nReserved = 0
   private mainMs = 0
+  /** The pool's generation (C_POOL_EPOCH): moved by poolReset(). */
+  private epoch = 1
+  private readonly pieces = new Int32Array(5)
 
   constructor(host: KcompressdHost, opts: KcompressdOptions) {
     this.host = host
@@ -261,6 +304,7 @@ export class Kcompressd {
     this.target = checkWorkers(opts.workers)
     this.inlineWhenCheaper = opts.inlineWhenCheaper ?? true
     this.ring = new StagingRing(checkFifoSize(opts.fifoSize ?? DEFAULT_FIFO_SIZE))
+    Atomics.store(this.ring.meta, C_POOL_EPOCH, this.epoch)
     this.pollUs = opts.pollUs ?? DEFAULT_POLL_US
     this.config = { gen: 0, algorithm: host.algorithm, level: host.compressionLevel, dict: host.compressionDict }
   }
@@ -311,6 +355,8 @@ export class Kcompressd {
       maxFifoDepth: this.nMaxDepth,
       batches,
       workerErrors: this.nWorkerErrors,
+      written: this.nWritten,
+      reserved: this.nReserved,
       workerWakeups: this.nWorkerWakeups,
       mainWakeups: this.nMainWakeups,
       wakeNs: Math.round(this.wakeNsEst),
@@ -439,6 +485,23 @@ export class Kcompressd {
     this.takeResults()
   }
 
+  /**
+   * The pool is about to be reset (after discardAll): every reservation and every result written
+   * into one belongs to the old pool; they are skipped and dropped without touching the new one.
+   */
+  poolReset(): void {
+    this.epoch = this.epoch === 0x7fffffff ? 1 : this.epoch + 1
+    Atomics.store(this.ring.meta, C_POOL_EPOCH, this.epoch)
+    this.nReserved = 0
+  }
+
+  /** The pool dropped a shared chunk: workers that have it let go. */
+  chunkDropped(serial: number): void {
+    for (const h of this.handles) {
+      if (h.sent.delete(serial)) h.thread.postMessage({ drop: serial } satisfies DropMessage)
+    }
+  }
+
   /** workers store: start or stop threads to match n (0: compress inline); pages in flight finish. */
   setWorkers(n: number): void {
     this.target = checkWorkers(n)
@@ -458,6 +521,7 @@ export class Kcompressd {
     for (const h of this.handles) if (!h.stopping) this.stopWorker(h)
     const pollUs = this.pollUs
     this.ring = new StagingRing(n)
+    Atomics.store(this.ring.meta, C_POOL_EPOCH, this.epoch)
     this.pollUs = pollUs
     this.full = false
     if (wasRunning) this.spawnWorkers()
@@ -525,14 +589,19 @@ export class Kcompressd {
     for (let w = 0; w < WORKER_WORDS; w++) ring.meta[base + w] = 0
     Atomics.store(ring.meta, base + W_RUN, 1)
     const cq = new Int32Array(new SharedArrayBuffer(ring.size * 4))
+    const resv = new Int32Array(new SharedArrayBuffer(resvWords(ZS_SIZE_CLASSES) * 4))
     const data: WorkerData = {
       id, fifoSize: ring.size, meta: ring.meta.buffer as SharedArrayBuffer, pages: ring.pages, results: ring.results,
-      cq: cq.buffer as SharedArrayBuffer, config: this.config, faults: this.faults,
+      cq: cq.buffer as SharedArrayBuffer, resv: resv.buffer as SharedArrayBuffer, config: this.config, faults: this.faults,
     }
     const thread = new Worker(WORKER_FILE, { workerData: data })
     // The daemon is kept alive by its mount, a test by what it awaits (drain holds a handle).
     thread.unref()
-    const h: WorkerHandle = { id, thread, ring, cq, cqHead: 0, stopping: false, ready: false }
+    const h: WorkerHandle = {
+      id, thread, ring, cq, cqHead: 0, resv, wanted: new Int32Array(ZS_SIZE_CLASSES), wantedCount: 0,
+      wantedFlag: new Uint8Array(ZS_SIZE_CLASSES), depth: new Uint8Array(ZS_SIZE_CLASSES), sent: new Set(), stopping: false,
+      ready: false,
+    }
     this.handles.push(h)
     this.running++
     thread.on('error', (err) => this.log.error({ event: 'kcompressd_worker_error', device: `zram${this.host.id}`, worker: id, err: String(err) },
@@ -563,13 +632,22 @@ export class Kcompressd {
     if (!h.stopping) this.running--
     const base = workerBase(h.id)
     this.nBatchesDone += h.ring.meta[base + W_RUNS]
-    // A worker of a replaced ring (fifo_size) had nothing staged; a closed device keeps nothing.
-    if (h.ring !== this.ring || this.closed) return
+    if (this.closed) return
+    // The reservation it was writing when it died (if any), then those it never took.
+    const inflight = h.ring.meta[base + W_INFLIGHT] !== 0 && h.ring.meta[base + W_INFLIGHT_EPOCH] === this.epoch
+      ? h.ring.meta[base + W_INFLIGHT] : 0
+    if (inflight !== 0) this.release(inflight)
+    this.releaseReservations(h, inflight)
+    // A worker of a replaced ring (fifo_size) had nothing staged.
+    if (h.ring !== this.ring) return
     this.collectFrom(h)
     const claimed = CLAIMED_BASE + h.id
     let lost = 0
     for (let slot = 0; slot < this.ring.size; slot++) {
       if (Atomics.load(this.ring.state, slot) !== claimed) continue
+      // Written into a reservation but never published: free it (once: it may be the in-flight one).
+      const written = this.ring.resultHandle[slot]
+      if (written !== 0 && written !== inflight && this.ring.resultEpoch[slot] === this.epoch) this.release(written)
       lost++
       this.compressHere(slot, this.ring.ticket[slot])
       this.freeSlot(slot)
@@ -645,14 +723,99 @@ export class Kcompressd {
     while (h.cqHead !== tail) {
       const slot = h.cq[h.cqHead % ring.size]
       h.cqHead = h.cqHead + 1 === ring.wrap ? 0 : h.cqHead + 1
-      this.finish(slot)
+      this.finish(slot, h)
+    }
+    if (h.wantedCount > 0) this.refill(h)
+  }
+
+  /**
+   * Note that worker h wants reservations of size class c: it used one, or had none (`ranOut`: then
+   * it keeps twice as many, up to RESERVE_SLOTS, so a burst of one class, e.g. the 32 similar pages
+   * of a 128k write, finds enough between two refills; a class it never meets costs nothing).
+   */
+  private want(h: WorkerHandle, c: number, ranOut: boolean): void {
+    if (ranOut) {
+      const d = h.depth[c]
+      h.depth[c] = d === 0 ? MIN_RESERVED : d * 2 < RESERVE_SLOTS ? d * 2 : RESERVE_SLOTS
+    }
+    if (h.wantedFlag[c] === 1) return
+    h.wantedFlag[c] = 1
+    h.wanted[h.wantedCount++] = c
+  }
+
+  /**
+   * Top up the reservation rings of the classes worker h wants. Each new object's chunk is sent
+   * to the worker before the entry is published (the worker reads its port when it meets an
+   * unknown serial). Stops at the first object the pool will not give.
+   */
+  private refill(h: WorkerHandle): void {
+    const resv = h.resv
+    const out = this.pieces
+    for (let i = 0; i < h.wantedCount; i++) {
+      const c = h.wanted[i]
+      h.wantedFlag[c] = 0
+      const b = resvBase(c)
+      let tail = resv[b + R_TAIL]
+      const len = GEOMETRY.huge[c] === 1 ? PAGE_SIZE : GEOMETRY.size[c] - 8
+      const depth = h.depth[c]
+      while (((tail - Atomics.load(resv, b + R_HEAD)) | 0) < depth) {
+        const handle = this.host.reserveObject(len, out)
+        if (handle === 0) {
+          for (let j = i + 1; j < h.wantedCount; j++) h.wantedFlag[h.wanted[j]] = 0
+          h.wantedCount = 0
+          Atomics.store(resv, b + R_TAIL, tail)
+          return
+        }
+        this.nReserved++
+        this.sendChunk(h, out[0], handle, 0)
+        const e = resvEntry(c, tail)
+        resv[e + E_HANDLE] = handle
+        resv[e + E_EPOCH] = this.epoch
+        resv[e + E_SERIAL0] = out[0]
+        resv[e + E_OFF0] = out[1]
+        resv[e + E_LEN0] = out[2]
+        if (out[2] < len) {
+          this.sendChunk(h, out[3], handle, 1)
+          resv[e + E_SERIAL1] = out[3]
+          resv[e + E_OFF1] = out[4]
+        }
+        tail = (tail + 1) | 0
+      }
+      Atomics.store(resv, b + R_TAIL, tail)
+    }
+    h.wantedCount = 0
+  }
+
+  private sendChunk(h: WorkerHandle, serial: number, handle: number, piece: number): void {
+    if (h.sent.has(serial)) return
+    h.sent.add(serial)
+    h.thread.postMessage({ chunk: serial, buf: this.host.reservedChunk(handle, piece) } satisfies ChunkMessage)
+  }
+
+  /** Free the reservations still on a dead worker's rings (of the current pool; not `skip`). */
+  private releaseReservations(h: WorkerHandle, skip: number): void {
+    const resv = h.resv
+    for (let c = 0; c < ZS_SIZE_CLASSES; c++) {
+      const b = resvBase(c)
+      const tail = resv[b + R_TAIL]
+      for (let pos = resv[b + R_HEAD]; pos !== tail; pos = (pos + 1) | 0) {
+        const e = resvEntry(c, pos)
+        if (resv[e + E_EPOCH] === this.epoch && resv[e + E_HANDLE] !== skip) this.release(resv[e + E_HANDLE])
+      }
+      resv[b + R_HEAD] = tail
     }
   }
 
-  private finish(slot: number): void {
+  private release(handle: number): void {
+    this.nReserved--
+    this.host.releaseObject(handle)
+  }
+
+  private finish(slot: number, h: WorkerHandle | null): void {
     const ring = this.ring
     const r = ring.result[slot]
     const ticket = ring.resultTicket[slot]
+    const written = ring.resultHandle[slot]
     try {
       if (r === RESULT_SKIPPED) {
         this.nStale++
@@ -666,7 +829,10 @@ export class Kcompressd {
           const x = Math.min(MAX_SAMPLE_NS, ns)
           this.compressNsEst = this.compressNsEst === 0 ? x : this.compressNsEst + (x - this.compressNsEst) * EWMA
         }
-        this.commit(slot, ticket, r >= this.host.hugeLimit ? null : ring.resultBytes, slot * PAGE_SIZE, r)
+        const len = r >= this.host.hugeLimit ? PAGE_SIZE : r
+        if (written !== 0) this.commitWritten(slot, ticket, written, len)
+        else this.commit(slot, ticket, len === PAGE_SIZE ? null : ring.resultBytes, slot * PAGE_SIZE, r)
+        if (h !== null) this.want(h, classIndexOf(len), written === 0)
       }
     } finally {
       this.freeSlot(slot)
@@ -687,6 +853,22 @@ export class Kcompressd {
     }
     if (c === null) this.commit(slot, ticket, null, 0, PAGE_SIZE)
     else this.commit(slot, ticket, c.length >= this.host.hugeLimit ? null : c, 0, c.length)
+  }
+
+  /** Commit a result a worker wrote into a reservation (of the current pool, else it is dropped). */
+  private commitWritten(slot: number, ticket: number, handle: number, len: number): void {
+    if (this.ring.resultEpoch[slot] !== this.epoch) {
+      this.nStale++ // written into the pool before a reset: nothing to free in this one
+      return
+    }
+    this.nReserved--
+    if (this.host.commitWritten(this.ring.slotPage[slot], slot, ticket, handle, len)) {
+      this.nCompleted++
+      this.nWritten++
+    } else {
+      this.nStale++
+      this.host.releaseObject(handle)
+    }
   }
 
   /** Commit a result; if the pool cannot take even that, drop the page visibly. Never throws. */

@@ -15,6 +15,16 @@
  * consumers); the main thread is the only producer, and a consumer too when it compresses queued
  * pages itself (reset, workers turned off, a worker that died).
  *
+ * Results written in place: the main thread keeps, per worker and per size class, a few pool
+ * objects reserved (allocated and pinned, in shared chunks) on the worker's reservation rings
+ * (resv, below). A worker whose result's class has one writes the result straight into it and
+ * publishes the handle with the slot (slotResultHandle), so the main thread commits it by storing
+ * the handle: it never reads the bytes a worker wrote on the other CPU (reading them cost the
+ * writer ~1.3 us per page at 128k: bench/results/2026-12-02-kcompressd-direct.md). With none, the
+ * worker writes its result area as before and the main thread reserves that class for next time.
+ * A reservation names the pool's epoch (C_POOL_EPOCH, moved by reset): one from an older pool is
+ * skipped by the worker, and a result written into one is dropped without touching the new pool.
+ *
  * Slot states (slotState, Int32): FREE -> QUEUED (main) -> CLAIMED_BASE + worker (the worker's CAS)
  * -> FREE (main, once it has taken the result). QUEUED -> WRITING -> QUEUED is the main thread
  * rewriting a page that no worker has claimed yet, in place; a worker that meets WRITING waits
@@ -38,6 +48,8 @@ export const C_CONFIG_GEN = 5
  * after its queue ran empty, before it sleeps until notified; 0: sleep at once.
  */
 export const C_POLL_US = 6
+/** The pool's generation: moved when the pool is reset (reservations from before are void). */
+export const C_POOL_EPOCH = 7
 const CONTROL_WORDS = 8
 
 /** Per-worker words: meta[workerBase(id) + W_*]. */
@@ -48,6 +60,12 @@ export const W_CQ_TAIL = 1
 export const W_RUNS = 2
 /** 1 once the worker has its codec context and waits for pages. */
 export const W_READY = 3
+/**
+ * The reservation a worker is writing (handle and epoch), from before it takes the entry off its
+ * ring until its result records it: if the thread dies meanwhile, the main thread frees it once.
+ */
+export const W_INFLIGHT = 4
+export const W_INFLIGHT_EPOCH = 5
 export const WORKER_WORDS = 8
 /** Worker ids, including ones still finishing while replacements start. */
 export const MAX_WORKER_IDS = 128
@@ -73,6 +91,10 @@ export interface MetaLayout {
   slotResultTicket: number
   /** Nanoseconds the worker spent compressing the slot (the cost estimate the writer uses). */
   slotResultNs: number
+  /** > 0: the result was written into this reserved pool object (not the result area). */
+  slotResultHandle: number
+  /** The C_POOL_EPOCH of that reservation. */
+  slotResultEpoch: number
   words: number
 }
 
@@ -86,7 +108,9 @@ export function metaLayout(fifoSize: number): MetaLayout {
     slotResult: sq + 3 * fifoSize,
     slotResultTicket: sq + 4 * fifoSize,
     slotResultNs: sq + 5 * fifoSize,
-    words: sq + 6 * fifoSize,
+    slotResultHandle: sq + 6 * fifoSize,
+    slotResultEpoch: sq + 7 * fifoSize,
+    words: sq + 8 * fifoSize,
   }
 }
 
@@ -97,6 +121,49 @@ export function workerBase(id: number): number {
 /** Queue positions wrap here: a multiple of fifoSize, so position % fifoSize stays continuous. */
 export function queueWrap(fifoSize: number): number {
   return fifoSize * Math.floor(2 ** 30 / fifoSize)
+}
+
+/**
+ * A worker's reservation rings (an Int32Array on a SharedArrayBuffer of its own): per size class
+ * index, a head the worker advances, a tail the main thread advances (one producer, one consumer),
+ * and RESERVE_SLOTS entries of RESV_ENTRY words.
+ */
+export const RESERVE_SLOTS = 64
+export const R_HEAD = 0
+export const R_TAIL = 1
+const R_ENTRIES = 2
+/** Entry words: the handle, its pool epoch, and where the payload is (ZsPool.payloadPieces). */
+export const E_HANDLE = 0
+export const E_EPOCH = 1
+export const E_SERIAL0 = 2
+export const E_OFF0 = 3
+export const E_LEN0 = 4
+export const E_SERIAL1 = 5
+export const E_OFF1 = 6
+export const RESV_ENTRY = 8
+const RESV_CLASS_WORDS = R_ENTRIES + RESERVE_SLOTS * RESV_ENTRY
+
+/** Words of a worker's reservation rings for `classes` size classes. */
+export function resvWords(classes: number): number {
+  return classes * RESV_CLASS_WORDS
+}
+/** Index of class c's R_HEAD. */
+export function resvBase(c: number): number {
+  return c * RESV_CLASS_WORDS
+}
+/** Index of the first word of entry position `pos` (any integer; taken modulo RESERVE_SLOTS) of class c. */
+export function resvEntry(c: number, pos: number): number {
+  return c * RESV_CLASS_WORDS + R_ENTRIES + (pos & (RESERVE_SLOTS - 1)) * RESV_ENTRY
+}
+
+/** A shared pool chunk a reservation lies in, sent to a worker before the reservation is published. */
+export interface ChunkMessage {
+  chunk: number
+  buf: SharedArrayBuffer
+}
+/** The pool dropped that chunk: the worker lets go of it. */
+export interface DropMessage {
+  drop: number
 }
 
 /** Codec parameters, sent at start-up and whenever they change (before C_CONFIG_GEN moves). */
@@ -124,6 +191,8 @@ export interface WorkerData {
   pages: SharedArrayBuffer
   results: SharedArrayBuffer
   cq: SharedArrayBuffer
+  /** The worker's reservation rings (resvWords). */
+  resv: SharedArrayBuffer
   config: ConfigMessage
   faults: WorkerFaults
 }

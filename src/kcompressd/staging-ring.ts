@@ -24,6 +24,8 @@ export class StagingRing {
   readonly result: Int32Array
   readonly resultTicket: Int32Array
   readonly resultNs: Int32Array
+  readonly resultHandle: Int32Array
+  readonly resultEpoch: Int32Array
   /** The page index each busy slot holds (main thread only). */
   readonly slotPage: Uint32Array
   private readonly freeStack: Uint32Array
@@ -48,6 +50,8 @@ export class StagingRing {
     this.result = view(layout.slotResult)
     this.resultTicket = view(layout.slotResultTicket)
     this.resultNs = view(layout.slotResultNs)
+    this.resultHandle = view(layout.slotResultHandle)
+    this.resultEpoch = view(layout.slotResultEpoch)
     this.slotPage = new Uint32Array(size)
     this.freeStack = new Uint32Array(size)
     for (let s = 0; s < size; s++) this.freeStack[s] = size - 1 - s

@@ -1,8 +1,9 @@
 /**
  * A kcompressd worker: a long-lived thread that sleeps on the submission queue (Atomics.wait),
- * claims whatever is queued, compresses each page from its staging slot into the slot's result
- * area with the device's codec parameters, and publishes the slot on its completion ring. It
- * owns no state: the main thread commits (or drops) every result. See protocol.ts for the layout.
+ * claims whatever is queued, compresses each page from its staging slot with the device's codec
+ * parameters, writes the result into a pool object the main thread reserved for its size class
+ * (or, with none reserved, into the slot's result area), and publishes the slot on its completion
+ * ring. It owns no state: the main thread commits (or drops) every result. See protocol.ts.
  */
 import { readlinkSync } from 'node:fs'
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads'
@@ -10,10 +11,13 @@ import { performance } from 'node:perf_hooks'
 import type { CodecContext } from '../codec/codec'
 import { findCodec } from '../codec/registry'
 import {
-  C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_POLL_US, C_SLEEPERS, C_SQ_HEAD, C_SQ_TAIL, CLAIMED_BASE, type ConfigMessage, metaLayout,
-  QUEUED, queueWrap, RESULT_FAILED, RESULT_SKIPPED, W_CQ_TAIL, W_READY, W_RUN, W_RUNS, workerBase, type WorkerData, WRITING,
+  C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_POLL_US, C_POOL_EPOCH, C_SLEEPERS, C_SQ_HEAD, C_SQ_TAIL, type ChunkMessage, CLAIMED_BASE,
+  type ConfigMessage, type DropMessage, E_EPOCH, E_HANDLE, E_LEN0, E_OFF0, E_OFF1, E_SERIAL0, E_SERIAL1, metaLayout, QUEUED, queueWrap,
+  R_HEAD, R_TAIL, RESULT_FAILED, RESULT_SKIPPED, resvBase, resvEntry, RESV_ENTRY, W_CQ_TAIL, W_INFLIGHT, W_INFLIGHT_EPOCH, W_READY, W_RUN,
+  W_RUNS, workerBase, type WorkerData, WRITING,
 } from './protocol'
 import { PAGE_SIZE } from '../page'
+import { classIndexOf, GEOMETRY } from '../pool/size-class'
 
 const data = workerData as WorkerData
 const n = data.fifoSize
@@ -26,6 +30,17 @@ const ticket = meta.subarray(layout.slotTicket, layout.slotTicket + n)
 const result = meta.subarray(layout.slotResult, layout.slotResult + n)
 const resultTicket = meta.subarray(layout.slotResultTicket, layout.slotResultTicket + n)
 const resultNs = meta.subarray(layout.slotResultNs, layout.slotResultNs + n)
+const resultHandle = meta.subarray(layout.slotResultHandle, layout.slotResultHandle + n)
+const resultEpoch = meta.subarray(layout.slotResultEpoch, layout.slotResultEpoch + n)
+const resv = new Int32Array(data.resv)
+/** The entry taken off a reservation ring (copied: the main thread may reuse its place at once). */
+const taken = new Int32Array(RESV_ENTRY)
+/** Shared pool chunks by serial, as the main thread sent them. */
+const chunks = new Map<number, Uint8Array>()
+/** Configuration messages read while looking for chunks, in order. */
+const pendingConfigs: ConfigMessage[] = []
+/** A result this long or longer is stored raw (the page itself), as ZsPool.hugeClassSize says. */
+const HUGE_LIMIT = GEOMETRY.hugeClassSize
 const cq = new Int32Array(data.cq)
 const base = workerBase(data.id)
 const claimed = CLAIMED_BASE + data.id
@@ -63,11 +78,75 @@ function contextFor(c: ConfigMessage): CodecContext {
 /** The main thread posts the parameters before it moves C_CONFIG_GEN: read up to that one. */
 function refreshConfig(gen: number): void {
   while (config.gen !== gen) {
-    const m = receiveMessageOnPort(parentPort as never)
-    if (m === undefined) throw new Error(`kcompressd worker: configuration ${gen} announced but not sent`)
-    config = m.message as ConfigMessage
+    let next = pendingConfigs.shift()
+    if (next === undefined) {
+      const m = receiveMessageOnPort(parentPort as never)
+      if (m === undefined) throw new Error(`kcompressd worker: configuration ${gen} announced but not sent`)
+      next = take(m.message as ConfigMessage | ChunkMessage | DropMessage)
+      if (next === undefined) continue
+    }
+    config = next
   }
   ctx = contextFor(config)
+}
+
+/** Apply a chunk or drop message; return a configuration message to the caller. */
+function take(m: ConfigMessage | ChunkMessage | DropMessage): ConfigMessage | undefined {
+  if ('chunk' in m) chunks.set(m.chunk, new Uint8Array(m.buf))
+  else if ('drop' in m) chunks.delete(m.drop)
+  else return m
+  return undefined
+}
+
+/** Read every message waiting (chunks and drops applied, configurations kept for refreshConfig). */
+function pump(): void {
+  for (let m = receiveMessageOnPort(parentPort as never); m !== undefined; m = receiveMessageOnPort(parentPort as never)) {
+    const c = take(m.message as ConfigMessage | ChunkMessage | DropMessage)
+    if (c !== undefined) pendingConfigs.push(c)
+  }
+}
+
+function chunk(serial: number): Uint8Array {
+  let u8 = chunks.get(serial)
+  if (u8 === undefined) {
+    // Sent before the reservation was published: it is waiting on the port.
+    pump()
+    u8 = chunks.get(serial)
+    if (u8 === undefined) throw new Error(`kcompressd worker: pool chunk ${serial} reserved but not sent`)
+  }
+  return u8
+}
+
+/**
+ * Take a reservation of size class c off our ring into `taken` (W_INFLIGHT set first); false when
+ * none of the pool's current epoch is there (older ones are skipped: their pool was reset).
+ */
+function takeReservation(c: number): boolean {
+  const b = resvBase(c)
+  let head = resv[b + R_HEAD]
+  const tail = Atomics.load(resv, b + R_TAIL)
+  const epoch = Atomics.load(meta, C_POOL_EPOCH)
+  let found = false
+  while (head !== tail) {
+    const e = resvEntry(c, head)
+    if (resv[e + E_EPOCH] === epoch) {
+      for (let w = 0; w < RESV_ENTRY; w++) taken[w] = resv[e + w]
+      meta[base + W_INFLIGHT_EPOCH] = epoch
+      Atomics.store(meta, base + W_INFLIGHT, taken[E_HANDLE])
+      found = true
+    }
+    head = (head + 1) | 0
+    if (found) break
+  }
+  Atomics.store(resv, b + R_HEAD, head)
+  return found
+}
+
+/** Copy a result into the reserved object in `taken` (one or two pieces, see ZsPool.payloadPieces). */
+function writeTaken(src: Uint8Array, len: number): void {
+  const first = len < taken[E_LEN0] ? len : taken[E_LEN0]
+  chunk(taken[E_SERIAL0]).set(src.subarray(0, first), taken[E_OFF0])
+  if (len > first) chunk(taken[E_SERIAL1]).set(src.subarray(first, len), taken[E_OFF1])
 }
 
 /** Take the next queued slot, or -1 when the queue is empty. */
@@ -81,7 +160,10 @@ function claim(): number {
     let was: number
     while ((was = Atomics.compareExchange(state, slot, QUEUED, claimed)) === WRITING) { /* a 4 KiB copy */ }
     // Every queued slot is in the queue once and only the main thread takes one back: never seen.
-    if (was === QUEUED) return slot
+    if (was === QUEUED) {
+      resultHandle[slot] = 0 // nothing reserved is written for this slot yet
+      return slot
+    }
   }
 }
 
@@ -112,9 +194,25 @@ function compressSlot(slot: number): void {
       r = RESULT_FAILED
     }
   }
+  let handle = 0
+  let epoch = 0
+  if (r > 0) {
+    // The device stores a result at or over the huge limit as the page itself.
+    const huge = r >= HUGE_LIMIT
+    const len = huge ? PAGE_SIZE : r
+    if (takeReservation(classIndexOf(len))) {
+      writeTaken(huge ? pageViews[slot] : resultViews[slot], len)
+      handle = taken[E_HANDLE]
+      epoch = meta[base + W_INFLIGHT_EPOCH]
+    }
+  }
   result[slot] = r
   resultTicket[slot] = t
   resultNs[slot] = ns
+  resultHandle[slot] = handle
+  resultEpoch[slot] = epoch
+  // Recorded in the slot now: a death from here on is covered by the claimed slot's words.
+  if (handle !== 0) Atomics.store(meta, base + W_INFLIGHT, 0)
   // Publishing the tail (a sequentially consistent store) makes the words above visible with it.
   cq[cqTail % n] = slot
   cqTail = cqTail + 1 === wrap ? 0 : cqTail + 1
@@ -128,6 +226,7 @@ function idle(): boolean {
     return Atomics.load(meta, base + W_RUN) === 1
   }
   tookPages = false
+  pump() // let go of dropped chunks before a long sleep
   Atomics.add(meta, C_SLEEPERS, 1)
   const tail = Atomics.load(meta, C_SQ_TAIL)
   // Announced first, checked second: a page queued in between is seen here or notified.

@@ -5,7 +5,7 @@ const MAX_GRAVEYARD = 16
 
 /** A chunk's memory and the views the hot path uses. */
 interface ChunkMem {
-  buf: ArrayBuffer
+  buf: ArrayBuffer | SharedArrayBuffer
   u8: Uint8Array
   i32: Int32Array
 }
@@ -20,14 +20,26 @@ interface ChunkMem {
  * not allocate and drop a whole chunk per zspage. When no frame is in use every chunk is dropped.
  * A dropped chunk is only remembered through a WeakRef: if the GC has not collected it yet when a
  * chunk is needed again, it is taken back instead of allocating (and page-faulting) a new one.
+ *
+ * Shared mode (kcompressd workers writing objects in place): chunks made while `shared` is set are
+ * SharedArrayBuffers, each with a serial number that is never reused, and a dropped shared chunk is
+ * never taken back (a worker may still write into it after a reset); `onDrop` hears of every shared
+ * chunk dropped, so whoever sent it to a worker can tell it to let go.
  */
 export class FrameAllocator {
   readonly chunkPages: number
   readonly spareChunks: number
   private readonly chunkShift: number
   private readonly frameMask: number
+  /** Make new chunks SharedArrayBuffers (see the class comment). */
+  shared = false
+  /** Called with the serial of every shared chunk dropped (trim or reset). */
+  onDrop: ((serial: number) => void) | null = null
   /** Per chunk slot: the chunk's memory, or null for a vacant slot. */
-  private bufs: (ArrayBuffer | null)[] = []
+  private bufs: (ArrayBuffer | SharedArrayBuffer | null)[] = []
+  /** Per chunk slot: the serial of a shared chunk, 0 for an unshared one. */
+  private serials = new Int32Array(0)
+  private nextSerial = 1
   private u8: (Uint8Array | null)[] = []
   private i32: (Int32Array | null)[] = []
   /** Per chunk slot: the chunk record (held strongly while the chunk is in use) ... */
@@ -79,8 +91,12 @@ export class FrameAllocator {
   bytesOf(f: number): Uint8Array {
     return this.u8[f >>> this.chunkShift] as Uint8Array
   }
-  bufferOf(f: number): ArrayBuffer {
-    return this.bufs[f >>> this.chunkShift] as ArrayBuffer
+  bufferOf(f: number): ArrayBuffer | SharedArrayBuffer {
+    return this.bufs[f >>> this.chunkShift] as ArrayBuffer | SharedArrayBuffer
+  }
+  /** Serial number of the shared chunk that holds frame f, or 0 when that chunk is not shared. */
+  serialOf(f: number): number {
+    return this.serials[f >>> this.chunkShift]
   }
   wordsOf(f: number): Int32Array {
     return this.i32[f >>> this.chunkShift] as Int32Array
@@ -131,6 +147,7 @@ export class FrameAllocator {
   reset(): void {
     for (let c = 0; c < this.slots; c++) if (this.bufs[c] !== null) this.bury(c)
     this.bufs = []
+    this.serials = new Int32Array(0)
     this.mems = []
     this.refs = []
     this.u8 = []
@@ -168,18 +185,24 @@ export class FrameAllocator {
     const cp = this.chunkPages
     let mem: ChunkMem | undefined
     let ref: WeakRef<ChunkMem> | undefined
-    while (mem === undefined && this.graveyard.length > 0) {
+    while (!this.shared && mem === undefined && this.graveyard.length > 0) {
       ref = this.graveyard.pop()
       mem = ref?.deref()
     }
-    if (mem === undefined || ref === undefined) {
+    if (this.shared) {
+      const buf = new SharedArrayBuffer(cp * PAGE_SIZE)
+      mem = { buf, u8: new Uint8Array(buf), i32: new Int32Array(buf) }
+      ref = new WeakRef(mem)
+      this.serials[c] = this.nextSerial++
+    } else if (mem === undefined || ref === undefined) {
       // allocUnsafeSlow: its own ArrayBuffer (byteOffset 0, not from the shared pool), unzeroed.
       const buf = Buffer.allocUnsafeSlow(cp * PAGE_SIZE).buffer as ArrayBuffer
       mem = { buf, u8: new Uint8Array(buf), i32: new Int32Array(buf) }
       ref = new WeakRef(mem)
     }
+    if (!this.shared) this.serials[c] = 0
     this.mems[c] = mem
-    this.refs[c] = ref
+    this.refs[c] = ref as WeakRef<ChunkMem>
     this.bufs[c] = mem.buf
     this.u8[c] = mem.u8
     this.i32[c] = mem.i32
@@ -210,6 +233,13 @@ export class FrameAllocator {
 
   /** Forget a chunk, but keep a weak reference in case it is needed before the GC runs. */
   private bury(c: number): void {
+    const serial = this.serials[c]
+    if (serial !== 0) {
+      // Never reused: a worker may write into it until it hears of the drop.
+      this.serials[c] = 0
+      this.onDrop?.(serial)
+      return
+    }
     if (this.graveyard.length === MAX_GRAVEYARD) this.graveyard.shift()
     this.graveyard.push(this.refs[c] as WeakRef<ChunkMem>)
   }
@@ -229,6 +259,9 @@ export class FrameAllocator {
     fn.set(this.frameNext)
     const hf = new Uint32Array((n + 31) >>> 5)
     hf.set(this.hasFree)
+    const se = new Int32Array(n)
+    se.set(this.serials)
+    this.serials = se
     this.freeHead = fh
     this.fresh = fr
     this.freeCount = fc

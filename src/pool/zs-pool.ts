@@ -111,6 +111,8 @@ export class ZsPool {
   /** >= 0: zspage id of an allocated handle; < 0: free, -1 - (next free handle or 0). */
   private hZs = new Int32Array(0)
   private hIdx = new Uint16Array(0)
+  /** 1: the object is reserved for a kcompressd worker, which may write it: compaction leaves it. */
+  private hPinned = new Uint8Array(0)
   /** Next never-used handle number; handle 0 is never used. */
   private hTop = 1
   private hFree = 0
@@ -134,6 +136,63 @@ export class ZsPool {
   }
   get chunkCount(): number {
     return this.frames.chunkCount
+  }
+
+  /** New chunks are SharedArrayBuffers (kcompressd workers write objects in place); see FrameAllocator. */
+  get shared(): boolean {
+    return this.frames.shared
+  }
+  set shared(on: boolean) {
+    this.frames.shared = on
+  }
+
+  /** Hears the serial of every shared chunk dropped. */
+  set onChunkDrop(hook: ((serial: number) => void) | null) {
+    this.frames.onDrop = hook
+  }
+
+  /** Keep an allocated object where it is (compaction skips it) until unpin(). */
+  pin(handle: number): void {
+    this.lookup(handle)
+    this.hPinned[handle] = 1
+  }
+  unpin(handle: number): void {
+    this.hPinned[handle] = 0
+  }
+
+  /**
+   * Where an allocated object's payload lives, for a thread that writes it in place: into `out`,
+   * [serial, byteOffset, bytes] of the first piece and [serial, byteOffset] of the second (the rest
+   * of the payload, when the object crosses into the zspage's next frame). Returns the number of
+   * pieces (1 or 2), or 0 when a piece lies in a chunk that is not shared.
+   */
+  payloadPieces(handle: number, out: Int32Array): number {
+    const zs = this.lookup(handle)
+    const c = this.zsClass[zs]
+    const hdr = HUGE[c] === 1 ? 0 : HEADER
+    const cap = SIZE[c] - hdr
+    const off = this.hIdx[handle] * SIZE[c] + hdr
+    const f0 = this.zsFrames[zs * MAX_PAGES + (off >>> PAGE_SHIFT)]
+    const inFrame = off & (PAGE_SIZE - 1)
+    const first = cap < PAGE_SIZE - inFrame ? cap : PAGE_SIZE - inFrame
+    out[0] = this.frames.serialOf(f0)
+    out[1] = this.frames.offsetOf(f0) + inFrame
+    out[2] = first
+    if (out[0] === 0) return 0
+    if (first === cap) return 1
+    const f1 = this.zsFrames[zs * MAX_PAGES + (off >>> PAGE_SHIFT) + 1]
+    out[3] = this.frames.serialOf(f1)
+    out[4] = this.frames.offsetOf(f1)
+    return out[3] === 0 ? 0 : 2
+  }
+
+  /** The memory of the (shared) chunk a payloadPieces() serial names, by a frame of the object. */
+  chunkBufferOf(handle: number, piece: number): ArrayBuffer | SharedArrayBuffer {
+    const zs = this.lookup(handle)
+    const c = this.zsClass[zs]
+    const hdr = HUGE[c] === 1 ? 0 : HEADER
+    const off = this.hIdx[handle] * SIZE[c] + hdr
+    return this.frames.bufferOf(this.zsFrames[zs * MAX_PAGES + (off >>> PAGE_SHIFT) + piece])
   }
 
   /** Size of the (merged) class an object of len bytes (0..4096) is stored in. */
@@ -170,6 +229,7 @@ export class ZsPool {
   /** zs_free(). Throws on a handle that is not allocated (double free). */
   free(handle: number): void {
     const zs = this.lookup(handle)
+    this.hPinned[handle] = 0
     const c = this.zsClass[zs]
     this.objFree(zs, c, this.hIdx[handle])
     this.releaseHandle(handle)
@@ -321,6 +381,7 @@ export class ZsPool {
     this.hCap = 0
     this.hZs = new Int32Array(0)
     this.hIdx = new Uint16Array(0)
+    this.hPinned = new Uint8Array(0)
     this.hTop = 1
     this.hFree = 0
     this.growHandles()
@@ -514,6 +575,8 @@ export class ZsPool {
   private compactClass(c: number): number {
     let freed = 0
     let dst = -1
+    /** Zspages holding only pinned objects besides what moved: kept off the lists until the end. */
+    let stuck: number[] | null = null
     while (this.canCompact(c) > 0) {
       if (dst < 0) {
         dst = this.isolate(c, false)
@@ -522,9 +585,14 @@ export class ZsPool {
       const src = this.isolate(c, true)
       if (src < 0) break // src and dst have met: nothing left to move from
       this.migrate(src, dst, c)
-      if (this.putback(src, c) === GROUP_EMPTY) {
+      if (this.zsInuse[src] === 0) {
+        this.putback(src, c)
         this.freeZspage(src, c)
         freed += PAGES[c]
+      } else if (this.zsInuse[dst] === OBJS[c]) {
+        this.putback(src, c) // dst is full: src may hold more to move
+      } else {
+        ;(stuck ??= []).push(src) // what is left in src is pinned (kcompressd reservations)
       }
       if (this.zsInuse[dst] === OBJS[c]) {
         this.putback(dst, c)
@@ -532,10 +600,14 @@ export class ZsPool {
       }
     }
     if (dst >= 0) this.putback(dst, c)
+    if (stuck !== null) for (const zs of stuck) this.putback(zs, c)
     return freed
   }
 
-  /** migrate_zspage(): move allocated objects, in index order, until dst is full or src empty. */
+  /**
+   * migrate_zspage(): move allocated objects, in index order, until dst is full or src empty.
+   * Pinned objects stay.
+   */
   private migrate(src: number, dst: number, c: number): void {
     const objs = OBJS[c]
     const size = SIZE[c]
@@ -543,7 +615,7 @@ export class ZsPool {
     const used = this.zsFresh[src]
     for (let i = 0; i < used; i++) {
       const h = this.handleAt(src, c, i)
-      if (h <= 0) continue
+      if (h <= 0 || this.hPinned[h] === 1) continue
       this.objMalloc(dst, c, h) // re-points the handle at dst: the handle stays valid
       this.copyObject(src, i * size + hdr, dst, this.hIdx[h] * size + hdr, size - hdr)
       this.objFree(src, c, i)
@@ -602,8 +674,11 @@ export class ZsPool {
     zs.set(this.hZs)
     const idx = new Uint16Array(n)
     idx.set(this.hIdx)
+    const pinned = new Uint8Array(n)
+    pinned.set(this.hPinned)
     this.hZs = zs
     this.hIdx = idx
+    this.hPinned = pinned
     this.hCap = n
   }
 }

@@ -108,6 +108,10 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
   counter('batches', 'batches'),
   // Pages a worker failed to compress (it threw or its thread died): compressed again, nothing lost.
   counter('worker_errors', 'workerErrors'),
+  // Results a worker wrote straight into a pool object reserved for it (committed without a copy),
+  // and the objects reserved for workers now (in mem_used_total, holding no page yet).
+  counter('written_in_place', 'written'),
+  counter('reserved_objects', 'reserved'),
   // Atomics.notify calls that woke a sleeping worker, and times the main thread was woken to commit.
   counter('worker_wakeups', 'workerWakeups'),
   counter('main_wakeups', 'mainWakeups'),

@@ -5,6 +5,7 @@ import t, { type Test } from 'tap'
 import { ZramDevice, type ZramDeviceOptions } from '../../src/device/zram-device'
 import { inlineIsCheaper } from '../../src/kcompressd/kcompressd'
 import type { EventLog } from '../../src/log'
+import { extensionAttributes } from '../../src/sysfs/zramfuse-attributes'
 import { makePage, PAGE_KINDS, prng, seedFromEnv } from '../helpers/pages'
 
 const seed = seedFromEnv(20260504)
@@ -471,4 +472,114 @@ t.test('close() with a page in a worker: a pending drain resolves, nothing is he
   await drain
   t.equal(drained, true, 'drain resolved')
   t.equal(dev.kcompressdStats().fifoDepth, 0)
+})
+
+/** What zramfuse/<name> prints for dev. */
+function show(dev: ZramDevice, name: string): string {
+  const a = extensionAttributes.find((x) => x.name === name)
+  if (!a?.show) throw new Error(`no readable zramfuse/${name}`)
+  return a.show(dev)
+}
+
+interface PoolView { objectCount: number; verify(): void }
+function poolOf(dev: ZramDevice): PoolView {
+  return (dev as unknown as { pool: PoolView }).pool
+}
+/** Pool objects that hold a page: every stored page that is not same-filled (no writeback here). */
+function pagesInPool(dev: ZramDevice): number {
+  const s = dev.stats()
+  return s.origDataSize / PAGE - s.samePages
+}
+/** Write in requests of `per` pages, draining after each, so workers find reservations made for them. */
+async function writeDrained(dev: ZramDevice, data: Buffer, pos: number, per = 8): Promise<void> {
+  for (let off = 0; off < data.length; off += per * PAGE) {
+    await dev.write(data.subarray(off, off + per * PAGE), pos + off)
+    await dev.drain()
+  }
+}
+function mixedPages(rand: () => number, n: number): Buffer {
+  return Buffer.concat(Array.from({ length: n }, (_, i) => makePage(PAGE_KINDS[i % PAGE_KINDS.length], rand)))
+}
+
+for (const algorithm of ['lz4', 'zstd']) {
+  t.test(`${algorithm}: workers write results into pool objects reserved for them; compaction leaves those alone`, async (t) => {
+    const rand = prng(seed + 29)
+    const dev = device(t, algorithm, { workers: 1, kcompressd: { inlineWhenCheaper: false } }, 1024)
+    await warm(dev)
+    const data = mixedPages(rand, 400)
+    await writeDrained(dev, data, 0)
+    const st = dev.kcompressdStats()
+    t.ok(st.written > 0 && st.written <= st.completed, `${st.written} of ${st.completed} results were written in place`)
+    t.ok(st.reserved > 0, `${st.reserved} objects reserved`)
+    t.equal(show(dev, 'written_in_place'), `${st.written}\n`, 'zramfuse/written_in_place')
+    t.equal(show(dev, 'reserved_objects'), `${st.reserved}\n`, 'zramfuse/reserved_objects')
+    t.same(await read(dev, data.length, 0), data, 'every page reads back')
+    const inline = device(t, algorithm, { workers: 0 }, 1024)
+    await inline.write(data, 0)
+    t.same(dataStats(dev), dataStats(inline), 'mm_stat data figures equal the inline device (huge pages too)')
+    poolOf(dev).verify()
+    t.equal(poolOf(dev).objectCount, pagesInPool(dev) + st.reserved, 'every pool object holds a page or is reserved')
+    t.ok(dev.stats().memUsedTotal >= inline.stats().memUsedTotal, 'reserved objects count in mem_used_total')
+
+    // Free most objects (zero pages cost none), compact with the reservations pinned, write again.
+    const zero = Buffer.alloc(PAGE)
+    for (let p = 0; p < 400; p++) if (p % 4 !== 0) data.set(zero, p * PAGE)
+    await writeDrained(dev, data, 0)
+    t.ok(dev.compact() > 0, 'compaction frees pages around the pinned reservations')
+    poolOf(dev).verify()
+    t.same(await read(dev, data.length, 0), data, 'data intact after compaction')
+    const more = mixedPages(rand, 200)
+    await writeDrained(dev, more, 400 * PAGE)
+    t.ok(dev.kcompressdStats().written > st.written, 'workers still write in place after compaction')
+    t.same(await read(dev, more.length, 400 * PAGE), more, 'and those pages read back')
+    t.equal(poolOf(dev).objectCount, pagesInPool(dev) + dev.kcompressdStats().reserved)
+
+    dev.setWorkers(0)
+    await until(t, "the stopped worker's reservations are freed", () => dev.kcompressdStats().reserved === 0)
+    t.equal(poolOf(dev).objectCount, pagesInPool(dev), 'no object is left reserved')
+    poolOf(dev).verify()
+    t.same(await read(dev, data.length, 0), data)
+  })
+}
+
+t.test('reset while a worker holds reservations: the new pool starts empty and only new ones are used', async (t) => {
+  const rand = prng(seed + 31)
+  const dev = device(t, 'lz4', { workers: 1, kcompressd: { inlineWhenCheaper: false } })
+  await warm(dev)
+  await writeDrained(dev, mixedPages(rand, 64), 0)
+  const before = dev.kcompressdStats()
+  t.ok(before.reserved > 0 && before.written > 0, 'precondition: reservations held and used')
+  dev.reset()
+  t.equal(poolOf(dev).objectCount, 0, 'reset frees every object, the reservations with them')
+  t.equal(dev.kcompressdStats().reserved, 0)
+  t.equal(dev.stats().memUsedTotal, 0)
+  dev.initialise(256 * PAGE)
+  const data = mixedPages(rand, 64)
+  await writeDrained(dev, data, 0)
+  const after = dev.kcompressdStats()
+  t.ok(after.written > before.written, 'workers write in place again, into the new pool')
+  t.same(await read(dev, data.length, 0), data, 'the new data reads back')
+  poolOf(dev).verify()
+  t.equal(poolOf(dev).objectCount, pagesInPool(dev) + after.reserved, 'no object of the old pool survives')
+})
+
+t.test('a worker that dies frees the reservations it held, once', async (t) => {
+  const rand = prng(seed + 37)
+  const logged: object[] = []
+  const dev = device(t, 'lz4', {
+    workers: 1, log: errorLog(logged), kcompressd: { inlineWhenCheaper: false, fault: { every: 24, kind: 'exit' } },
+  })
+  await warm(dev)
+  const data = mixedPages(rand, 160)
+  await writeDrained(dev, data, 0)
+  await until(t, 'a replacement worker is up', () => dev.kcompressdStats().workers === 1 && dev.kcompressdStats().fifoDepth === 0)
+  const st = dev.kcompressdStats()
+  t.ok(st.workerErrors > 0, `${st.workerErrors} pages outlived their worker`)
+  t.ok(st.written > 0, 'results were written in place between the deaths')
+  t.same(await read(dev, data.length, 0), data, 'every page reads back')
+  poolOf(dev).verify()
+  t.equal(poolOf(dev).objectCount, pagesInPool(dev) + st.reserved, 'no reservation of a dead worker is left behind')
+  dev.setWorkers(0)
+  await until(t, 'reservations freed', () => dev.kcompressdStats().reserved === 0)
+  t.equal(poolOf(dev).objectCount, pagesInPool(dev))
 })

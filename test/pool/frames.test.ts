@@ -93,3 +93,30 @@ t.test('a dropped chunk is taken back if the GC has not collected it', async (t)
   // within one synchronous run a WeakRef target cannot be collected, so one allocation serves all
   t.equal(calls, 1)
 })
+
+t.test('shared chunks: SharedArrayBuffers with serials never reused, drops reported, never taken back', async (t) => {
+  const fa = new FrameAllocator(4, 0)
+  const dropped: number[] = []
+  fa.onDrop = (serial) => dropped.push(serial)
+  const plain = fa.alloc()
+  t.equal(fa.serialOf(plain), 0, 'a chunk made before sharing has no serial')
+  t.ok(fa.bufferOf(plain) instanceof ArrayBuffer)
+  fa.shared = true
+  const frames = [1, 2, 3, 4].map(() => fa.alloc())
+  t.equal(fa.serialOf(frames[0]), 0, 'frames of the old chunk stay unshared')
+  const shared = frames[3]
+  t.ok(fa.bufferOf(shared) instanceof SharedArrayBuffer, 'a chunk made while shared is shared memory')
+  const first = fa.serialOf(shared)
+  t.ok(first > 0, `serial ${first}`)
+  const buf = fa.bufferOf(shared)
+  fa.release(shared)
+  fa.trim()
+  t.same(dropped, [first], 'dropping the shared chunk is reported with its serial')
+  const again = fa.alloc()
+  t.ok(fa.serialOf(again) > first, 'a new chunk gets a new serial')
+  t.not(fa.bufferOf(again), buf, 'the dropped shared chunk is not taken back')
+  fa.reset()
+  t.same(dropped, [first, first + 1], 'reset reports the shared chunks it drops, not the plain one')
+  fa.shared = false
+  t.equal(fa.serialOf(fa.alloc()), 0, 'unshared again')
+})

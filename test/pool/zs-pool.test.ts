@@ -222,3 +222,93 @@ t.test('out of memory for a chunk leaves the pool consistent', async (t) => {
   t.equal(pool.chunkCount, 0)
   pool.verify()
 })
+
+t.test('payloadPieces: a thread writing an object in place through its pieces, every class', async (t) => {
+  const pool = new ZsPool({ chunkPages: 8 })
+  pool.shared = true
+  const src = new Uint8Array(4096)
+  const dst = new Uint8Array(4096)
+  const out = new Int32Array(5)
+  let split = 0
+  let id = 0
+  for (let c = 0; c < GEOMETRY.size.length; c++) {
+    if (GEOMETRY.merged[c] !== c) continue
+    const len = GEOMETRY.huge[c] === 1 ? 4096 : GEOMETRY.size[c] - 8
+    if (classIndexOf(len) !== c) t.fail(`length ${len} is not served by class ${c}`)
+    // enough objects that some cross into the zspage's next frame
+    for (let k = 0; k < 12; k++) {
+      const h = pool.malloc(len)
+      const pieces = pool.payloadPieces(h, out)
+      if (pieces !== 1 && pieces !== 2) {
+        t.fail(`class ${c}: ${pieces} pieces`)
+        continue
+      }
+      fill(src, ++id, len)
+      const first = Math.min(len, out[2])
+      new Uint8Array(pool.chunkBufferOf(h, 0)).set(src.subarray(0, first), out[1])
+      if (pieces === 2) {
+        split++
+        if (first >= len) t.fail('two pieces for an object that fits the first')
+        new Uint8Array(pool.chunkBufferOf(h, 1)).set(src.subarray(first, len), out[4])
+      } else if (first !== len) t.fail(`class ${c}: one piece of ${first} for ${len} bytes`)
+      dst.fill(0)
+      pool.read(h, dst, 0, len)
+      if (Buffer.compare(dst.subarray(0, len), src.subarray(0, len)) !== 0) t.fail(`class ${c} object ${k} reads back wrong`)
+      if (out[0] <= 0 || (pieces === 2 && out[3] <= 0)) t.fail('a shared piece without a serial')
+    }
+  }
+  t.ok(split > 0, `${split} objects written in two pieces`)
+  pool.verify()
+  const unshared = new ZsPool()
+  t.equal(unshared.payloadPieces(unshared.malloc(100), out), 0, 'no pieces in unshared memory')
+})
+
+t.test('pinned objects stay where they are through compaction; the rest is compacted', async (t) => {
+  const pool = new ZsPool({ chunkPages: 64 })
+  const len = 100 // class 112: 7 pages, 256 objects per zspage
+  const src = new Uint8Array(4096)
+  const dst = new Uint8Array(4096)
+  const handles: number[] = []
+  for (let i = 0; i < 256 * 10; i++) {
+    const h = pool.malloc(len)
+    fill(src, i, len)
+    pool.write(h, src, 0, len)
+    handles.push(h)
+  }
+  const out = new Int32Array(5)
+  pool.shared = true // only to read where objects are: pieces of unshared memory report offsets too
+  const live: number[] = []
+  const pinned = new Map<number, number>()
+  for (let i = 0; i < handles.length; i++) {
+    if (i % 8 !== 0) {
+      pool.free(handles[i])
+      continue
+    }
+    live.push(i)
+    if (i % 64 === 0 && i < 2 * 256) { // in two of the ten zspages
+      pool.pin(handles[i])
+      pool.payloadPieces(handles[i], out)
+      pinned.set(i, out[1])
+    }
+  }
+  const before = pool.totalPages
+  const freed = pool.compact()
+  t.ok(freed > 0, `compaction still frees ${freed} pages`)
+  t.ok(pool.totalPages > 7 * Math.ceil(live.length / 256), `but not as much as with nothing pinned (${pool.totalPages} pages)`)
+  t.equal(pool.totalPages, before - freed)
+  pool.verify()
+  for (const [i, off] of pinned) {
+    pool.payloadPieces(handles[i], out)
+    if (out[1] !== off) t.fail(`pinned object ${i} moved`)
+  }
+  for (const i of live) {
+    fill(src, i, len)
+    pool.read(handles[i], dst, 0, len)
+    if (Buffer.compare(src.subarray(0, len), dst.subarray(0, len)) !== 0) t.fail(`object ${i} changed`)
+  }
+  for (const i of pinned.keys()) pool.unpin(handles[i])
+  t.ok(pool.compact() > 0, 'once unpinned they move too')
+  t.equal(pool.totalPages, 7 * Math.ceil(live.length / 256), 'and the pool is as dense as the class allows')
+  pool.verify()
+  t.throws(() => pool.pin(handles[1]), /not allocated/, 'a freed handle cannot be pinned')
+})
