@@ -1112,10 +1112,15 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
       }
     } else {
       const size = table.size(index)
-      this.pool.read(table.handle(index), this.cbuf, 0, size)
+      const handle = table.handle(index)
+      let src = this.pool.view(handle, size)
+      if (src === null) {
+        this.pool.read(handle, this.cbuf, 0, size)
+        src = this.cbuf.subarray(0, size)
+      }
       try {
         // The algorithm that holds the page (ZRAM_COMP_PRIORITY): the primary, or a recompression one.
-        (this.contextFor(table.priority(index)) as CodecContext).decompress(this.cbuf.subarray(0, size), out)
+        (this.contextFor(table.priority(index)) as CodecContext).decompress(src, out)
       } catch (err) {
         this.failedReads++
         throw new ErrnoError(Errno.EIO, `page ${index}: decompression failed: ${String(err)}`)

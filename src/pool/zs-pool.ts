@@ -260,6 +260,24 @@ export class ZsPool {
     }
   }
 
+  /**
+   * The object's first len bytes as a view of pool memory (valid until the pool next changes), or
+   * null when they cross into the zspage's next frame (read() them instead). Saves the copy on
+   * reads: from shared memory a copy costs 2-4x more than from ordinary memory.
+   */
+  view(handle: number, len: number): Uint8Array | null {
+    const zs = this.lookup(handle)
+    const c = this.zsClass[zs]
+    const hdr = HUGE[c] === 1 ? 0 : HEADER
+    if (!(len >= 0 && len <= SIZE[c] - hdr)) throw new RangeError(`zs view: bad length ${len} (object ${SIZE[c] - hdr})`)
+    const off = this.hIdx[handle] * SIZE[c] + hdr
+    const inFrame = off & (PAGE_SIZE - 1)
+    if (inFrame + len > PAGE_SIZE) return null
+    const f = this.zsFrames[zs * MAX_PAGES + (off >>> PAGE_SHIFT)]
+    const at = this.frames.offsetOf(f) + inFrame
+    return this.frames.bytesOf(f).subarray(at, at + len)
+  }
+
   /** Copy len bytes of the object out into dst (at dstOffset). */
   read(handle: number, dst: Uint8Array, dstOffset: number, len: number): void {
     const zs = this.lookup(handle)

@@ -312,3 +312,31 @@ t.test('pinned objects stay where they are through compaction; the rest is compa
   pool.verify()
   t.throws(() => pool.pin(handles[1]), /not allocated/, 'a freed handle cannot be pinned')
 })
+
+t.test('view: the object in place when it lies in one frame, null when it crosses into the next', async (t) => {
+  for (const shared of [false, true]) {
+    const pool = new ZsPool({ chunkPages: 8 })
+    pool.shared = shared
+    const src = new Uint8Array(4096)
+    const dst = new Uint8Array(4096)
+    let views = 0
+    let nulls = 0
+    for (const len of [1, 100, 1500, 2080, 3000, 3624, 4096]) {
+      for (let k = 0; k < 10; k++) {
+        const h = pool.malloc(len)
+        fill(src, len * 16 + k, len)
+        pool.write(h, src, 0, len)
+        const v = pool.view(h, len)
+        if (v === null) {
+          nulls++
+          continue
+        }
+        views++
+        pool.read(h, dst, 0, len)
+        if (v.length !== len || Buffer.compare(v, dst.subarray(0, len)) !== 0) t.fail(`len ${len}: the view differs from read()`)
+      }
+    }
+    t.ok(views > 0 && nulls > 0, `${shared ? 'shared' : 'plain'} memory: ${views} views, ${nulls} objects crossing frames`)
+    t.throws(() => pool.view(pool.malloc(100), 200), RangeError, 'longer than the object: refused')
+  }
+})
