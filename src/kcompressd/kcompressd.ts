@@ -59,22 +59,19 @@ export const DEFAULT_POLL_US = 1000
 export const MAX_POLL_US = 1_000_000
 
 /**
- * The one place the default worker count is decided. On two cores or fewer it follows the
- * algorithm, as measured there on 2026-12-01 with idle workers polling after multi-page runs and
- * the writer compressing cheap requests itself. zstd: one worker; against inline 1.00-1.49x at 4k
- * and 1.7-2.4x on 128k and 1M writes (bench/kcompressd.ts, loop device), 0.90-1.18x at 4k and
- * 1.6-2.1x on 128k and 1M on the block file (npm run bench, two runs); two workers were no better
- * than one. lz4: inline; one worker split the measurements (loop device 0.86-0.99x at 4k, 0.97-1.22x
- * on 128k, 1.54-1.70x on 1M; block file 0.85-0.91x with 4 writers at 4k, 1.08-1.18x on 128k,
- * 0.86-0.88x on 1M), so it does not win everywhere, and inline costs nothing where it loses. With
- * more cores: one per core beyond the one the main thread and the FUSE threads need, up to 4 (not
- * measured: this machine has 2).
+ * The one place the default worker count is decided: one worker on two cores or fewer, for every
+ * algorithm, as measured there on 2026-12-02 with workers writing their results into the pool
+ * (bench/kcompressd.ts, loop device, one writer, medians of 3, bench/results/2026-12-02-kcompressd-direct.md):
+ * against inline, lz4 1.31x on 128k and 2.27x on 1M writes, 4k requests kept inline by the writer
+ * (inlineIsCheaper: 1.06x at QD32, 0.88-1.20x at QD1 across runs, where both arms do the same work);
+ * zstd 1.54x / 2.14x, 0.94x at 4k QD1 and 1.42x at QD32. Before workers wrote in place lz4 was
+ * inline here (one worker 0.97-1.22x on 128k). Two workers were no better than one on two cores.
+ * With more cores: one per core beyond the one the main thread and the FUSE threads need, up to 4
+ * (not measured: this machine has 2).
  */
-const TWO_CORE_WORKERS: Readonly<Record<string, number>> = { lz4: 0, zstd: 1 }
-
-export function defaultWorkers(algorithm: string): number {
+export function defaultWorkers(_algorithm: string): number {
   const cores = availableParallelism()
-  if (cores <= 2) return TWO_CORE_WORKERS[algorithm] ?? 1
+  if (cores <= 2) return 1
   return Math.min(4, cores - 1)
 }
 
@@ -178,7 +175,7 @@ export interface KcompressdStats {
   wakeNs: number
   compressNs: number
   /**
-   * Main-thread nanoseconds spent staging (sampled: one request in SAMPLE_EVERY is timed), waking
+   * Main-thread nanoseconds spent staging and ending requests (sampled: one request in SAMPLE_EVERY is timed), waking
    * workers, taking and committing results.
    */
   mainNs: number
@@ -207,7 +204,7 @@ const MAX_WAKE_NS = 30_000
  */
 const PROBE_EVERY = 1024
 /**
- * Staging is timed in one request out of SAMPLE_EVERY (at random) and counted that many times:
+ * The start, staging and end of one request out of SAMPLE_EVERY (at random) are timed and counted that many times:
  * a clock read costs about as much as staging a page.
  */
 const SAMPLE_EVERY = 16
@@ -374,6 +371,7 @@ export class Kcompressd {
   beginRequest(pages: number): void {
     this.stagedThisRequest = 0
     this.requestInline = false
+    this.sampled = false
     if (!this.enabled) return
     // xorshift32: which requests are timed must not follow any pattern of the workload.
     let x = this.sampleRng
@@ -450,7 +448,8 @@ export class Kcompressd {
    */
   endRequest(): void {
     if (this.ring.depth === 0 && this.stagedThisRequest === 0) return
-    const t0 = performance.now()
+    // Timed in the sampled requests only, like staging: two clock reads cost ~0.25 us here.
+    const t0 = this.sampled ? performance.now() : 0
     if (this.stagedThisRequest > 0) {
       // After the reply: fuse-native answers in a nextTick, which runs before this microtask, so
       // the wake-up is off the request's path (the worker starts a few microseconds later).
@@ -460,7 +459,7 @@ export class Kcompressd {
     }
     this.requestInline = false
     this.takeResults()
-    this.mainMs += performance.now() - t0
+    if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
   }
 
   /** Resolves once every staged page has been committed or dropped. */
