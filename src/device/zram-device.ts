@@ -468,6 +468,15 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     return this.kcompressd.drain()
   }
 
+  /**
+   * fsync of the block file: every staged page committed and the workers' reservations freed, so
+   * mm_stat then reads as the kernel's does after its (synchronous) writes.
+   */
+  async flush(): Promise<void> {
+    await this.kcompressd.drain()
+    this.kcompressd.releaseIdle()
+  }
+
   /** Shutdown: discard staged work and stop the workers. */
   close(): Promise<void> {
     this.lower.close()

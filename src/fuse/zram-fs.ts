@@ -72,8 +72,13 @@ export class ZramFs {
       flush: (_path, _fd, cb) => cb(0),
       fsync: (path, _fd, _datasync, cb) => {
         const node = this.tree.resolve(path)
-        if (node?.kind === 'block') node.dev.blockStat.flushIos++
-        cb(0)
+        if (node?.kind !== 'block') {
+          cb(0)
+          return
+        }
+        node.dev.blockStat.flushIos++
+        // Answered once kcompressd has committed what was staged (drain never rejects).
+        void node.dev.flush().then(() => cb(0))
       },
       utimens: (_path, _atime, _mtime, cb) => cb(0),
       statfs: (_path, cb) => cb(0, {

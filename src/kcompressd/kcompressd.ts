@@ -45,7 +45,7 @@ import {
   WORKER_WORDS, workerBase, type WorkerData, type WorkerFaults,
 } from './protocol'
 import { PAGE_SIZE } from '../page'
-import { classIndexOf, GEOMETRY, ZS_SIZE_CLASSES } from '../pool/size-class'
+import { classIndexOf, GEOMETRY, ZS_HANDLE_SIZE, ZS_SIZE_CLASSES } from '../pool/size-class'
 import { StagingRing } from './staging-ring'
 
 export const DEFAULT_FIFO_SIZE = 256
@@ -59,19 +59,23 @@ export const DEFAULT_POLL_US = 1000
 export const MAX_POLL_US = 1_000_000
 
 /**
- * The one place the default worker count is decided: one worker on two cores or fewer, for every
+ * The one place the default worker count is decided. On two cores or fewer it follows the
  * algorithm, as measured there on 2026-12-02 with workers writing their results into the pool
- * (bench/kcompressd.ts, loop device, one writer, medians of 3, bench/results/2026-12-02-kcompressd-direct.md):
- * against inline, lz4 1.31x on 128k and 2.27x on 1M writes, 4k requests kept inline by the writer
- * (inlineIsCheaper: 1.06x at QD32, 0.88-1.20x at QD1 across runs, where both arms do the same work);
- * zstd 1.54x / 2.14x, 0.94x at 4k QD1 and 1.42x at QD32. Before workers wrote in place lz4 was
- * inline here (one worker 0.97-1.22x on 128k). Two workers were no better than one on two cores.
- * With more cores: one per core beyond the one the main thread and the FUSE threads need, up to 4
- * (not measured: this machine has 2).
+ * (bench/kcompressd.ts, loop device, one writer, medians of 3; bench/results/2026-12-02-kcompressd-direct.md).
+ * zstd: one worker; against inline 1.54x on 128k and 2.14x on 1M writes, 1.42x at 4k QD32, 0.94x at
+ * 4k QD1. lz4: inline. One worker gives 1.31x on 128k and 2.27x on 1M, but the writer keeps 4k
+ * requests inline anyway (0.88-1.20x at 4k QD1 across runs, the same work in both arms), and the
+ * objects reserved for it leave holes in the pool: mem_used_total after the fidelity bench's writes
+ * and an fsync +0.21% / +0.99% over the kernel's lz4 (mix / ext4 image) against -0.01% / +0.08%
+ * inline, which is what an lz4 device is compared with. Two workers were no better than one on two
+ * cores. With more cores: one per core beyond the one the main thread and the FUSE threads need, up
+ * to 4 (not measured: this machine has 2).
  */
-export function defaultWorkers(_algorithm: string): number {
+const TWO_CORE_WORKERS: Readonly<Record<string, number>> = { lz4: 0, zstd: 1 }
+
+export function defaultWorkers(algorithm: string): number {
   const cores = availableParallelism()
-  if (cores <= 2) return 1
+  if (cores <= 2) return TWO_CORE_WORKERS[algorithm] ?? 1
   return Math.min(4, cores - 1)
 }
 
@@ -184,6 +188,11 @@ export interface KcompressdStats {
 
 /** Reservations a worker starts with in a size class it meets (kept per class: WorkerHandle.depth). */
 const MIN_RESERVED = 4
+/**
+ * Nothing staged for this long: the reservations are freed (they count in mem_used_total; on the
+ * ext4 image a 1M-request dd left 3.1 MB of them, +3.4% over the kernel's mem_used_total).
+ */
+const IDLE_RELEASE_MS = 100
 
 const WORKER_FILE = join(__dirname, __filename.endsWith('.ts') ? 'worker.ts' : 'worker.js')
 /** How long results may wait for the main thread once requests stop (it is woken when draining). */
@@ -232,6 +241,8 @@ interface WorkerHandle {
   sent: Set<number>
   /** Asked to stop (workers lowered, fifo_size changed, close): its exit is not a failure. */
   stopping: boolean
+  /** The thread has ended: nothing more is reserved for it. */
+  exited: boolean
   ready: boolean
 }
 
@@ -273,6 +284,9 @@ export class Kcompressd {
   private drainWaiters: (() => void)[] = []
   private keepAlive: ReturnType<typeof setInterval> | null = null
   private full = false
+  private idleRelease: ReturnType<typeof setTimeout> | null = null
+  /** nQueued when idleRelease was armed: it frees nothing if pages were staged since. */
+  private queuedAtIdle = 0
 
   // Counters.
   private nQueued = 0
@@ -494,6 +508,33 @@ export class Kcompressd {
     this.nReserved = 0
   }
 
+  /** Free the reservations once nothing has been staged for IDLE_RELEASE_MS (one timer at a time). */
+  private armIdleRelease(): void {
+    if (this.nReserved === 0 || this.idleRelease !== null || this.closed) return
+    this.queuedAtIdle = this.nQueued
+    this.idleRelease = setTimeout(this.onIdle, IDLE_RELEASE_MS)
+    this.idleRelease.unref()
+  }
+
+  private readonly onIdle = (): void => {
+    this.idleRelease = null
+    if (this.nQueued === this.queuedAtIdle) this.releaseIdle()
+    else if (this.ring.depth === 0) this.armIdleRelease() // busy meanwhile: look again later
+  }
+
+  /**
+   * Free every reservation, if nothing is staged (else no-op): with no slot busy no worker is
+   * writing one or about to take one, and none can until the main thread stages again, so the
+   * rings can be emptied from this side. The next burst starts by refilling.
+   */
+  releaseIdle(): void {
+    if (this.ring.depth !== 0 || this.closed) return
+    for (const h of this.handles) {
+      if (h.exited) continue
+      this.releaseReservations(h, 0)
+    }
+  }
+
   /** The pool dropped a shared chunk: workers that have it let go. */
   chunkDropped(serial: number): void {
     for (const h of this.handles) {
@@ -538,6 +579,10 @@ export class Kcompressd {
   /** Shutdown: discard the queue and stop the workers. */
   async close(): Promise<void> {
     this.closed = true
+    if (this.idleRelease !== null) {
+      clearTimeout(this.idleRelease)
+      this.idleRelease = null
+    }
     this.discardAll()
     const exits = this.handles.map((h) => {
       if (!h.stopping) this.stopWorker(h)
@@ -599,7 +644,7 @@ export class Kcompressd {
     const h: WorkerHandle = {
       id, thread, ring, cq, cqHead: 0, resv, wanted: new Int32Array(ZS_SIZE_CLASSES), wantedCount: 0,
       wantedFlag: new Uint8Array(ZS_SIZE_CLASSES), depth: new Uint8Array(ZS_SIZE_CLASSES), sent: new Set(), stopping: false,
-      ready: false,
+      exited: false, ready: false,
     }
     this.handles.push(h)
     this.running++
@@ -628,6 +673,7 @@ export class Kcompressd {
   private workerExited(h: WorkerHandle, code: number): void {
     const t0 = performance.now()
     this.handles = this.handles.filter((x) => x !== h)
+    h.exited = true
     if (!h.stopping) this.running--
     const base = workerBase(h.id)
     this.nBatchesDone += h.ring.meta[base + W_RUNS]
@@ -724,7 +770,8 @@ export class Kcompressd {
       h.cqHead = h.cqHead + 1 === ring.wrap ? 0 : h.cqHead + 1
       this.finish(slot, h)
     }
-    if (h.wantedCount > 0) this.refill(h)
+    // Never for a thread that is ending: what it does not take would only be freed at its exit.
+    if (h.wantedCount > 0 && !h.stopping && !h.exited) this.refill(h)
   }
 
   /**
@@ -755,7 +802,7 @@ export class Kcompressd {
       h.wantedFlag[c] = 0
       const b = resvBase(c)
       let tail = resv[b + R_TAIL]
-      const len = GEOMETRY.huge[c] === 1 ? PAGE_SIZE : GEOMETRY.size[c] - 8
+      const len = GEOMETRY.huge[c] === 1 ? PAGE_SIZE : GEOMETRY.size[c] - ZS_HANDLE_SIZE
       const depth = h.depth[c]
       while (((tail - Atomics.load(resv, b + R_HEAD)) | 0) < depth) {
         const handle = this.host.reserveObject(len, out)
@@ -791,17 +838,22 @@ export class Kcompressd {
     h.thread.postMessage({ chunk: serial, buf: this.host.reservedChunk(handle, piece) } satisfies ChunkMessage)
   }
 
-  /** Free the reservations still on a dead worker's rings (of the current pool; not `skip`). */
+  /**
+   * Free the reservations on worker h's rings (of the current pool; not `skip`) and empty them. Only
+   * when h cannot be taking one: it has exited, or no slot is busy (releaseIdle).
+   */
   private releaseReservations(h: WorkerHandle, skip: number): void {
     const resv = h.resv
     for (let c = 0; c < ZS_SIZE_CLASSES; c++) {
       const b = resvBase(c)
       const tail = resv[b + R_TAIL]
-      for (let pos = resv[b + R_HEAD]; pos !== tail; pos = (pos + 1) | 0) {
+      let pos = Atomics.load(resv, b + R_HEAD)
+      if (pos === tail) continue
+      for (; pos !== tail; pos = (pos + 1) | 0) {
         const e = resvEntry(c, pos)
         if (resv[e + E_EPOCH] === this.epoch && resv[e + E_HANDLE] !== skip) this.release(resv[e + E_HANDLE])
       }
-      resv[b + R_HEAD] = tail
+      Atomics.store(resv, b + R_HEAD, tail)
     }
   }
 
@@ -956,6 +1008,7 @@ export class Kcompressd {
   private settled(): void {
     if (this.ring.depth !== 0) return
     Atomics.store(this.ring.meta, C_MAIN_ARMED, 0)
+    this.armIdleRelease()
     if (this.keepAlive !== null) {
       clearInterval(this.keepAlive)
       this.keepAlive = null

@@ -6,9 +6,9 @@ import { defaultWorkers } from '../../src/kcompressd/kcompressd'
 const cores = availableParallelism()
 t.comment(`${cores} cores`)
 
-t.test('defaultWorkers: one worker on <= 2 cores, else one per spare core up to 4', async (t) => {
+t.test('defaultWorkers: inline for lz4 and one worker for zstd on <= 2 cores, else one per spare core up to 4', async (t) => {
   if (cores <= 2) {
-    t.equal(defaultWorkers('lz4'), 1)
+    t.equal(defaultWorkers('lz4'), 0)
     t.equal(defaultWorkers('zstd'), 1)
   } else {
     t.equal(defaultWorkers('lz4'), Math.min(4, cores - 1))
