@@ -165,14 +165,27 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
    * before the limit was set can exceed it).
    */
   commitStaged(index: number, slot: number, ticket: number, src: Buffer | null, off: number, len: number, raw: Buffer): boolean {
-    const table = this.table
-    if (table === null || index >= table.pages || !table.isStaged(index)) return false
-    if (table.value[index * 2] !== slot || table.value[index * 2 + 1] !== ticket) return false
+    const table = this.stagedAs(index, slot, ticket)
+    if (table === null) return false
     // commit() frees the STAGED entry once the pool allocation succeeded; kcompressd frees the slot.
     if (src === null) this.commit(table, index, raw, 0, PAGE_SIZE, raw, false)
     else this.commit(table, index, src, off, len, raw, false)
     this.shrinker.poke()
     return true
+  }
+
+  /** The page table, if page `index` is still STAGED in `slot` with `ticket` (else the result is stale). */
+  private stagedAs(index: number, slot: number, ticket: number): PageTable | null {
+    const table = this.table
+    if (table === null || index >= table.pages || !table.isStaged(index)) return null
+    if (table.value[index * 2] !== slot || table.value[index * 2 + 1] !== ticket) return null
+    return table
+  }
+
+  /** mem_used_max follows the pool's high-water mark. */
+  private noteMemUsed(): void {
+    const used = this.pool.totalPages
+    if (used > this.memUsedMaxPages) this.memUsedMaxPages = used
   }
 
   /** KcompressdHost: a pinned object in shared pool memory for a worker to write, or 0. */
@@ -190,8 +203,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
       return 0
     }
     this.pool.pin(handle)
-    const used = this.pool.totalPages
-    if (used > this.memUsedMaxPages) this.memUsedMaxPages = used
+    this.noteMemUsed()
     return handle
   }
 
@@ -207,9 +219,8 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
 
   /** KcompressdHost: like commitStaged, for a result a worker wrote into reserved object `handle`. */
   commitWritten(index: number, slot: number, ticket: number, handle: number, len: number): boolean {
-    const table = this.table
-    if (table === null || index >= table.pages || !table.isStaged(index)) return false
-    if (table.value[index * 2] !== slot || table.value[index * 2 + 1] !== ticket) return false
+    const table = this.stagedAs(index, slot, ticket)
+    if (table === null) return false
     this.pool.unpin(handle)
     this.place(table, index, handle, len, len >= ZsPool.hugeClassSize, 0)
     this.shrinker.poke()
@@ -221,9 +232,8 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
    * it is forgotten and counted in failed_writes, as a write the kernel could not store is.
    */
   failStaged(index: number, slot: number, ticket: number): boolean {
-    const table = this.table
-    if (table === null || index >= table.pages || !table.isStaged(index)) return false
-    if (table.value[index * 2] !== slot || table.value[index * 2 + 1] !== ticket) return false
+    const table = this.stagedAs(index, slot, ticket)
+    if (table === null) return false
     table.clear(index)
     this.pagesStored--
     this.failedWrites++
@@ -1069,8 +1079,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
       this.hugePages++
       this.hugePagesSince++
     }
-    const used = this.pool.totalPages
-    if (used > this.memUsedMaxPages) this.memUsedMaxPages = used
+    this.noteMemUsed()
   }
 
   private freeSlot(table: PageTable, index: number): void {

@@ -185,22 +185,23 @@ export class FrameAllocator {
     const cp = this.chunkPages
     let mem: ChunkMem | undefined
     let ref: WeakRef<ChunkMem> | undefined
-    while (!this.shared && mem === undefined && this.graveyard.length > 0) {
-      ref = this.graveyard.pop()
-      mem = ref?.deref()
-    }
+    let buf: ArrayBuffer | SharedArrayBuffer | null = null
     if (this.shared) {
-      const buf = new SharedArrayBuffer(cp * PAGE_SIZE)
-      mem = { buf, u8: new Uint8Array(buf), i32: new Int32Array(buf) }
-      ref = new WeakRef(mem)
-      this.serials[c] = this.nextSerial++
-    } else if (mem === undefined || ref === undefined) {
+      buf = new SharedArrayBuffer(cp * PAGE_SIZE) // never from the graveyard: see the class comment
+    } else {
+      while (mem === undefined && this.graveyard.length > 0) {
+        ref = this.graveyard.pop()
+        mem = ref?.deref()
+      }
       // allocUnsafeSlow: its own ArrayBuffer (byteOffset 0, not from the shared pool), unzeroed.
-      const buf = Buffer.allocUnsafeSlow(cp * PAGE_SIZE).buffer as ArrayBuffer
+      if (mem === undefined) buf = Buffer.allocUnsafeSlow(cp * PAGE_SIZE).buffer as ArrayBuffer
+    }
+    if (buf !== null) {
       mem = { buf, u8: new Uint8Array(buf), i32: new Int32Array(buf) }
       ref = new WeakRef(mem)
     }
-    if (!this.shared) this.serials[c] = 0
+    this.serials[c] = this.shared ? this.nextSerial++ : 0
+    mem = mem as ChunkMem
     this.mems[c] = mem
     this.refs[c] = ref as WeakRef<ChunkMem>
     this.bufs[c] = mem.buf
