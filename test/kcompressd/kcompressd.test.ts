@@ -3,7 +3,7 @@
 // needs a worker to hold a page, the worker's delay hook holds it and stopping the worker ends it.
 import t, { type Test } from 'tap'
 import { ZramDevice, type ZramDeviceOptions } from '../../src/device/zram-device'
-import { inlineIsCheaper } from '../../src/kcompressd/kcompressd'
+import { inlineIsCheaper, resultsDue } from '../../src/kcompressd/kcompressd'
 import type { EventLog } from '../../src/log'
 import { extensionAttributes } from '../../src/sysfs/zramfuse-attributes'
 import { makePage, PAGE_KINDS, prng, seedFromEnv } from '../helpers/pages'
@@ -188,6 +188,39 @@ t.test('inlineIsCheaper: a request whose pages compress faster than a wake-up (o
   t.notOk(inlineIsCheaper(7, 2000, 0), '14 us is staged')
   t.notOk(inlineIsCheaper(1, 25000, 20000), 'a zstd page: staged')
   t.ok(inlineIsCheaper(1, 25000, 30000), 'but inline when the wake-up costs more still')
+})
+
+t.test('resultsDue: requests take results in batches of 16 (half a small ring), or when their pages would not fit', async (t) => {
+  t.notOk(resultsDue(1, 256, 1), 'one result waiting: left for the batch or the idle wait')
+  t.notOk(resultsDue(15, 256, 1), '15 of 256 busy: not yet')
+  t.ok(resultsDue(16, 256, 1), '16 busy: taken')
+  t.ok(resultsDue(2, 4, 1), 'a 4-slot ring: taken at 2')
+  t.notOk(resultsDue(1, 4, 1), 'and not at 1')
+  t.ok(resultsDue(1, 4, 4), 'a 4-page request on a 4-slot ring with one busy: taken first')
+  t.ok(resultsDue(10, 256, 250), 'a request bigger than the free slots: taken first')
+  t.notOk(resultsDue(0, 256, 256), 'nothing busy: nothing to take')
+})
+
+t.test('results below a batch are committed without another request, and a small ring never fills with them', async (t) => {
+  const rand = prng(seed ^ 0xba7c)
+  const dev = device(t, 'lz4', { workers: 1, fifoSize: 4, kcompressd: { inlineWhenCheaper: false, pollUs: 1_000_000 } })
+  await warm(dev)
+  const ring = (dev as unknown as { kcompressd: { ring: { queued: number } } }).kcompressd.ring
+  const pages: Buffer[] = []
+  for (let i = 0; i < 40; i++) {
+    pages.push(makePage('text', rand))
+    await dev.write(pages[i], i * PAGE)
+    // The worker has published it (nothing queued, nothing being compressed): only the main thread holds the slot.
+    await until(t, `page ${i} compressed`, () => ring.queued === 0 && dev.kcompressdStats().inFlight === 0)
+    t.ok(dev.kcompressdStats().fifoDepth <= 2, `page ${i}: at most half the ring waits to be taken`)
+  }
+  let st = dev.kcompressdStats()
+  t.equal(st.inlineFallbacks, 0, 'no request found the ring full of results not yet taken')
+  t.equal(st.queued, 40, 'every page staged')
+  await until(t, 'the last results committed with no request after them', () => dev.kcompressdStats().fifoDepth === 0)
+  st = dev.kcompressdStats()
+  t.equal(st.completed, 40, 'all 40 committed')
+  t.same(await read(dev, 40 * PAGE, 0), Buffer.concat(pages))
 })
 
 t.test('wake_ns: the median of recent wake-ups, each counted for at most 30 us', async (t) => {
