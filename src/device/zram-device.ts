@@ -134,6 +134,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
       workers: opts.workers === 'auto' ? this.autoWorkers() : opts.workers ?? 0, fifoSize: opts.fifoSize, log: opts.log, ...opts.kcompressd,
     })
     this.pool.onChunkDrop = (serial) => this.kcompressd.chunkDropped(serial)
+    this.pool.onChunkAdd = (serial, buf) => this.kcompressd.chunkAdded(serial, buf)
     this.sharePool()
   }
 

@@ -66,6 +66,13 @@ export const W_READY = 3
  */
 export const W_INFLIGHT = 4
 export const W_INFLIGHT_EPOCH = 5
+/**
+ * Bumped by the main thread after it posts the worker a chunk to fault in (ChunkMessage.populate):
+ * the worker reads its port when this moves, between pages and while it polls.
+ */
+export const W_MAIL = 6
+/** Chunks the worker has faulted in (the populated counter). */
+export const W_POPULATED = 7
 export const WORKER_WORDS = 8
 /** Worker ids, including ones still finishing while replacements start. */
 export const MAX_WORKER_IDS = 128
@@ -160,6 +167,8 @@ export function resvEntry(c: number, pos: number): number {
 export interface ChunkMessage {
   chunk: number
   buf: SharedArrayBuffer
+  /** A new chunk: fault its pages in now, so the main thread's first writes into it do not fault. */
+  populate?: boolean
 }
 /** The pool dropped that chunk: the worker lets go of it. */
 export interface DropMessage {

@@ -13,7 +13,7 @@ import { findCodec } from '../codec/registry'
 import {
   C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_POLL_US, C_POOL_EPOCH, C_SLEEPERS, C_SQ_HEAD, C_SQ_TAIL, type ChunkMessage, CLAIMED_BASE,
   type ConfigMessage, type DropMessage, E_EPOCH, E_HANDLE, E_LEN0, E_OFF0, E_OFF1, E_SERIAL0, E_SERIAL1, metaLayout, QUEUED, queueWrap,
-  R_HEAD, R_TAIL, RESULT_FAILED, RESULT_SKIPPED, resvBase, resvEntry, RESV_ENTRY, W_CQ_TAIL, W_INFLIGHT, W_INFLIGHT_EPOCH, W_READY, W_RUN,
+  R_HEAD, R_TAIL, RESULT_FAILED, RESULT_SKIPPED, resvBase, resvEntry, RESV_ENTRY, W_CQ_TAIL, W_INFLIGHT, W_INFLIGHT_EPOCH, W_MAIL, W_POPULATED, W_READY, W_RUN,
   W_RUNS, workerBase, type WorkerData, WRITING,
 } from './protocol'
 import { PAGE_SIZE } from '../page'
@@ -92,10 +92,35 @@ function refreshConfig(gen: number): void {
 
 /** Apply a chunk or drop message; return a configuration message to the caller. */
 function take(m: ConfigMessage | ChunkMessage | DropMessage): ConfigMessage | undefined {
-  if ('chunk' in m) chunks.set(m.chunk, new Uint8Array(m.buf))
-  else if ('drop' in m) chunks.delete(m.drop)
-  else return m
+  if ('chunk' in m) {
+    chunks.set(m.chunk, new Uint8Array(m.buf))
+    if (m.populate === true) populate(m.buf)
+  } else if ('drop' in m) {
+    chunks.delete(m.drop)
+  } else {
+    return m
+  }
   return undefined
+}
+
+/**
+ * Fault in every page of a new pool chunk (the main thread may be allocating from it already). A
+ * compare-exchange of 0 with 0 writes nothing a thread can see, whatever the word holds, but the
+ * locked instruction takes a write fault like a store does.
+ */
+function populate(buf: SharedArrayBuffer): void {
+  const words = new Int32Array(buf)
+  for (let i = 0; i < words.length; i += PAGE_SIZE / 4) Atomics.compareExchange(words, i, 0, 0)
+  Atomics.add(meta, base + W_POPULATED, 1)
+}
+
+/** Messages the main thread announced on W_MAIL and we have not read yet: read them. */
+let mailSeen = 0
+function readMail(): void {
+  const mail = Atomics.load(meta, base + W_MAIL)
+  if (mail === mailSeen) return
+  mailSeen = mail
+  pump()
 }
 
 /** Read every message waiting (chunks and drops applied, configurations kept for refreshConfig). */
@@ -259,6 +284,7 @@ function poll(): boolean {
     if (Atomics.load(meta, C_SQ_HEAD) !== tail || Atomics.load(meta, base + W_RUN) !== 1) return true
     // Every round: drain() may have armed the flag after the previous one.
     wakeMainIfArmed()
+    readMail()
     const left = pollUs() / 1000 - (performance.now() - start)
     if (left <= 0) return false
     Atomics.wait(meta, C_SQ_TAIL, tail, Math.min(POLL_STEP_MS, left))
@@ -302,4 +328,5 @@ for (;;) {
   if (gen !== config.gen) refreshConfig(gen)
   tookPages = true
   compressSlot(slot)
+  readMail()
 }

@@ -35,6 +35,8 @@ export class FrameAllocator {
   shared = false
   /** Called with the serial of every shared chunk dropped (trim or reset). */
   onDrop: ((serial: number) => void) | null = null
+  /** Called with every shared chunk made, before any frame of it is handed out. */
+  onAdd: ((serial: number, buf: SharedArrayBuffer) => void) | null = null
   /** Per chunk slot: the chunk's memory, or null for a vacant slot. */
   private bufs: (ArrayBuffer | SharedArrayBuffer | null)[] = []
   /** Per chunk slot: the serial of a shared chunk, 0 for an unshared one. */
@@ -202,6 +204,7 @@ export class FrameAllocator {
     }
     this.serials[c] = this.shared ? this.nextSerial++ : 0
     mem = mem as ChunkMem
+    if (this.shared) this.onAdd?.(this.serials[c], mem.buf as SharedArrayBuffer)
     this.mems[c] = mem
     this.refs[c] = ref as WeakRef<ChunkMem>
     this.bufs[c] = mem.buf

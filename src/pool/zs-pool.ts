@@ -151,6 +151,11 @@ export class ZsPool {
     this.frames.onDrop = hook
   }
 
+  /** Hears of every shared chunk made (its serial and memory), before any object lies in it. */
+  set onChunkAdd(hook: ((serial: number, buf: SharedArrayBuffer) => void) | null) {
+    this.frames.onAdd = hook
+  }
+
   /** Keep an allocated object where it is (compaction skips it) until unpin(). */
   pin(handle: number): void {
     this.lookup(handle)

@@ -112,6 +112,8 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
   // and the objects reserved for workers now (in mem_used_total, holding no page yet).
   counter('written_in_place', 'written'),
   counter('reserved_objects', 'reserved'),
+  // New pool chunks a worker faulted in, so that the main thread's first writes into them do not fault.
+  counter('populated_chunks', 'populated'),
   // Atomics.notify calls that woke a sleeping worker, and times the main thread was woken to commit.
   counter('worker_wakeups', 'workerWakeups'),
   counter('main_wakeups', 'mainWakeups'),

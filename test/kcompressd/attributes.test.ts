@@ -21,7 +21,7 @@ t.test('every kcompressd counter prints one decimal number', async (t) => {
   const dev = new ZramDevice(0, { workers: 0 })
   t.teardown(() => dev.close())
   for (const name of ['fifo_depth', 'in_flight', 'queued', 'completed', 'stale', 'failed', 'inline_fallbacks', 'inline_cheaper',
-    'fifo_full_events', 'max_fifo_depth', 'batches', 'worker_errors', 'written_in_place', 'reserved_objects', 'worker_wakeups', 'main_wakeups', 'wake_ns', 'compress_ns',
+    'fifo_full_events', 'max_fifo_depth', 'batches', 'worker_errors', 'written_in_place', 'reserved_objects', 'populated_chunks', 'worker_wakeups', 'main_wakeups', 'wake_ns', 'compress_ns',
     'main_ns', 'main_ns_per_page']) {
     t.match(show(dev, name), /^\d+\n$/, name)
   }

@@ -575,6 +575,27 @@ for (const algorithm of ['lz4', 'zstd']) {
   })
 }
 
+t.test('every shared chunk the pool makes is faulted in by a worker; the pages written meanwhile are intact', async (t) => {
+  const rand = prng(seed + 47)
+  const dev = device(t, 'zstd', { workers: 1, kcompressd: { inlineWhenCheaper: false } }, 4096)
+  await warm(dev)
+  const frames = (dev as unknown as { pool: { frames: { nextSerial: number } } }).pool.frames
+  const before = frames.nextSerial
+  const data = mixedPages(rand, 3000)
+  // Requests of 4 pages, not drained: the main thread allocates from each new chunk while the worker faults it in.
+  for (let off = 0; off < data.length; off += 4 * PAGE) await dev.write(data.subarray(off, off + 4 * PAGE), off)
+  await dev.drain()
+  const made = frames.nextSerial - before
+  t.ok(made >= 3, `${made} shared chunks made`)
+  await until(t, 'the worker faulted in every new chunk', () => dev.kcompressdStats().populated === made)
+  t.equal(show(dev, 'populated_chunks'), `${made}\n`, 'zramfuse/populated_chunks')
+  t.same(await read(dev, data.length, 0), data, 'every page reads back')
+  poolOf(dev).verify()
+  const inline = device(t, 'zstd', { workers: 0 }, 4096)
+  await inline.write(data, 0)
+  t.same(dataStats(dev), dataStats(inline), 'mm_stat data figures equal the inline device')
+})
+
 t.test('reset while a worker holds reservations: the new pool starts empty and only new ones are used', async (t) => {
   const rand = prng(seed + 31)
   const dev = device(t, 'lz4', { workers: 1, kcompressd: { inlineWhenCheaper: false } })

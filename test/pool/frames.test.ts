@@ -120,3 +120,24 @@ t.test('shared chunks: SharedArrayBuffers with serials never reused, drops repor
   fa.shared = false
   t.equal(fa.serialOf(fa.alloc()), 0, 'unshared again')
 })
+
+t.test('onAdd hears of every shared chunk made, with its memory, before a frame of it is handed out', async (t) => {
+  const fa = new FrameAllocator(2, 0)
+  const added: [number, SharedArrayBuffer, number][] = []
+  fa.onAdd = (serial, buf) => added.push([serial, buf, fa.framesInUse])
+  fa.alloc()
+  t.same(added, [], 'not for a plain chunk')
+  fa.shared = true
+  fa.alloc() // the plain chunk's second frame
+  t.same(added, [], 'nor when a frame of a plain chunk is handed out')
+  const inUse = fa.framesInUse
+  const f = fa.alloc()
+  t.equal(added.length, 1, 'a new shared chunk is reported')
+  t.equal(added[0][0], fa.serialOf(f), 'with its serial')
+  t.equal(added[0][1], fa.bufferOf(f), 'and its memory')
+  t.equal(added[0][2], inUse, 'before its first frame was handed out')
+  fa.alloc()
+  t.equal(added.length, 1, 'frames of a chunk already reported are not')
+  fa.alloc()
+  t.equal(added.length, 2, 'the next chunk is')
+})
