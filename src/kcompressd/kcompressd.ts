@@ -16,11 +16,12 @@
  * Waking a sleeping thread is not free (an Atomics.notify on a sleeping worker costs the writer
  * several microseconds on a VM whose other vCPU is halted), so the writer notifies only when a
  * worker sleeps, once per request, and when the request's pages cost less to compress than a
- * wake-up or MIN_STAGED_WORK_NS (measured, both: inlineIsCheaper), it compresses them itself
- * (inline_cheaper).
- * Results are taken without waking the main thread at all while requests keep coming; when they
- * stop, an Atomics.waitAsync with a timeout takes what is left, and drain() asks the next worker
- * that goes idle to wake it.
+ * wake-up (if every worker sleeps) or MIN_STAGED_WORK_NS (measured, both: inlineIsCheaper), it
+ * compresses them itself (inline_cheaper).
+ * Results are taken without waking the main thread at all while requests keep coming, in batches
+ * (resultsDue); when requests stop, an Atomics.waitAsync with a timeout takes what is left, and
+ * drain() asks the next worker that goes idle to wake it. A worker also faults in each new shared
+ * pool chunk (chunkAdded), so the main thread's first writes into it do not fault.
  *
  * The ring has `fifoSize` slots and is the bounded FIFO: a slot is busy from staging until its
  * result is taken. With no free slot the writer compresses inline (forward progress, counted in
@@ -414,10 +415,11 @@ export class Kcompressd {
     this.sampled = (x & (SAMPLE_EVERY - 1)) === 0
     const t0 = this.sampled ? performance.now() : 0
     if (this.collectDue(pages)) this.collect()
-    // Not only when every worker sleeps: a polling worker costs the writer no wake-up, but on this VM
-    // handing single lz4 pages to a worker on the other CPU still cost more than compressing them
-    // here (bench/kcompressd.ts, 4k QD1: 0.77-0.82x of inline with every page staged).
-    if (this.inlineWhenCheaper && inlineIsCheaper(pages, this.compressNsEst, this.wakeNsEst)) {
+    // A wake-up is paid only when every worker sleeps (a polling one takes the page by itself); the
+    // least work worth a handoff applies either way: on this VM handing single lz4 pages to a polling
+    // worker on the other CPU still cost more than compressing them here (4k QD1: 0.77-0.82x of inline).
+    const wakeNs = Atomics.load(this.ring.meta, C_SLEEPERS) >= this.running ? this.wakeNsEst : 0
+    if (this.inlineWhenCheaper && inlineIsCheaper(pages, this.compressNsEst, wakeNs)) {
       this.requestInline = ++this.cheaperRun % PROBE_EVERY !== 0
     }
     if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
@@ -1071,11 +1073,14 @@ const MIN_STAGED_WORK_NS = 12_000
 /**
  * The writer's choice for a request of `pages` pages: compress them itself when that takes less
  * than a wake-up, or less than MIN_STAGED_WORK_NS (both measured as the device runs: `compressNs`
- * per page in a worker, 0 while unknown; `wakeNs` per Atomics.notify, the median of recent ones).
- * It does not ask whether a worker sleeps: a worker polling after single pages would take them
- * without a wake-up, but its handoff costs the writer more than compressing lz4 there
- * (bench/kcompressd.ts, 2026-12-01: lz4 4k QD1 0.88x and QD32 0.76x of inline with every page
- * staged, 1.00x and 0.93x with this rule). Tried and not kept the same day:
+ * per page in a worker, 0 while unknown; `wakeNs` per Atomics.notify, the median of recent ones,
+ * passed by the caller only when every worker sleeps, else 0). The floor holds for a polling worker
+ * too: it takes single pages without a wake-up, but its handoff costs the writer more than
+ * compressing lz4 there (bench/kcompressd.ts, 2026-12-01: lz4 4k QD1 0.88x and QD32 0.76x of
+ * inline with every page staged, 1.00x and 0.93x with this rule). Until 2026-12-02 the wake-up
+ * counted whether or not a worker slept: zstd pages (~18 us measured against 20-27 us wake-ups)
+ * then went 18-33% inline at 4k and QD32 gave 1.42x of inline where staging all gave 2.14x; with
+ * the wake-up counted only for sleepers, 2.69x against 2.25x in one run. Tried and not kept the same day:
  * comparing the writer's own measured costs of each path (inline against handoff, with probes of
  * the path not taken): a probe runs cold after a stretch of the other path (handoff 35 us, inline 33
  * us per page at zstd 4k QD1, against 5.5 us per page while staging steadily), so zstd 4k QD1 went

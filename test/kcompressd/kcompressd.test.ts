@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap'
 import { ZramDevice, type ZramDeviceOptions } from '../../src/device/zram-device'
 import { inlineIsCheaper, resultsDue } from '../../src/kcompressd/kcompressd'
+import { C_SLEEPERS } from '../../src/kcompressd/protocol'
 import type { EventLog } from '../../src/log'
 import { extensionAttributes } from '../../src/sysfs/zramfuse-attributes'
 import { makePage, PAGE_KINDS, prng, seedFromEnv } from '../helpers/pages'
@@ -221,6 +222,32 @@ t.test('results below a batch are committed without another request, and a small
   st = dev.kcompressdStats()
   t.equal(st.completed, 40, 'all 40 committed')
   t.same(await read(dev, 40 * PAGE, 0), Buffer.concat(pages))
+})
+
+t.test('a wake-up counts against a handoff only when every worker sleeps', async (t) => {
+  const rand = prng(seed ^ 0x51ee)
+  for (const pollUs of [1_000_000, 0]) {
+    const dev = device(t, 'lz4', { workers: 1, kcompressd: { pollUs } })
+    await warm(dev)
+    const kc = (dev as unknown as { kcompressd: { compressNsEst: number; wakeNsEst: number; ring: { meta: Int32Array } } }).kcompressd
+    // The cost is unknown at first, so this page is staged; then the worker polls (poll_us 1 s) or sleeps (0).
+    await dev.write(makePage('text', rand), 0)
+    await dev.drain()
+    if (pollUs === 0) await until(t, 'the worker sleeps', () => Atomics.load(kc.ring.meta, C_SLEEPERS) === 1)
+    // 15 us of compression: more than the least worth a handoff (12 us), less than a 30 us wake-up.
+    kc.compressNsEst = 15_000
+    kc.wakeNsEst = 30_000
+    await dev.write(makePage('text', rand), PAGE)
+    await dev.drain()
+    const st = dev.kcompressdStats()
+    if (pollUs > 0) {
+      t.equal(st.queued, 2, 'worker polling: no wake-up to pay, the page is staged')
+      t.equal(st.inlineCheaper, 0)
+    } else {
+      t.equal(st.queued, 1, 'worker asleep: the wake-up would cost more, the page is compressed inline')
+      t.equal(st.inlineCheaper, 1)
+    }
+  }
 })
 
 t.test('wake_ns: the median of recent wake-ups, each counted for at most 30 us', async (t) => {
