@@ -2,7 +2,8 @@
  * The shared memory between the main thread and the kcompressd workers. Nothing per page travels
  * in a message: the main thread writes a page into a slot and publishes the slot's number; a
  * worker claims it, compresses it into the slot's result area and publishes the slot's number back
- * on its own completion ring. Messages carry only a worker's start-up data and codec parameters.
+ * on its own completion ring. Messages carry only a worker's start-up data, codec parameters and
+ * pool chunks (one it will write into, or a new one to fault in: W_MAIL).
  *
  *   pages     SharedArrayBuffer, fifoSize x 4 KiB   the staged pages (the staging ring's slots)
  *   results   SharedArrayBuffer, fifoSize x 4 KiB   a slot's compressed bytes, written by the worker

@@ -250,6 +250,39 @@ t.test('a wake-up counts against a handoff only when every worker sleeps', async
   }
 })
 
+t.test('with every worker asleep, the second of two requests within poll_us is staged (the woken worker polls for the next)', async (t) => {
+  const rand = prng(seed ^ 0xde75)
+  // poll_us 0.5 s: two writes in a row always fall within it; short enough to wait for the worker to sleep.
+  const dev = device(t, 'lz4', { workers: 1, kcompressd: { pollUs: 500_000 } })
+  await warm(dev)
+  const kc = (dev as unknown as { kcompressd: { compressNsEst: number; wakeNsEst: number; ring: { meta: Int32Array } } }).kcompressd
+  await dev.write(makePage('text', rand), 0) // cost unknown: staged
+  await dev.drain()
+  const asleep = (): Promise<void> => until(t, 'the worker sleeps', () => Atomics.load(kc.ring.meta, C_SLEEPERS) === 1)
+  const costs = (): void => {
+    kc.compressNsEst = 15_000 // worth a handoff (over 12 us), but less than a wake-up
+    kc.wakeNsEst = 30_000
+  }
+  await asleep()
+  costs()
+  await dev.write(makePage('text', rand), PAGE)
+  let st = dev.kcompressdStats()
+  t.equal(st.inlineCheaper, 1, 'the first request with the worker asleep: inline')
+  costs()
+  await dev.write(makePage('text', rand), 2 * PAGE)
+  st = dev.kcompressdStats()
+  t.equal(st.queued, 2, 'the next one, right after it: staged')
+  t.equal(st.inlineCheaper, 1)
+  await dev.drain()
+  await asleep()
+  await sleep(600) // longer than poll_us since the last request
+  costs()
+  await dev.write(makePage('text', rand), 3 * PAGE)
+  st = dev.kcompressdStats()
+  t.equal(st.inlineCheaper, 2, 'a request long after the previous one: inline again')
+  t.equal(st.queued, 2)
+})
+
 t.test('wake_ns: the median of recent wake-ups, each counted for at most 30 us', async (t) => {
   const dev = device(t, 'lz4', { workers: 1, kcompressd: { pollUs: 0, inlineWhenCheaper: false } })
   await warm(dev)
