@@ -252,8 +252,8 @@ t.test('a wake-up counts against a handoff only when every worker sleeps', async
 
 t.test('with every worker asleep, the second of two requests within poll_us is staged (the woken worker polls for the next)', async (t) => {
   const rand = prng(seed ^ 0xde75)
-  // poll_us 0.5 s: two writes in a row always fall within it; short enough to wait for the worker to sleep.
-  const dev = device(t, 'lz4', { workers: 1, kcompressd: { pollUs: 500_000 } })
+  // poll_us 1 s (the most): two writes in a row fall within it even on a stalled runner; short enough to wait for the worker to sleep.
+  const dev = device(t, 'lz4', { workers: 1, kcompressd: { pollUs: 1_000_000 } })
   await warm(dev)
   const kc = (dev as unknown as { kcompressd: { compressNsEst: number; wakeNsEst: number; ring: { meta: Int32Array } } }).kcompressd
   await dev.write(makePage('text', rand), 0) // cost unknown: staged
@@ -275,7 +275,7 @@ t.test('with every worker asleep, the second of two requests within poll_us is s
   t.equal(st.inlineCheaper, 1)
   await dev.drain()
   await asleep()
-  await sleep(600) // longer than poll_us since the last request
+  await sleep(1100) // longer than poll_us since the last request
   costs()
   await dev.write(makePage('text', rand), 3 * PAGE)
   st = dev.kcompressdStats()
