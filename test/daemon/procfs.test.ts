@@ -13,9 +13,10 @@ t.test('processAlive: ourselves, init, bad pids', async (t) => {
 })
 
 t.test('processAlive: a reaped child is gone, a zombie is gone too', async (t) => {
-  // sh starts `sleep 0` in the background, prints its pid and becomes `sleep 3`, which never reaps it:
-  // the background child stays a zombie until `sleep 3` exits.
-  const child = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 3'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  // sh starts `sleep 0.3` in the background, prints its pid and becomes `sleep 3`, which never reaps it:
+  // the background child stays a zombie until `sleep 3` exits. Not `sleep 0`: a child that ends
+  // before sh reaches `exec` can be reaped by sh itself (seen once in CI: no /proc/PID left).
+  const child = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 3'], { stdio: ['ignore', 'pipe', 'ignore'] })
   t.teardown(() => {
     child.kill('SIGKILL')
   })
