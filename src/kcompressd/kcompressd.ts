@@ -287,7 +287,7 @@ export class Kcompressd {
   private readonly wakeSamples = new Float64Array(WAKE_SAMPLES)
   private wakeSampleCount = 0
   private compressNsEst = 0
-  /** When wakeCost last found every worker asleep for a request worth a handoff (performance.now ms). */
+  /** When cheaperInline last found every worker asleep for a request worth a handoff (performance.now ms). */
   private lastWakeCostMs = -Infinity
 
   /** Pages staged since the last wake-up; a microtask wakes sleeping workers for them. */
@@ -417,32 +417,31 @@ export class Kcompressd {
     this.sampled = (x & (SAMPLE_EVERY - 1)) === 0
     const t0 = this.sampled ? performance.now() : 0
     if (this.collectDue(pages)) this.collect()
-    // The least work worth a handoff applies whatever the workers do: on this VM handing single lz4
-    // pages to a polling worker on the other CPU still cost more than compressing them here (4k QD1:
-    // 0.77-0.82x of inline). A wake-up counts only when one would be paid (wakeCost).
-    if (this.inlineWhenCheaper && inlineIsCheaper(pages, this.compressNsEst, this.wakeCost(pages))) {
+    if (this.inlineWhenCheaper && this.cheaperInline(pages)) {
       this.requestInline = ++this.cheaperRun % PROBE_EVERY !== 0
     }
     if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
   }
 
   /**
-   * The wake-ups a handoff of this request would cost: none while a worker is awake (polling or
-   * busy: it takes the page by itself). With every worker asleep, one, unless requests come densely:
-   * a request that would be staged but for the wake-up, within poll_us of the previous such one, is
-   * staged, because the worker it wakes polls and takes the next ones without another. Without that,
-   * one stretch of inline requests long enough for the worker to fall asleep kept a zstd stream
-   * inline (pages ~18 us against 20-27 us wake-ups) until the next probe: 11% of 4k QD1 requests,
-   * 0.91x of inline where staging every page gave 0.97x (bench/kcompressd.ts, 2026-12-02).
+   * Compressing this request here costs less than handing it off (inlineIsCheaper). The least work
+   * worth a handoff applies whatever the workers do: on this VM handing single lz4 pages to a
+   * polling worker on the other CPU still cost more than compressing them here (4k QD1: 0.77-0.82x
+   * of inline). A wake-up counts only when one would be paid: not while a worker is awake (polling
+   * or busy: it takes the page by itself), and not for a request within poll_us of the previous one
+   * that only the wake-up kept inline, because the worker it wakes polls and takes the next ones
+   * without another. Without that, one stretch of inline requests long enough for the worker to
+   * fall asleep kept a zstd stream inline (pages ~18 us against 20-27 us wake-ups) until the next
+   * probe: 11% of 4k QD1 requests, 0.91x of inline where staging every page gave 0.97x
+   * (bench/kcompressd.ts, 2026-12-02).
    */
-  private wakeCost(pages: number): number {
-    if (Atomics.load(this.ring.meta, C_SLEEPERS) < this.running) return 0
-    // Under the least work worth a handoff the request stays inline anyway: no clock read.
-    if (inlineIsCheaper(pages, this.compressNsEst, 0)) return this.wakeNsEst
-    const now = performance.now()
+  private cheaperInline(pages: number): boolean {
+    if (inlineIsCheaper(pages, this.compressNsEst, 0)) return true
+    if (Atomics.load(this.ring.meta, C_SLEEPERS) < this.running) return false
+    const now = performance.now() // only here: every worker asleep and a request worth a handoff
     const dense = now - this.lastWakeCostMs < this.pollUs / 1000
     this.lastWakeCostMs = now
-    return dense ? 0 : this.wakeNsEst
+    return !dense && inlineIsCheaper(pages, this.compressNsEst, this.wakeNsEst)
   }
 
   /**
@@ -590,8 +589,7 @@ export class Kcompressd {
       const h = this.handles[(this.populateNext + i) % n]
       if (h.stopping || h.exited || h.ring !== this.ring) continue
       this.populateNext = (this.populateNext + i + 1) % n
-      h.sent.add(serial)
-      h.thread.postMessage({ chunk: serial, buf, populate: true } satisfies ChunkMessage)
+      this.postChunk(h, serial, buf, true)
       Atomics.add(h.ring.meta, workerBase(h.id) + W_MAIL, 1)
       return
     }
@@ -896,9 +894,13 @@ export class Kcompressd {
   }
 
   private sendChunk(h: WorkerHandle, serial: number, handle: number, piece: number): void {
-    if (h.sent.has(serial)) return
+    if (!h.sent.has(serial)) this.postChunk(h, serial, this.host.reservedChunk(handle, piece), false)
+  }
+
+  /** Give worker h a shared pool chunk (to fault in at once: `populate`); it keeps it until dropped. */
+  private postChunk(h: WorkerHandle, serial: number, buf: SharedArrayBuffer, populate: boolean): void {
     h.sent.add(serial)
-    h.thread.postMessage({ chunk: serial, buf: this.host.reservedChunk(handle, piece) } satisfies ChunkMessage)
+    h.thread.postMessage({ chunk: serial, buf, populate } satisfies ChunkMessage)
   }
 
   /**
@@ -1094,7 +1096,7 @@ const MIN_STAGED_WORK_NS = 12_000
  * The writer's choice for a request of `pages` pages: compress them itself when that takes less
  * than a wake-up, or less than MIN_STAGED_WORK_NS (both measured as the device runs: `compressNs`
  * per page in a worker, 0 while unknown; `wakeNs` per Atomics.notify, the median of recent ones,
- * passed by the caller only when every worker sleeps, else 0). The floor holds for a polling worker
+ * or 0 where no wake-up would be paid: Kcompressd.cheaperInline). The floor holds for a polling worker
  * too: it takes single pages without a wake-up, but its handoff costs the writer more than
  * compressing lz4 there (bench/kcompressd.ts, 2026-12-01: lz4 4k QD1 0.88x and QD32 0.76x of
  * inline with every page staged, 1.00x and 0.93x with this rule). Until 2026-12-02 the wake-up
