@@ -221,6 +221,9 @@ t.test('results below a batch are committed without another request, and a small
   await until(t, 'the last results committed with no request after them', () => dev.kcompressdStats().fifoDepth === 0)
   st = dev.kcompressdStats()
   t.equal(st.completed, 40, 'all 40 committed')
+  // The idle tick that took them must not go on waking an idle daemon every IDLE_COMMIT_MS.
+  const kc = (dev as unknown as { kcompressd: { idleTick: unknown } }).kcompressd
+  await until(t, 'the idle tick stops once nothing is out', () => kc.idleTick === null)
   t.same(await read(dev, 40 * PAGE, 0), Buffer.concat(pages))
 })
 
