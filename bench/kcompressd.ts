@@ -12,6 +12,12 @@
  *   wN-pollUS     --workers N, poll_us US (e.g. w1-poll200)
  * Placement (--pin): split (default): each daemon started on CPU 0 (every thread inherits it) with
  * --kcompressd-cpus 1, fio on CPU 1; none: the scheduler decides.
+ * --awake: hold a PM QoS request for 0 us wake-up latency (/dev/cpu_dma_latency) for the whole run,
+ * so that no CPU halts when idle (cpuidle polls instead). On this VM a halted vCPU is slow to wake,
+ * and a polling kcompressd worker keeps fio's CPU awake by itself, which the inline arm alone paid
+ * for (lz4 4k libaio QD32 inline 24 -> 75 MiB/s, staged 69 -> 64; 2026-12-02). Run both ways to
+ * tell the workers' gain from the VM's. (A SCHED_IDLE busy loop on the load CPU, tried first, took
+ * CPU from the worker beside it: FIFO full on 42% of lz4 1M pages against 8%.)
  * Every arm's daemon runs for the whole algorithm and the arms take turns job by job, run by run
  * (the order rotating each run), so a change of load on this shared machine hits all of them.
  * Figures per arm: MiB/s (median of --runs, min-max), the daemon's main-thread CPU per page written
@@ -21,12 +27,12 @@
  * machine during each job is printed too: ratios are only comparable within one run.
  *
  *   node dist/bench/kcompressd.js [--runs 3] [--seconds 4] [--algorithms lz4,zstd] [--arms inline,w1,w1-nopoll,w1-always,w2]
- *                                 [--jobs 4k,4k-qd32,128k,1m] [--pin split|none]   (root; fio, losetup, taskset)
+ *                                 [--jobs 4k,4k-qd32,128k,1m] [--pin split|none] [--awake]   (root; fio, losetup, taskset)
  *
  * Data: fio buffers 50% compressible (buffer_compress_percentage), refilled every I/O. fio runs in
  * the work directory; everything set up is undone on exit and on signals (bench/sys.ts Cleanup).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -155,7 +161,7 @@ async function main(): Promise<void> {
     options: {
       runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '4' },
       algorithms: { type: 'string', default: 'lz4,zstd' }, arms: { type: 'string' }, jobs: { type: 'string' },
-      pin: { type: 'string', default: 'split' },
+      pin: { type: 'string', default: 'split' }, awake: { type: 'boolean', default: false },
     },
   })
   if (values.pin !== 'split' && values.pin !== 'none') throw new Error('--pin must be split or none')
@@ -181,6 +187,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => onSignal('SIGINT'))
   process.on('SIGTERM', () => onSignal('SIGTERM'))
 
+  const awake = values.awake ? keepAwake() : null
   const load0 = (readText('/proc/loadavg') ?? '').trim()
   const rows: string[] = [
     `| algorithm | job | arm | MiB/s median (min–max) | / inline | main thread us/page | daemon CPU us/page | kcompressd main ns/staged page | staged | inline (cheaper) | inline (FIFO full) | worker wake-ups /1000 pages | other CPU % |`,
@@ -233,11 +240,20 @@ async function main(): Promise<void> {
     }
   } finally {
     cleanup.runSync()
+    if (awake !== null) closeSync(awake) // the kernel drops the request (so it does if we die)
   }
   process.stdout.write(`load average before: ${load0}; after: ${(readText('/proc/loadavg') ?? '').trim()}\n` +
     `${runs} runs of ${seconds} s per arm and job, arms interleaved; fio 50% compressible, O_DIRECT, through losetup --direct-io=on\n` +
-    `placement: ${placement.mode === 'split' ? `daemons on CPU ${placement.daemonCpus ?? ''}, kcompressd workers and fio on CPU ${placement.loadCpus ?? ''}` : 'unpinned'}\n\n` +
+    `placement: ${placement.mode === 'split' ? `daemons on CPU ${placement.daemonCpus ?? ''}, kcompressd workers and fio on CPU ${placement.loadCpus ?? ''}` : 'unpinned'}` +
+    `${values.awake ? '; no CPU halted when idle (--awake: cpu_dma_latency 0)' : ''}\n\n` +
     rows.join('\n') + '\n')
+}
+
+/** --awake: a PM QoS request for 0 us CPU wake-up latency, held while the returned file is open. */
+function keepAwake(): number {
+  const fd = openSync('/dev/cpu_dma_latency', 'w')
+  writeSync(fd, new Uint8Array(new Int32Array([0]).buffer))
+  return fd
 }
 
 main().catch((e: unknown) => {
