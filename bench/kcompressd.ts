@@ -187,13 +187,14 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => onSignal('SIGINT'))
   process.on('SIGTERM', () => onSignal('SIGTERM'))
 
-  const awake = values.awake ? keepAwake() : null
+  let awake: number | null = null
   const load0 = (readText('/proc/loadavg') ?? '').trim()
   const rows: string[] = [
     `| algorithm | job | arm | MiB/s median (min–max) | / inline | main thread us/page | daemon CPU us/page | kcompressd main ns/staged page | staged | inline (cheaper) | inline (FIFO full) | worker wake-ups /1000 pages | other CPU % |`,
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   try {
+    if (values.awake) awake = keepAwake()
     for (const algorithm of algorithms) {
       const live: Live[] = []
       for (const arm of arms) {

@@ -300,7 +300,7 @@ export class Kcompressd {
   private wakeCount = 0
   private readonly wakeLater = (): void => this.wakeWorkers()
   private waitPending = false
-  /** The idle tick (IDLE_COMMIT_MS) and nQueued at its last tick: it stops after a tick with nothing out or staged. */
+  /** The idle tick (IDLE_COMMIT_MS), and nQueued at its last tick: it stops after a quiet tick. */
   private idleTick: ReturnType<typeof setInterval> | null = null
   private queuedAtTick = 0
   private drainWaiters: (() => void)[] = []

@@ -73,7 +73,7 @@ export class StagingRing {
     return n < 0 ? n + this.wrap : n
   }
 
-  /** Copy a page (`src`: exactly PAGE_SIZE bytes) into a free slot and queue it; -1 when no slot is free. */
+  /** Copy a page (`src`: exactly PAGE_SIZE bytes) into a free slot and queue it; -1 if none is free. */
   push(page: number, src: Uint8Array, ticket: number): number {
     if (this.freeTop === 0) return -1
     const slot = this.freeStack[--this.freeTop]
@@ -90,8 +90,8 @@ export class StagingRing {
   }
 
   /**
-   * Rewrite a queued page in place (`src`: exactly PAGE_SIZE bytes) (an overwrite before any worker claimed it); false when a
-   * worker has claimed it already (the caller stages into a new slot).
+   * Rewrite a queued page (`src`: exactly PAGE_SIZE bytes) in place, an overwrite before any worker
+   * claimed it; false when a worker has claimed it already (the caller stages into a new slot).
    */
   rewrite(slot: number, src: Uint8Array, ticket: number): boolean {
     if (Atomics.compareExchange(this.state, slot, QUEUED, WRITING) !== QUEUED) return false
