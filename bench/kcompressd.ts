@@ -32,7 +32,7 @@
  * Data: fio buffers 50% compressible (buffer_compress_percentage), refilled every I/O. fio runs in
  * the work directory; everything set up is undone on exit and on signals (bench/sys.ts Cleanup).
  */
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -40,8 +40,8 @@ import { type FioOutput, parseFioOutput } from './fio-parse'
 import { kcompressdArgs, loadCommand, type Placement, planPlacement } from './placement'
 import { summarize, type Summary } from './stats'
 import {
-  attachLoop, backgroundBetween, Cleanup, clkTck, cpuSnapshot, cpuTicks, type DaemonProc, detachLoop, must, readText, startDaemon,
-  stopDaemon,
+  attachLoop, backgroundBetween, Cleanup, clkTck, cpuSnapshot, cpuTicks, type DaemonProc, detachLoop, holdNoHalt, must, readText,
+  startDaemon, stopDaemon,
 } from './sys'
 import { PAGE_SIZE } from '../src/page'
 
@@ -194,7 +194,7 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   try {
-    if (values.awake) awake = keepAwake()
+    if (values.awake) awake = holdNoHalt()
     for (const algorithm of algorithms) {
       const live: Live[] = []
       for (const arm of arms) {
@@ -248,13 +248,6 @@ async function main(): Promise<void> {
     `placement: ${placement.mode === 'split' ? `daemons on CPU ${placement.daemonCpus ?? ''}, kcompressd workers and fio on CPU ${placement.loadCpus ?? ''}` : 'unpinned'}` +
     `${values.awake ? '; no CPU halted when idle (--awake: cpu_dma_latency 0)' : ''}\n\n` +
     rows.join('\n') + '\n')
-}
-
-/** --awake: a PM QoS request for 0 us CPU wake-up latency, held while the returned file is open. */
-function keepAwake(): number {
-  const fd = openSync('/dev/cpu_dma_latency', 'w')
-  writeSync(fd, new Uint8Array(new Int32Array([0]).buffer))
-  return fd
 }
 
 main().catch((e: unknown) => {

@@ -37,6 +37,8 @@ export interface BenchOptions {
   pin: PinMode
   /** one set of daemons for every run instead of fresh daemons per run */
   keepDaemons: boolean
+  /** no CPU halts when idle during the run (a 0 us PM QoS request: bench/sys.ts holdNoHalt) */
+  awake: boolean
   help: boolean
 }
 
@@ -61,6 +63,8 @@ export const USAGE = `usage: npm run bench [-- OPTIONS]   (node dist/bench/run.j
   --pin split|same|none  split (default): daemons on CPU 0, fio and dd on the others; same: all on one
                        CPU (no cross-CPU wakeups, no parallelism); none: unpinned
   --keep-daemons       start the daemons once for all runs (default: fresh daemons for every run)
+  --awake              no CPU halts when idle during the run (0 us PM QoS request on /dev/cpu_dma_latency):
+                       on a VM a halted vCPU is slow to come back, a cost every target pays per request
 `
 
 export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions {
@@ -86,6 +90,7 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
       'codec-seconds': { type: 'string' },
       pin: { type: 'string', default: 'split' },
       'keep-daemons': { type: 'boolean', default: false },
+      awake: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -119,6 +124,7 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
     codecSeconds: values['codec-seconds'] === undefined ? (quick ? 0.5 : 2) : Number(values['codec-seconds']),
     pin: (values.pin ?? 'split') as PinMode,
     keepDaemons: values['keep-daemons'] ?? false,
+    awake: values.awake ?? false,
     help: values.help ?? false,
   }
   if (!PIN_MODES.includes(opts.pin)) throw new Error(`--pin must be ${PIN_MODES.join(' or ')}, got ${String(values.pin)}`)

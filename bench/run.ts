@@ -27,7 +27,7 @@ import { type BenchResults, type DatasetInfo, type FidelityEntry, type MemoryEnt
 import { formatBytes } from './size'
 import {
   BENCH_TMP, Cleanup, backgroundBetween, cpuSnapshot, type DaemonProc, KERNEL_ZRAM, SHM_PREFIX, attachLoop, busyProcesses, checkKernelZram, cleanStale,
-  clkTck, cpuTicks, detachLoop, kernelZramInit, kernelZramReset, must, readText, run, startDaemon, stopDaemon, vmRssBytes,
+  clkTck, cpuTicks, detachLoop, holdNoHalt, kernelZramInit, kernelZramReset, must, readText, run, startDaemon, stopDaemon, vmRssBytes,
 } from './sys'
 import { type Mode, type TargetSpec, ZRAMFUSE_LZ4, ZRAMFUSE_ZSTD, daemonArgs, planTargets, resolveVariant } from './targets'
 
@@ -626,6 +626,10 @@ async function main(): Promise<number> {
     placement, mix: DEFAULT_MIX, real: null, kernelOk: false,
   }
   if (placement.note) note(ctx, placement.note)
+  if (opts.awake) {
+    holdNoHalt() // held until the process exits
+    results.config.placement += '; no CPU halts when idle (--awake: cpu_dma_latency 0)'
+  }
   results.config.daemons = opts.keepDaemons ? 'one set for all runs (--keep-daemons), each target prefilled once per mode'
     : 'fresh for every run: started, prefilled per mode, measured, stopped'
 

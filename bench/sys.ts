@@ -5,7 +5,7 @@
  * failure and signals alike.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { appendFileSync, closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { appendFileSync, closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { mountPoints, processAlive } from '../daemon/procfs'
 
@@ -347,6 +347,18 @@ export function kernelZramReset(cleanup: Cleanup): void {
 // --- /proc ---------------------------------------------------------------------------------------
 
 let clkTckCache: number | null = null
+/**
+ * --awake: a PM QoS request for 0 us CPU wake-up latency (/dev/cpu_dma_latency), held while the
+ * returned file is open (the kernel drops it on close, so also when the process dies). The guest's
+ * cpuidle then polls instead of halting: on this VM a halted vCPU is slow to come back, which every
+ * target pays per request at QD1 and a polling kcompressd worker spares its own CPU.
+ */
+export function holdNoHalt(): number {
+  const fd = openSync('/dev/cpu_dma_latency', 'w')
+  writeSync(fd, new Uint8Array(new Int32Array([0]).buffer))
+  return fd
+}
+
 export function clkTck(): number {
   if (clkTckCache === null) {
     try {

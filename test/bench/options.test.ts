@@ -39,7 +39,7 @@ t.test('overrides and bad values', async (t) => {
   t.throws(() => parseBenchArgs(['--jobs', 'randwrite-4k-qd1,nope'], '/o'), /unknown job nope/)
 })
 
-t.test('--pin and --keep-daemons', async (t) => {
+t.test('--pin, --keep-daemons and --awake', async (t) => {
   const d = parseBenchArgs([], '/o')
   t.equal(d.pin, 'split', 'pinned by default')
   t.equal(d.keepDaemons, false, 'fresh daemons for every run by default')
@@ -47,5 +47,7 @@ t.test('--pin and --keep-daemons', async (t) => {
   t.equal(o.pin, 'none')
   t.equal(o.keepDaemons, true)
   t.equal(parseBenchArgs(['--pin', 'same'], '/o').pin, 'same')
+  t.equal(d.awake, false, 'vCPUs may halt by default')
+  t.equal(parseBenchArgs(['--awake'], '/o').awake, true, '--awake')
   t.throws(() => parseBenchArgs(['--pin', 'cpu0'], '/o'), /--pin must be split or same or none/)
 })
