@@ -300,15 +300,17 @@ export class Kcompressd {
   private wakeCount = 0
   private readonly wakeLater = (): void => this.wakeWorkers()
   private waitPending = false
-  /** The idle tick (IDLE_COMMIT_MS), and nQueued at its last tick: it stops after a quiet tick. */
+  /**
+   * The idle tick (IDLE_COMMIT_MS): takes results that requests leave, and frees the reservations
+   * once nothing has been staged for IDLE_RELEASE_MS. nQueued at its last tick, and how many ticks
+   * in a row found nothing out and nothing staged since.
+   */
   private idleTick: ReturnType<typeof setInterval> | null = null
   private queuedAtTick = 0
+  private quietTicks = 0
   private drainWaiters: (() => void)[] = []
   private keepAlive: ReturnType<typeof setInterval> | null = null
   private full = false
-  private idleRelease: ReturnType<typeof setTimeout> | null = null
-  /** nQueued when idleRelease was armed: it frees nothing if pages were staged since. */
-  private queuedAtIdle = 0
 
   // Counters.
   private nQueued = 0
@@ -560,20 +562,6 @@ export class Kcompressd {
     this.nReserved = 0
   }
 
-  /** Free the reservations once nothing has been staged for IDLE_RELEASE_MS (one timer at a time). */
-  private armIdleRelease(): void {
-    if (this.nReserved === 0 || this.idleRelease !== null || this.closed) return
-    this.queuedAtIdle = this.nQueued
-    this.idleRelease = setTimeout(this.onIdle, IDLE_RELEASE_MS)
-    this.idleRelease.unref()
-  }
-
-  private readonly onIdle = (): void => {
-    this.idleRelease = null
-    if (this.nQueued === this.queuedAtIdle) this.releaseIdle()
-    else if (this.ring.depth === 0) this.armIdleRelease() // busy meanwhile: look again later
-  }
-
   /**
    * Free every reservation, if nothing is staged (else no-op): with no slot busy no worker is
    * writing one or about to take one, and none can until the main thread stages again, so the
@@ -649,10 +637,6 @@ export class Kcompressd {
   async close(): Promise<void> {
     this.closed = true
     this.stopIdleTick()
-    if (this.idleRelease !== null) {
-      clearTimeout(this.idleRelease)
-      this.idleRelease = null
-    }
     this.discardAll()
     const exits = this.handles.map((h) => {
       if (!h.stopping) this.stopWorker(h)
@@ -1057,11 +1041,7 @@ export class Kcompressd {
       this.settled()
       return
     }
-    if (this.idleTick === null) {
-      this.queuedAtTick = this.nQueued
-      this.idleTick = setInterval(this.onIdleTick, IDLE_COMMIT_MS)
-      this.idleTick.unref() // like a pending waitAsync: drain() keeps the loop alive when it must
-    }
+    this.startIdleTick()
     if (this.drainWaiters.length === 0 || this.waitPending) return
     const r = waitAsync(meta, C_MAIN_SEQ, Atomics.load(meta, C_MAIN_SEQ), IDLE_COMMIT_MS)
     this.waitPending = true
@@ -1082,16 +1062,27 @@ export class Kcompressd {
     this.mainMs += performance.now() - t0
   }
 
+  private startIdleTick(): void {
+    if (this.idleTick !== null || this.closed) return
+    this.queuedAtTick = this.nQueued
+    this.quietTicks = 0
+    this.idleTick = setInterval(this.onIdleTick, IDLE_COMMIT_MS)
+    this.idleTick.unref() // like a pending waitAsync: drain() keeps the loop alive when it must
+  }
+
   private readonly onIdleTick = (): void => {
-    if (this.ring.depth === 0 || this.closed) {
-      // Kept through one quiet tick: between two batches the ring empties often, and re-arming
-      // cost as much as the waits this replaces.
-      if (this.nQueued === this.queuedAtTick || this.closed) this.stopIdleTick()
+    if (this.closed) return this.stopIdleTick()
+    if (this.ring.depth > 0 || this.nQueued !== this.queuedAtTick) {
       this.queuedAtTick = this.nQueued
+      this.quietTicks = 0
+      if (this.ring.depth > 0) this.takeResultsWoken()
       return
     }
-    this.queuedAtTick = this.nQueued
-    this.takeResultsWoken()
+    // Kept through quiet ticks, not stopped when the ring empties: between two batches it empties
+    // often, and re-arming cost as much as the waits this replaces.
+    if (this.nReserved > 0 && ++this.quietTicks * IDLE_COMMIT_MS < IDLE_RELEASE_MS) return
+    this.releaseIdle()
+    this.stopIdleTick()
   }
 
   private stopIdleTick(): void {
@@ -1110,7 +1101,7 @@ export class Kcompressd {
   private settled(): void {
     if (this.ring.depth !== 0) return
     Atomics.store(this.ring.meta, C_MAIN_ARMED, 0)
-    this.armIdleRelease()
+    if (this.nReserved > 0) this.startIdleTick() // it frees them once nothing is staged for a while
     if (this.keepAlive !== null) {
       clearInterval(this.keepAlive)
       this.keepAlive = null
