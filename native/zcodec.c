@@ -14,6 +14,10 @@
  *
  * compress(ctx, src, dst) -> compressed length, or 0 when it does not fit in dst.
  * decompress(ctx, src, dst) -> undefined; throws unless src decodes to exactly dst.length bytes.
+ * decompressAt(ctx, src, srcOff, srcLen, tail, tailOff, tailLen, dst, dstOff, dstLen): the same from
+ *   src[srcOff, +srcLen) followed by tail[tailOff, +tailLen) into dst[dstOff, +dstLen), without a
+ *   view made per call: the input of a pool object that crosses into its zspage's next frame is
+ *   gathered into the context's own buffer first, as zs_map_object does (tail null: one piece).
  * Every argument is checked: a wrong type, a foreign object or overlapping buffers throw a
  * TypeError/RangeError; nothing a caller passes may crash the process. No allocation per call.
  */
@@ -49,6 +53,8 @@ struct ctx {
   ZSTD_DCtx *dctx;
   ZSTD_CDict *cdict;
   ZSTD_DDict *ddict;
+  /* decompressAt: an object split over two frames, gathered (at most a page) */
+  uint8_t gather[PAGE_BYTES];
 };
 
 static const napi_type_tag CTX_TAG = {0x7a72616d66757365ULL, 0x7a636f6465637478ULL};
@@ -101,8 +107,7 @@ static void ctx_finalize(napi_env env, void *data, void *hint) {
 
 /* A Uint8Array (Buffer included) of any backing store, shared or not; data may be NULL when empty. */
 static bool get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
-  bool is_ta = false;
-  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) return false;
+  /* napi_get_typedarray_info fails (napi_invalid_arg) on anything but a typed array */
   napi_typedarray_type type;
   void *p = NULL;
   if (napi_get_typedarray_info(env, v, &type, len, &p, NULL, NULL) != napi_ok) return false;
@@ -112,8 +117,7 @@ static bool get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
 }
 
 static bool get_int(napi_env env, napi_value v, int32_t *out) {
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return false;
+  /* napi_get_value_double fails (napi_number_expected) on anything but a number */
   double d;
   if (napi_get_value_double(env, v, &d) != napi_ok) return false;
   if (!(d >= INT32_MIN && d <= INT32_MAX) || d != (double)(int32_t)d) return false;
@@ -281,11 +285,32 @@ static napi_value compress(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value decompress_bytes(napi_env env, struct ctx *c, const uint8_t *src, size_t src_len, uint8_t *dst,
+                                   size_t dst_len);
+
 static napi_value decompress(napi_env env, napi_callback_info info) {
   struct ctx *c;
   uint8_t *src, *dst;
   size_t src_len, dst_len;
   if (!get_io(env, info, &c, &src, &src_len, &dst, &dst_len)) return NULL;
+  return decompress_bytes(env, c, src, src_len, dst, dst_len);
+}
+
+/* One byte range of a Uint8Array argument: [off, off+len) must lie inside it. */
+static bool get_range(napi_env env, napi_value arr, napi_value off, napi_value len, uint8_t **data, size_t *n) {
+  uint8_t *p;
+  size_t size;
+  int32_t o, l;
+  if (!get_bytes(env, arr, &p, &size)) return throw_type(env, "buffers must be Uint8Arrays"), false;
+  if (!get_int(env, off, &o) || !get_int(env, len, &l)) return throw_type(env, "offsets and lengths must be integers"), false;
+  if (o < 0 || l < 0 || (size_t)o > size || (size_t)l > size - (size_t)o) return throw_range(env, "range outside its buffer"), false;
+  *data = p + o;
+  *n = (size_t)l;
+  return true;
+}
+
+static napi_value decompress_bytes(napi_env env, struct ctx *c, const uint8_t *src, size_t src_len, uint8_t *dst,
+                                   size_t dst_len) {
   if (src_len == 0) return throw_codec(env, "EIO", "empty compressed input");
   if (c->kind == KIND_LZ4) {
     int r = c->dict == NULL
@@ -301,6 +326,33 @@ static napi_value decompress(napi_env env, napi_callback_info info) {
     if (r != dst_len) return throw_codec(env, "EIO", "zstd: decompressed length differs from the page");
   }
   return NULL;
+}
+
+static bool overlap(const uint8_t *a, size_t na, const uint8_t *b, size_t nb) {
+  return na > 0 && nb > 0 && a < b + nb && b < a + na;
+}
+
+static napi_value decompress_at(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 10) return throw_type(env, "expected (context, src, srcOff, srcLen, tail, tailOff, tailLen, dst, dstOff, dstLen)");
+  struct ctx *c = unwrap(env, argv[0]);
+  if (c == NULL) return throw_type(env, "context must come from lz4Create/zstdCreate");
+  uint8_t *src, *tail = NULL, *dst;
+  size_t src_len, tail_len = 0, dst_len;
+  if (!get_range(env, argv[1], argv[2], argv[3], &src, &src_len)) return NULL;
+  napi_valuetype t;
+  CALL(env, napi_typeof(env, argv[4], &t));
+  if (t != napi_null && !get_range(env, argv[4], argv[5], argv[6], &tail, &tail_len)) return NULL;
+  if (!get_range(env, argv[7], argv[8], argv[9], &dst, &dst_len)) return NULL;
+  if (src_len > INT_MAX || dst_len > INT_MAX) return throw_range(env, "src and dst must be < 2 GiB");
+  if (overlap(src, src_len, dst, dst_len) || overlap(tail, tail_len, dst, dst_len)) return throw_range(env, "src and dst overlap");
+  if (tail_len == 0) return decompress_bytes(env, c, src, src_len, dst, dst_len);
+  if (src_len + tail_len > sizeof c->gather) return throw_range(env, "a split object is at most a page");
+  memcpy(c->gather, src, src_len);
+  memcpy(c->gather + src_len, tail, tail_len);
+  return decompress_bytes(env, c, c->gather, src_len + tail_len, dst, dst_len);
 }
 
 static napi_value versions(napi_env env, napi_callback_info info) {
@@ -320,6 +372,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"zstdCreate", NULL, zstd_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"compress", NULL, compress, NULL, NULL, NULL, napi_enumerable, NULL},
       {"decompress", NULL, decompress, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"decompressAt", NULL, decompress_at, NULL, NULL, NULL, napi_enumerable, NULL},
       {"versions", NULL, versions, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));

@@ -23,6 +23,14 @@ export interface CodecContext {
   compress(src: Uint8Array, dst: Uint8Array): number
   /** Decompress src into exactly dst.length bytes of dst; throw when src is corrupt or the length differs. */
   decompress(src: Uint8Array, dst: Uint8Array): void
+  /**
+   * decompress() of src[srcOff, +srcLen) followed by tail[tailOff, +tailLen) (a pool object that
+   * crosses into its zspage's next frame; tail null: none) into dst[dstOff, +dstLen). No view is made
+   * per call: on a 128k read making two per page (the object's, the destination's) cost about a third
+   * as much as decompressing the page.
+   */
+  decompressAt(src: Uint8Array, srcOff: number, srcLen: number, tail: Uint8Array | null, tailOff: number, tailLen: number,
+    dst: Uint8Array, dstOff: number, dstLen: number): void
 }
 
 export interface Codec {

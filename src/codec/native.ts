@@ -1,5 +1,5 @@
 /**
- * The zcodec addon (native/zcodec.c): the system's liblz4 and libzstd behind four calls, built
+ * The zcodec addon (native/zcodec.c): the system's liblz4 and libzstd behind a few calls, built
  * from source at install by scripts/build-codec-addon.sh. Contexts are opaque handles owned by the
  * addon and freed when collected.
  */
@@ -16,6 +16,8 @@ export interface ZcodecBinding {
   zstdCreate(level: number, dict: Uint8Array | null): NativeContext
   compress(ctx: NativeContext, src: Uint8Array, dst: Uint8Array): number
   decompress(ctx: NativeContext, src: Uint8Array, dst: Uint8Array): void
+  decompressAt(ctx: NativeContext, src: Uint8Array, srcOff: number, srcLen: number, tail: Uint8Array | null, tailOff: number,
+    tailLen: number, dst: Uint8Array, dstOff: number, dstLen: number): void
   versions(): { lz4: string; zstd: string }
 }
 
@@ -46,6 +48,11 @@ export class AddonContext implements CodecContext {
 
   decompress(src: Uint8Array, dst: Uint8Array): void {
     zcodec.decompress(this.native, src, dst)
+  }
+
+  decompressAt(src: Uint8Array, srcOff: number, srcLen: number, tail: Uint8Array | null, tailOff: number, tailLen: number,
+    dst: Uint8Array, dstOff: number, dstLen: number): void {
+    zcodec.decompressAt(this.native, src, srcOff, srcLen, tail, tailOff, tailLen, dst, dstOff, dstLen)
   }
 }
 

@@ -111,6 +111,8 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
   private readonly rpage = Buffer.from(new ArrayBuffer(PAGE_SIZE))
   /** Compressed page: two pages, like the kernel's per-stream buffer, so any result fits. */
   private readonly cbuf = Buffer.alloc(PAGE_SIZE * 2)
+  /** Where loadPage finds an object in the pool (ZsPool.locate). */
+  private readonly loc = new Int32Array(5)
   private readonly pattern = new Uint32Array(2)
   /** One walker per loop, reused by every request (the loops never nest). */
   private readonly rspan = new PageSpan()
@@ -877,7 +879,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
           throw err instanceof ErrnoError ? err : new ErrnoError(Errno.EIO, `page ${index}: ${String(err)}`)
         }))
       } else if (p.whole) {
-        this.loadPage(table, p.index, dst.subarray(p.done, p.done + PAGE_SIZE))
+        this.loadPage(table, p.index, dst, p.done)
       } else {
         this.loadPage(table, p.index, this.rpage)
         this.rpage.copy(dst, p.done, p.inPage, p.inPage + p.n)
@@ -990,7 +992,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     const p = this.rspan.start(pos, len)
     while (p.next()) {
       if (p.whole) {
-        this.loadPage(table, p.index, p.done === 0 && dst.length === PAGE_SIZE ? dst : dst.subarray(p.done, p.done + PAGE_SIZE))
+        this.loadPage(table, p.index, dst, p.done)
       } else {
         this.loadPage(table, p.index, this.rpage)
         this.rpage.copy(dst, p.done, p.inPage, p.inPage + p.n)
@@ -1109,37 +1111,40 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     table.clear(index)
   }
 
-  /** Fill `out` (4096 bytes) with the page at index: unwritten, staged, same-filled, huge or compressed. */
-  private loadPage(table: PageTable, index: number, out: Buffer): void {
+  /**
+   * Fill out[at, at+4096) with the page at index: unwritten, staged, same-filled, huge or
+   * compressed. A compressed page decompresses from where its object lies in the pool, both pieces of
+   * one that crosses a frame gathered by the codec (CodecContext.decompressAt), so the common case
+   * makes no view and no copy in JavaScript.
+   */
+  private loadPage(table: PageTable, index: number, out: Buffer, at = 0): void {
     if (!table.isAllocated(index)) {
-      out.fill(0)
+      out.fill(0, at, at + PAGE_SIZE)
       return
     }
     const flags = table.flags(index)
     if (flags & SLOT_STAGED) {
-      this.kcompressd.copySlot(table.value[index * 2], out)
+      this.kcompressd.copySlot(table.value[index * 2], out, at)
     } else if (flags & SLOT_SAME) {
-      fillPatternBytes(out, table.value[index * 2], table.value[index * 2 + 1])
+      fillPatternBytes(out, at, table.value[index * 2], table.value[index * 2 + 1])
     } else if (flags & SLOT_HUGE) {
-      this.pool.read(table.handle(index), out, 0, PAGE_SIZE)
+      this.pool.read(table.handle(index), out, at, PAGE_SIZE)
     } else if (flags & SLOT_UNIT) {
       try {
-        this.units.read(table.handle(index), table.unitPosition(index), this.contextFor(table.priority(index)) as CodecContext, out)
+        this.units.read(table.handle(index), table.unitPosition(index), this.contextFor(table.priority(index)) as CodecContext,
+          at === 0 && out.length === PAGE_SIZE ? out : out.subarray(at, at + PAGE_SIZE))
       } catch (err) {
         this.failedReads++
         throw new ErrnoError(Errno.EIO, `page ${index}: its unit does not decompress: ${String(err)}`)
       }
     } else {
       const size = table.size(index)
-      const handle = table.handle(index)
-      let src = this.pool.view(handle, size)
-      if (src === null) {
-        this.pool.read(handle, this.cbuf, 0, size)
-        src = this.cbuf.subarray(0, size)
-      }
+      const loc = this.loc
+      const pieces = this.pool.locate(table.handle(index), size, loc)
       try {
         // The algorithm that holds the page (ZRAM_COMP_PRIORITY): the primary, or a recompression one.
-        (this.contextFor(table.priority(index)) as CodecContext).decompress(src, out)
+        (this.contextFor(table.priority(index)) as CodecContext).decompressAt(this.pool.chunkBytes(loc[0]), loc[1], loc[2],
+          pieces === 2 ? this.pool.chunkBytes(loc[3]) : null, loc[4], size - loc[2], out, at, PAGE_SIZE)
       } catch (err) {
         this.failedReads++
         throw new ErrnoError(Errno.EIO, `page ${index}: decompression failed: ${String(err)}`)
@@ -1159,12 +1164,13 @@ class DivertToLower extends Error {
   }
 }
 
-/** Fill a possibly unaligned 4 KiB buffer with an 8-byte pattern by doubling copies. */
-function fillPatternBytes(out: Buffer, lo: number, hi: number): void {
+/** Fill out[at, at+4096), possibly unaligned, with an 8-byte pattern by doubling copies. */
+function fillPatternBytes(whole: Buffer, at: number, lo: number, hi: number): void {
   if (lo === hi && (lo === 0 || lo === 0xffffffff)) {
-    out.fill(lo === 0 ? 0 : 0xff)
+    whole.fill(lo === 0 ? 0 : 0xff, at, at + PAGE_SIZE)
     return
   }
+  const out = at === 0 && whole.length === PAGE_SIZE ? whole : whole.subarray(at, at + PAGE_SIZE)
   if (out.byteOffset % 4 === 0) {
     fillPattern(new Uint32Array(out.buffer, out.byteOffset, out.length / 4), lo, hi)
     return

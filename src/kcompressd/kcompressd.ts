@@ -495,9 +495,9 @@ export class Kcompressd {
     return this.ring.ticket[slot]
   }
 
-  /** Copy a staged page out of its slot (reads of a STAGED page). */
-  copySlot(slot: number, out: Buffer): void {
-    this.ring.slotViews[slot].copy(out, 0, 0, PAGE_SIZE)
+  /** Copy a staged page out of its slot into out[at, at+4096) (reads of a STAGED page). */
+  copySlot(slot: number, out: Buffer, at = 0): void {
+    this.ring.slotViews[slot].copy(out, at, 0, PAGE_SIZE)
   }
 
   /** The page that owned `slot` was overwritten elsewhere or discarded: its result will be dropped. */

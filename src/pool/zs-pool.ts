@@ -266,21 +266,35 @@ export class ZsPool {
   }
 
   /**
-   * The object's first len bytes as a view of pool memory (valid until the pool next changes), or
-   * null when they cross into the zspage's next frame (read() them instead). Saves the copy on
-   * reads: from shared memory a copy costs 2-4x more than from ordinary memory.
+   * Where the object's first len bytes lie, for a reader that takes them in place (zs_obj_read_begin):
+   * out[0] = frame and out[1] = byte offset in its chunk (chunkBytes(out[0])) of the first piece,
+   * out[2] = its length; when the bytes cross into the zspage's next frame, out[3] and out[4] are
+   * that frame and offset of the rest (len - out[2] bytes). Returns the number of pieces (1 or 2).
    */
-  view(handle: number, len: number): Uint8Array | null {
+  locate(handle: number, len: number, out: Int32Array): number {
     const zs = this.lookup(handle)
     const c = this.zsClass[zs]
     const hdr = HUGE[c] === 1 ? 0 : HEADER
-    if (!(len >= 0 && len <= SIZE[c] - hdr)) throw new RangeError(`zs view: bad length ${len} (object ${SIZE[c] - hdr})`)
+    if (!(len >= 0 && len <= SIZE[c] - hdr)) throw new RangeError(`zs locate: bad length ${len} (object ${SIZE[c] - hdr})`)
     const off = this.hIdx[handle] * SIZE[c] + hdr
     const inFrame = off & (PAGE_SIZE - 1)
-    if (inFrame + len > PAGE_SIZE) return null
-    const f = this.zsFrames[zs * MAX_PAGES + (off >>> PAGE_SHIFT)]
-    const at = this.frames.offsetOf(f) + inFrame
-    return this.frames.bytesOf(f).subarray(at, at + len)
+    const f0 = this.zsFrames[zs * MAX_PAGES + (off >>> PAGE_SHIFT)]
+    out[0] = f0
+    out[1] = this.frames.offsetOf(f0) + inFrame
+    if (inFrame + len <= PAGE_SIZE) {
+      out[2] = len
+      return 1
+    }
+    out[2] = PAGE_SIZE - inFrame
+    const f1 = this.zsFrames[zs * MAX_PAGES + (off >>> PAGE_SHIFT) + 1]
+    out[3] = f1
+    out[4] = this.frames.offsetOf(f1)
+    return 2
+  }
+
+  /** The memory of the chunk that holds frame f (a frame locate() names). */
+  chunkBytes(f: number): Uint8Array {
+    return this.frames.bytesOf(f)
   }
 
   /** Copy len bytes of the object out into dst (at dstOffset). */

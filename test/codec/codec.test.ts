@@ -86,6 +86,40 @@ for (const codec of codecs) {
     ctx.decompress(c.subarray(0, n), out)
     t.same(out, page, 'the context still works after failures')
   })
+
+  t.test(`${codec.name} decompressAt: one piece or two, from and into any offset, dictionary or not`, async (t) => {
+    const rand = prng(seed + 3)
+    const dict = Buffer.from(Array.from({ length: 40 }, () => makePage('text', rand).toString('latin1')).join('').slice(0, 32768), 'latin1')
+    for (const params of [none, { level: null, dict }]) {
+      const ctx = codec.createContext(params)
+      const chunkA = new Uint8Array(new SharedArrayBuffer(3 * PAGE))
+      const chunkB = Buffer.alloc(2 * PAGE)
+      const out = Buffer.alloc(3 * PAGE, 0xaa)
+      for (const kind of PAGE_KINDS) {
+        const page = makePage(kind, rand)
+        const c = Buffer.alloc(2 * PAGE)
+        const n = ctx.compress(page, c)
+        if (n === 0 || n > PAGE) continue // stored raw: never decompressed
+        // One piece at an odd offset of a shared chunk, into the middle page of out.
+        chunkA.set(c.subarray(0, n), 101)
+        out.fill(0xaa)
+        ctx.decompressAt(chunkA, 101, n, null, 0, 0, out, PAGE, PAGE)
+        t.same(out.subarray(PAGE, 2 * PAGE), page, `${kind}: one piece`)
+        t.ok(out.subarray(0, PAGE).every((b) => b === 0xaa) && out.subarray(2 * PAGE).every((b) => b === 0xaa), `${kind}: nothing written outside dst`)
+        // Split at the first byte, the middle and the last byte: the tail in another buffer.
+        for (const cut of [1, n >> 1, n - 1]) {
+          if (cut <= 0 || cut >= n) continue
+          chunkA.set(c.subarray(0, cut), 3 * PAGE - cut)
+          chunkB.set(c.subarray(cut, n), 7)
+          const dst = Buffer.alloc(PAGE)
+          ctx.decompressAt(chunkA, 3 * PAGE - cut, cut, chunkB, 7, n - cut, dst, 0, PAGE)
+          if (!dst.equals(page)) t.fail(`${kind}: split at ${cut} of ${n} did not decode`)
+        }
+      }
+      t.pass(`dict ${params.dict ? 'on' : 'off'}: every split decoded`)
+    }
+  })
+
 }
 
 t.test('the addon checks every argument', async (t) => {
@@ -103,6 +137,26 @@ t.test('the addon checks every argument', async (t) => {
   t.throws(() => zcodec.lz4Create(1, 7 as unknown as Uint8Array), TypeError, 'a dict that is not bytes')
   t.throws(() => zcodec.zstdCreate(Number.NaN, null), TypeError, 'NaN level')
   t.equal(zcodec.compress(ctx, page, dst) > 0, true, 'a good call still works')
+
+  const n = zcodec.compress(ctx, page, dst)
+  const out = Buffer.alloc(PAGE)
+  const at = (...args: unknown[]): void => (zcodec.decompressAt as (...a: unknown[]) => void)(...args)
+  at(ctx, dst, 0, n, null, 0, 0, out, 0, PAGE)
+  t.same(out, page, 'decompressAt: a good call')
+  t.throws(() => at(ctx, dst, 0, n, null, 0, 0, out, 0), TypeError, 'decompressAt: too few arguments')
+  t.throws(() => at(fake, dst, 0, n, null, 0, 0, out, 0, PAGE), TypeError, 'decompressAt: not a context')
+  t.throws(() => at(ctx, dst, 0.5, n, null, 0, 0, out, 0, PAGE), TypeError, 'decompressAt: a fractional offset')
+  t.throws(() => at(ctx, dst, '0', n, null, 0, 0, out, 0, PAGE), TypeError, 'decompressAt: an offset that is not a number')
+  t.throws(() => at(ctx, dst, 0, n, 'x', 0, 1, out, 0, PAGE), TypeError, 'decompressAt: a tail that is not bytes')
+  t.throws(() => at(ctx, dst, -1, n, null, 0, 0, out, 0, PAGE), RangeError, 'decompressAt: a negative offset')
+  t.throws(() => at(ctx, dst, dst.length - 1, 2, null, 0, 0, out, 0, PAGE), RangeError, 'decompressAt: src past its buffer')
+  t.throws(() => at(ctx, dst, 0, n, null, 0, 0, out, 1, PAGE), RangeError, 'decompressAt: dst past its buffer')
+  t.throws(() => at(ctx, dst, 0, n, dst, 0, dst.length, out, 0, PAGE), RangeError, 'decompressAt: pieces longer than a page')
+  t.throws(() => at(ctx, area, 0, n, null, 0, 0, area, n - 1, PAGE), RangeError, 'decompressAt: src and dst overlap')
+  t.throws(() => at(ctx, dst, 0, 0, null, 0, 0, out, 0, PAGE), /empty/, 'decompressAt: empty input')
+  t.throws(() => at(ctx, dst, 0, n - 1, null, 0, 0, out, 0, PAGE), 'decompressAt: truncated input')
+  at(ctx, dst, 0, n - 3, dst, n - 3, 3, out, 0, PAGE)
+  t.same(out, page, 'decompressAt: still works after failures')
 })
 
 t.test('levels: zstd 19 beats zstd 1; lz4 acceleration 8 is larger than 1; out of range is refused', async (t) => {

@@ -289,6 +289,7 @@ t.test('a compression failure in the middle of a request: EIO, counted once, the
       return real.compress(src, dst)
     },
     decompress: (src, dst) => real.decompress(src, dst),
+    decompressAt: (...a) => real.decompressAt(...a),
   }))
   const dev = device('zstd', MiB)
   const rand = prng(seed + 12)
@@ -305,9 +306,10 @@ t.test('a decompression failure in a multi-page read: EIO, failed_reads counted 
   let calls = 0
   patchContexts(t, findCodec('lz4')!, (real) => ({
     compress: (src, dst) => real.compress(src, dst),
-    decompress: (src, dst) => {
+    decompress: (src, dst) => real.decompress(src, dst),
+    decompressAt: (...a) => {
       if (++calls === 2) throw new Error('injected')
-      real.decompress(src, dst)
+      real.decompressAt(...a)
     },
   }))
   const dev = device('lz4', MiB)

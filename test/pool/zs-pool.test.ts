@@ -313,30 +313,30 @@ t.test('pinned objects stay where they are through compaction; the rest is compa
   t.throws(() => pool.pin(handles[1]), /not allocated/, 'a freed handle cannot be pinned')
 })
 
-t.test('view: the object in place when it lies in one frame, null when it crosses into the next', async (t) => {
+t.test('locate: where an object lies, in one frame or two, agrees with read()', async (t) => {
   for (const shared of [false, true]) {
     const pool = new ZsPool({ chunkPages: 8 })
     pool.shared = shared
     const src = new Uint8Array(4096)
     const dst = new Uint8Array(4096)
-    let views = 0
-    let nulls = 0
+    const loc = new Int32Array(5)
+    const seen = [0, 0, 0]
     for (const len of [1, 100, 1500, 2080, 3000, 3624, 4096]) {
       for (let k = 0; k < 10; k++) {
         const h = pool.malloc(len)
         fill(src, len * 16 + k, len)
         pool.write(h, src, 0, len)
-        const v = pool.view(h, len)
-        if (v === null) {
-          nulls++
-          continue
-        }
-        views++
+        const pieces = pool.locate(h, len, loc)
+        seen[pieces]++
+        const first = pool.chunkBytes(loc[0]).subarray(loc[1], loc[1] + loc[2])
+        const joined = pieces === 1 ? Buffer.from(first) : Buffer.concat([first, pool.chunkBytes(loc[3]).subarray(loc[4], loc[4] + len - loc[2])])
         pool.read(h, dst, 0, len)
-        if (v.length !== len || Buffer.compare(v, dst.subarray(0, len)) !== 0) t.fail(`len ${len}: the view differs from read()`)
+        if (pieces === 1 && loc[2] !== len) t.fail(`len ${len}: one piece of ${loc[2]} bytes`)
+        if (pieces === 2 && !(loc[2] > 0 && loc[2] < len && (loc[1] + loc[2]) % 4096 === 0)) t.fail(`len ${len}: a first piece that does not end its frame`)
+        if (joined.length !== len || Buffer.compare(joined, dst.subarray(0, len)) !== 0) t.fail(`len ${len}: the located bytes differ from read()`)
       }
     }
-    t.ok(views > 0 && nulls > 0, `${shared ? 'shared' : 'plain'} memory: ${views} views, ${nulls} objects crossing frames`)
-    t.throws(() => pool.view(pool.malloc(100), 200), RangeError, 'longer than the object: refused')
+    t.ok(seen[1] > 0 && seen[2] > 0, `${shared ? 'shared' : 'plain'} memory: ${seen[1]} objects in one frame, ${seen[2]} crossing frames`)
+    t.throws(() => pool.locate(pool.malloc(100), 200, loc), RangeError, 'longer than the object: refused')
   }
 })
