@@ -8,6 +8,7 @@
  *   w1-nopoll     --workers 1, poll_us 0: an idle worker sleeps at once (every idle-to-busy turn
  *                 costs the writer an Atomics.notify; the design before poll_us)
  *   w1-always     --workers 1, inline_when_cheaper 0: every page staged
+ *   w1-notrial    --workers 1, outcome_trials 0: the cost rule alone (no outcome trials)
  *   w2            --workers 2
  *   wN-pollUS     --workers N, poll_us US (e.g. w1-poll200)
  * Placement (--pin): split (default): each daemon started on CPU 0 (every thread inherits it) with
@@ -60,12 +61,13 @@ const JOBS: Job[] = [
 ]
 
 /** pollUs null: the daemon's default (zramfuse/poll_us). */
-interface Arm { id: string; workers: number; inlineWhenCheaper: boolean; pollUs: number | null }
+interface Arm { id: string; workers: number; inlineWhenCheaper: boolean; pollUs: number | null; outcomeTrials?: boolean }
 const ARMS: Arm[] = [
   { id: 'inline', workers: 0, inlineWhenCheaper: true, pollUs: null },
   { id: 'w1', workers: 1, inlineWhenCheaper: true, pollUs: null },
   { id: 'w1-nopoll', workers: 1, inlineWhenCheaper: true, pollUs: 0 },
   { id: 'w1-always', workers: 1, inlineWhenCheaper: false, pollUs: null },
+  { id: 'w1-notrial', workers: 1, inlineWhenCheaper: true, pollUs: null, outcomeTrials: false },
   { id: 'w2', workers: 2, inlineWhenCheaper: true, pollUs: null },
 ]
 
@@ -80,7 +82,7 @@ function pollArms(text: string | undefined): Arm[] {
 }
 
 /** The kcompressd counters a run reads before and after. */
-const COUNTERS = ['queued', 'main_ns', 'inline_cheaper', 'inline_fallbacks', 'worker_wakeups', 'main_wakeups'] as const
+const COUNTERS = ['queued', 'main_ns', 'inline_cheaper', 'inline_measured', 'inline_fallbacks', 'worker_wakeups', 'main_wakeups'] as const
 type Counters = Record<(typeof COUNTERS)[number], number>
 
 interface RunResult {
@@ -91,6 +93,7 @@ interface RunResult {
   kcNsPerStaged: number | null
   stagedPct: number
   cheaperPct: number
+  measuredPct: number
   fallbackPct: number
   wakeupsPerKPage: number
   othersPct: number
@@ -146,6 +149,7 @@ async function runJob(cleanup: Cleanup, l: Live, job: Job, seconds: number, seed
     kcNsPerStaged: staged > 0 ? (k1.main_ns - k0.main_ns) / staged : null,
     stagedPct: (100 * staged) / pages,
     cheaperPct: (100 * (k1.inline_cheaper - k0.inline_cheaper)) / pages,
+    measuredPct: (100 * (k1.inline_measured - k0.inline_measured)) / pages,
     fallbackPct: (100 * (k1.inline_fallbacks - k0.inline_fallbacks)) / pages,
     wakeupsPerKPage: (1000 * (k1.worker_wakeups - k0.worker_wakeups)) / pages,
     othersPct: backgroundBetween(s0, s1, new Set([pid])).othersPct,
@@ -190,8 +194,8 @@ async function main(): Promise<void> {
   let awake: number | null = null
   const load0 = (readText('/proc/loadavg') ?? '').trim()
   const rows: string[] = [
-    `| algorithm | job | arm | MiB/s median (min–max) | / inline | main thread us/page | daemon CPU us/page | kcompressd main ns/staged page | staged | inline (cheaper) | inline (FIFO full) | worker wake-ups /1000 pages | other CPU % |`,
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    `| algorithm | job | arm | MiB/s median (min–max) | / inline | main thread us/page | daemon CPU us/page | kcompressd main ns/staged page | staged | inline (cheaper) | inline (measured) | inline (FIFO full) | worker wake-ups /1000 pages | other CPU % |`,
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   try {
     if (values.awake) awake = holdNoHalt()
@@ -205,6 +209,7 @@ async function main(): Promise<void> {
         placement.daemonCpus)
         const ext = join(mount, 'sys', 'block', 'zram0', 'zramfuse')
         if (!arm.inlineWhenCheaper) writeFileSync(join(ext, 'inline_when_cheaper'), '0')
+        if (arm.outcomeTrials === false) writeFileSync(join(ext, 'outcome_trials'), '0')
         if (arm.pollUs !== null) writeFileSync(join(ext, 'poll_us'), String(arm.pollUs))
         const { dev, dio } = await attachLoop(cleanup, join(mount, 'dev', 'zram0'))
         if (!dio) err(`bench: ${dev}: direct I/O did not turn on`)
@@ -230,6 +235,7 @@ async function main(): Promise<void> {
           rows.push(`| ${algorithm} | ${job.name} | ${arm.id} | ${range(bw)} | ${fmt(bw.median / inline.median, 2)}x | ` +
             `${fmt(med(rs.map((r) => r.mainUsPerPage)) ?? 0, 2)} | ${fmt(med(rs.map((r) => r.procUsPerPage)) ?? 0, 2)} | ` +
             `${kc === null ? '-' : fmt(kc, 0)} | ${fmt(med(rs.map((r) => r.stagedPct)) ?? 0, 0)}% | ${fmt(med(rs.map((r) => r.cheaperPct)) ?? 0, 0)}% | ` +
+            `${fmt(med(rs.map((r) => r.measuredPct)) ?? 0, 0)}% | ` +
             `${fmt(med(rs.map((r) => r.fallbackPct)) ?? 0, 0)}% | ${fmt(med(rs.map((r) => r.wakeupsPerKPage)) ?? 0, 1)} | ` +
             `${fmt(med(rs.map((r) => r.othersPct)) ?? 0, 0)} |`)
         }

@@ -32,7 +32,7 @@ export interface ZramDeviceOptions {
   /** Wall clock in ms (access times, `idle <age>`); tests pass a controllable one. */
   clockMs?: () => number
   /** kcompressd's policy and test hooks. */
-  kcompressd?: Pick<KcompressdOptions, 'inlineWhenCheaper' | 'pollUs' | 'delayMs' | 'fault'>
+  kcompressd?: Pick<KcompressdOptions, 'inlineWhenCheaper' | 'outcomeTrials' | 'pollUs' | 'delayMs' | 'fault'>
 }
 
 /** Everything mm_stat, io_stat and debug_stat print, in bytes or pages as the kernel does. */
@@ -268,6 +268,15 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
 
   set inlineWhenCheaper(on: boolean) {
     this.kcompressd.inlineWhenCheaper = on
+  }
+
+  /** zramfuse/outcome_trials: single pages go inline while trials find requests faster that way. */
+  get outcomeTrials(): boolean {
+    return this.kcompressd.outcomeTrials
+  }
+
+  set outcomeTrials(on: boolean) {
+    this.kcompressd.outcomeTrials = on
   }
 
   /** zramfuse/poll_us: how long an idle kcompressd worker polls before it sleeps until woken. */
@@ -762,7 +771,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     const finish = (): void => {
       stat.writeTicksMs += stat.end(started)
     }
-    this.kcompressd.beginRequest(Math.ceil(((pos % PAGE_SIZE) + len) / PAGE_SIZE))
+    this.kcompressd.beginRequest(Math.ceil(((pos % PAGE_SIZE) + len) / PAGE_SIZE), started)
     if (this.divertToLower()) return this.writeDirect(src, pos).finally(finish)
     try {
       this.writeRange(src, pos)

@@ -48,6 +48,7 @@ import {
 import { PAGE_SIZE } from '../page'
 import { classIndexOf, GEOMETRY, ZS_HANDLE_SIZE, ZS_SIZE_CLASSES } from '../pool/size-class'
 import { StagingRing } from './staging-ring'
+import { WayTrial } from './way-trial'
 
 export const DEFAULT_FIFO_SIZE = 256
 export const MAX_FIFO_SIZE = 65536
@@ -135,6 +136,8 @@ export interface KcompressdOptions {
   log?: EventLog
   /** Compress a request inline when that costs less than a handoff (inlineIsCheaper; default true). */
   inlineWhenCheaper?: boolean
+  /** Send single pages inline while outcome trials find them faster that way (way-trial.ts; default true). */
+  outcomeTrials?: boolean
   /** Microseconds an idle worker polls before it sleeps until woken (default DEFAULT_POLL_US; 0: sleep at once). */
   pollUs?: number
   /** Test hook: every worker sleeps this long before each page (cut short when it is stopped). */
@@ -162,6 +165,11 @@ export interface KcompressdStats {
   inlineFallbacks: number
   /** Pages compressed inline because handing them off cost more (inlineIsCheaper). */
   inlineCheaper: number
+  /** Pages compressed inline because requests of their kind came faster that way (way-trial.ts). */
+  inlineMeasured: number
+  /** Outcome trials finished, and of those the ones that sent their kind of request inline. */
+  trials: number
+  trialsInline: number
   fifoFullEvents: number
   maxFifoDepth: number
   /** Worker runs: a worker woke up and compressed what was queued until the queue was empty. */
@@ -285,6 +293,8 @@ export class Kcompressd {
   private cheaperRun = 0
   /** zramfuse/inline_when_cheaper. */
   inlineWhenCheaper: boolean
+  /** zramfuse/outcome_trials (applies only while inlineWhenCheaper). */
+  private trialsOn: boolean
   /** This request's staging is timed (main_ns is sampled, see SAMPLE_EVERY). */
   private sampled = false
   private sampleRng = 0x9e3779b9
@@ -319,6 +329,10 @@ export class Kcompressd {
   private nFailed = 0
   private nInline = 0
   private nInlineCheaper = 0
+  private nInlineMeasured = 0
+  /** This request goes inline because a trial found that way faster (counted apart from cheaper). */
+  private requestMeasured = false
+  private readonly trial = new WayTrial()
   private nFullEvents = 0
   private nMaxDepth = 0
   private nBatchesDone = 0
@@ -341,6 +355,7 @@ export class Kcompressd {
     this.faults = { delayMs: opts.delayMs ?? 0, every: opts.fault?.every ?? 0, kind: opts.fault?.kind ?? 'throw' }
     this.target = checkWorkers(opts.workers)
     this.inlineWhenCheaper = opts.inlineWhenCheaper ?? true
+    this.trialsOn = opts.outcomeTrials ?? true
     this.ring = new StagingRing(checkFifoSize(opts.fifoSize ?? DEFAULT_FIFO_SIZE))
     Atomics.store(this.ring.meta, C_POOL_EPOCH, this.epoch)
     this.pollUs = opts.pollUs ?? DEFAULT_POLL_US
@@ -393,6 +408,9 @@ export class Kcompressd {
       failed: this.nFailed,
       inlineFallbacks: this.nInline,
       inlineCheaper: this.nInlineCheaper,
+      inlineMeasured: this.nInlineMeasured,
+      trials: this.trial.trials,
+      trialsInline: this.trial.trialsInline,
       fifoFullEvents: this.nFullEvents,
       maxFifoDepth: this.nMaxDepth,
       batches,
@@ -410,13 +428,15 @@ export class Kcompressd {
   }
 
   /**
-   * A write request of `pages` pages begins: take finished results (freeing their slots) and
-   * decide whether its pages are staged or, a worker's wake-up being dearer than compressing
-   * them, compressed by the writer.
+   * A write request of `pages` pages begins at `startMs` (performance.now(), read by the caller
+   * anyway): take finished results (freeing their slots) and decide whether its pages are staged or
+   * compressed by the writer: when requests of its kind came faster that way in the last trial
+   * (way-trial.ts), or when a worker's wake-up is dearer than compressing them.
    */
-  beginRequest(pages: number): void {
+  beginRequest(pages: number, startMs: number): void {
     this.stagedThisRequest = 0
     this.requestInline = false
+    this.requestMeasured = false
     this.sampled = false
     if (!this.enabled) return
     // xorshift32: which requests are timed must not follow any pattern of the workload.
@@ -428,8 +448,13 @@ export class Kcompressd {
     this.sampled = (x & (SAMPLE_EVERY - 1)) === 0
     const t0 = this.sampled ? performance.now() : 0
     if (this.collectDue(pages)) this.collect()
-    if (this.inlineWhenCheaper && this.cheaperInline(pages)) {
-      this.requestInline = ++this.cheaperRun % PROBE_EVERY !== 0
+    if (!this.inlineWhenCheaper) {
+      // every page staged
+    } else if (pages === 1 && this.trialsOn && this.trial.inlineNext(startMs)) {
+      this.requestInline = this.requestMeasured = true
+    } else {
+      if (pages > 1) this.trial.otherRequest()
+      if (this.cheaperInline(pages)) this.requestInline = ++this.cheaperRun % PROBE_EVERY !== 0
     }
     if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
   }
@@ -471,7 +496,8 @@ export class Kcompressd {
       slot = prevSlot
       this.nStale++
     } else if (this.requestInline) {
-      this.nInlineCheaper++
+      if (this.requestMeasured) this.nInlineMeasured++
+      else this.nInlineCheaper++
     } else {
       slot = this.ring.push(page, src, ticket)
       if (slot < 0) {
@@ -599,10 +625,21 @@ export class Kcompressd {
     }
   }
 
+  get outcomeTrials(): boolean {
+    return this.trialsOn
+  }
+
+  /** outcome_trials store: off sends requests by the cost rule alone; on starts a fresh trial. */
+  set outcomeTrials(on: boolean) {
+    if (on && !this.trialsOn) this.trial.restart()
+    this.trialsOn = on
+  }
+
   /** workers store: start or stop threads to match n (0: compress inline); pages in flight finish. */
   setWorkers(n: number): void {
     this.target = checkWorkers(n)
     this.startFailed = false
+    this.trial.restart() // what the trials measured was with the old count
     const running = this.handles.filter((h) => !h.stopping)
     for (const h of running.slice(n)) this.stopWorker(h)
     // Threads start at the first staged page (or ready()); more join at once if some run already.

@@ -73,6 +73,17 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
     },
   },
   {
+    // 1 (default): while inline_when_cheaper is 1, single-page requests go inline for a while when a
+    // trial of both ways found requests coming faster that way (kcompressd/way-trial.ts). 0: the cost
+    // rule alone decides.
+    name: 'outcome_trials',
+    mode: MODE_RW,
+    show: (dev) => formatInt(dev.outcomeTrials),
+    store: (dev, text) => {
+      dev.outcomeTrials = parseBool(text)
+    },
+  },
+  {
     // Microseconds an idle worker keeps polling for pages (timed waits) before it sleeps until
     // woken (default 1000): a writer never pays a wake-up while its requests come closer than this.
     // 0: sleep at once (every idle-to-busy turn costs the writer an Atomics.notify).
@@ -101,6 +112,11 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
   counter('inline_fallbacks', 'inlineFallbacks'),
   // Pages compressed inline because handing them off cost more (kcompressd.ts inlineIsCheaper).
   counter('inline_cheaper', 'inlineCheaper'),
+  // Pages compressed inline because requests of their kind came faster that way in the last outcome
+  // trial (kcompressd/way-trial.ts), and the trials finished / of those, the ones that chose inline.
+  counter('inline_measured', 'inlineMeasured'),
+  counter('trials', 'trials'),
+  counter('trials_inline', 'trialsInline'),
   // Times the FIFO became full (episodes, not pages).
   counter('fifo_full_events', 'fifoFullEvents'),
   counter('max_fifo_depth', 'maxFifoDepth'),

@@ -21,6 +21,7 @@ t.test('every kcompressd counter prints one decimal number', async (t) => {
   const dev = new ZramDevice(0, { workers: 0 })
   t.teardown(() => dev.close())
   for (const name of ['fifo_depth', 'in_flight', 'queued', 'completed', 'stale', 'failed', 'inline_fallbacks', 'inline_cheaper',
+    'inline_measured', 'trials', 'trials_inline',
     'fifo_full_events', 'max_fifo_depth', 'batches', 'worker_errors', 'written_in_place', 'reserved_objects', 'populated_chunks', 'worker_wakeups', 'main_wakeups', 'wake_ns', 'compress_ns',
     'main_ns', 'main_ns_per_page']) {
     t.match(show(dev, name), /^\d+\n$/, name)
@@ -38,6 +39,18 @@ t.test('inline_when_cheaper: a kstrtobool, 1 by default', async (t) => {
   t.equal(show(dev, 'inline_when_cheaper'), '1\n')
   t.equal(await store(dev, 'inline_when_cheaper', 'x'), Errno.EINVAL)
   t.equal(await store(dev, 'inline_when_cheaper', ''), Errno.EINVAL)
+})
+
+t.test('outcome_trials: a kstrtobool, 1 by default; 0 leaves single pages to the cost rule', async (t) => {
+  const dev = new ZramDevice(0, { workers: 1 })
+  t.teardown(() => dev.close())
+  t.equal(show(dev, 'outcome_trials'), '1\n')
+  t.equal(await store(dev, 'outcome_trials', 'off'), null)
+  t.equal(show(dev, 'outcome_trials'), '0\n')
+  t.equal(dev.outcomeTrials, false)
+  t.equal(await store(dev, 'outcome_trials', 'y'), null)
+  t.equal(dev.outcomeTrials, true)
+  t.equal(await store(dev, 'outcome_trials', '2'), Errno.EINVAL)
 })
 
 t.test('poll_us: 0..1000000 microseconds, 1000 by default, kept when fifo_size replaces the ring', async (t) => {

@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap'
 import { ZramDevice, type ZramDeviceOptions } from '../../src/device/zram-device'
 import { inlineIsCheaper, resultsDue } from '../../src/kcompressd/kcompressd'
+import { PAIRS, WARMUP, WINDOW } from '../../src/kcompressd/way-trial'
 import { C_SLEEPERS } from '../../src/kcompressd/protocol'
 import type { EventLog } from '../../src/log'
 import { extensionAttributes } from '../../src/sysfs/zramfuse-attributes'
@@ -312,13 +313,41 @@ t.test('a codec far dearer than a wake-up: the writer stages single pages', asyn
   for (let p = 0; p < 1024; p++) await dev.write(data.subarray(p * PAGE, (p + 1) * PAGE), p * PAGE)
   await dev.drain()
   const st = dev.kcompressdStats()
-  t.comment(`compress_ns ${st.compressNs} wake_ns ${st.wakeNs} staged ${st.queued} inline ${st.inlineCheaper}`)
+  t.comment(`compress_ns ${st.compressNs} wake_ns ${st.wakeNs} staged ${st.queued} inline ${st.inlineCheaper} measured ${st.inlineMeasured}`)
   t.ok(st.compressNs > st.wakeNs, 'a page costs the worker more than a wake-up costs the writer')
-  t.equal(st.queued + st.inlineCheaper + st.inlineFallbacks, 1024, 'every page staged or compressed inline, once')
-  // The worker is the slower one here, so the FIFO fills and the rest go inline as fallbacks.
-  t.equal(st.inlineCheaper, 0, 'none inline by choice')
+  t.equal(st.queued + st.inlineCheaper + st.inlineMeasured + st.inlineFallbacks, 1024, 'every page staged or compressed inline, once')
+  // The worker is the slower one here, so the FIFO fills and the rest go inline as fallbacks (or
+  // inline in the outcome trial's INLINE windows, 128 requests each).
+  t.equal(st.inlineCheaper, 0, 'none inline by cost')
   t.ok(st.queued >= 256, `staged until the FIFO filled, and after (${st.queued})`)
   t.same(await read(dev, data.length, 0), data)
+})
+
+t.test('outcome trials: single pages take both ways in a trial, larger requests never; outcome_trials 0 stops them', async (t) => {
+  const rand = prng(seed ^ 0x7a1)
+  const span = WARMUP + WINDOW
+  const trial = 2 * PAIRS * span
+  const pages = Array.from({ length: 64 }, () => makePage('text', rand))
+  for (const on of [true, false]) {
+    const dev = device(t, 'zstd', { workers: 1, kcompressd: { outcomeTrials: on } }, 1024)
+    await warm(dev)
+    for (let i = 0; i <= trial; i++) await dev.write(pages[i % 64], (i % 1024) * PAGE)
+    const big = Buffer.concat(pages.slice(0, 8))
+    for (let i = 0; i < 64; i++) await dev.write(big, i * 8 * PAGE)
+    await dev.drain()
+    const st = dev.kcompressdStats()
+    if (on) {
+      t.equal(st.trials, 1, 'one trial finished')
+      // Its INLINE windows: PAIRS of them, span requests each (the first window is one request longer).
+      t.ok(st.inlineMeasured >= PAIRS * span, `the trial's INLINE windows went inline (${st.inlineMeasured})`)
+      t.ok(st.inlineMeasured <= PAIRS * span + 1, 'and no page of the larger requests')
+    } else {
+      t.equal(st.trials, 0, 'no trial')
+      t.equal(st.inlineMeasured, 0, 'no page inline by outcome')
+    }
+    t.same(await read(dev, 64 * PAGE, 960 * PAGE), Buffer.concat(pages), 'the single pages read back')
+    t.same(await read(dev, 8 * PAGE, 63 * 8 * PAGE), big, 'the larger requests read back')
+  }
 })
 
 t.test('FIFO full: the writer compresses inline and never waits for the worker', async (t) => {
