@@ -17,10 +17,13 @@
  * several microseconds on a VM whose other vCPU is halted), so the writer notifies only when a
  * worker sleeps, once per request, and when the request's pages cost less to compress than a
  * wake-up (if every worker sleeps) or MIN_STAGED_WORK_NS (measured, both: inlineIsCheaper), it
- * compresses them itself (inline_cheaper).
+ * compresses them itself (inline_cheaper). Single pages also go inline for a while when a trial of
+ * both ways found requests coming faster that way (way-trial.ts, inline_measured): a worker that
+ * shares a CPU with the application can slow it more than it saves the writer.
  * Results are taken without waking the main thread at all while requests keep coming, in batches
- * (resultsDue); when requests stop, a timer that ticks while pages are out takes what is left, and
- * drain() asks the next worker that goes idle to wake it. A worker also faults in each new shared
+ * (resultsDue); when requests stop, the worker that goes to sleep after its poll window wakes the
+ * main thread to take what is left (no timer runs while requests flow), and drain() asks the next
+ * worker that goes idle to wake it. A worker also faults in each new shared
  * pool chunk (chunkAdded), so the main thread's first writes into it do not fault.
  *
  * The ring has `fifoSize` slots and is the bounded FIFO: a slot is busy from staging until its
@@ -42,7 +45,7 @@ import { type EventLog, silentLog } from '../log'
 import {
   C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_POLL_US, C_POOL_EPOCH, C_SLEEPERS, C_SQ_TAIL, type ChunkMessage, CLAIMED_BASE, type ConfigMessage,
   type DropMessage, E_EPOCH, E_HANDLE, E_LEN0, E_OFF0, E_OFF1, E_SERIAL0, E_SERIAL1, FREE, MAX_WORKER_IDS, R_HEAD, R_TAIL, RESERVE_SLOTS,
-  RESULT_FAILED, RESULT_SKIPPED, resvBase, resvEntry, resvWords, W_CQ_TAIL, W_INFLIGHT, W_INFLIGHT_EPOCH, W_MAIL, W_POPULATED, W_READY, W_RUN, W_RUNS,
+  MAIN_WAKE_IDLE, MAIN_WAKE_SLEEP, RESULT_FAILED, RESULT_SKIPPED, resvBase, resvEntry, resvWords, W_CQ_TAIL, W_INFLIGHT, W_INFLIGHT_EPOCH, W_MAIL, W_POPULATED, W_READY, W_RUN, W_RUNS,
   WORKER_WORDS, workerBase, type WorkerData, type WorkerFaults,
 } from './protocol'
 import { PAGE_SIZE } from '../page'
@@ -165,9 +168,9 @@ export interface KcompressdStats {
   inlineFallbacks: number
   /** Pages compressed inline because handing them off cost more (inlineIsCheaper). */
   inlineCheaper: number
-  /** Pages compressed inline because requests of their kind came faster that way (way-trial.ts). */
+  /** Single pages compressed inline because the outcome trials found requests faster that way (way-trial.ts). */
   inlineMeasured: number
-  /** Outcome trials finished, and of those the ones that sent their kind of request inline. */
+  /** Outcome trials finished, and of those the ones that sent single pages inline. */
   trials: number
   trialsInline: number
   fifoFullEvents: number
@@ -207,16 +210,8 @@ const IDLE_RELEASE_MS = 100
 
 const WORKER_FILE = join(__dirname, __filename.endsWith('.ts') ? 'worker.ts' : 'worker.js')
 /**
- * How long results may wait for the main thread once requests stop (it is woken when draining):
- * the period of the idle tick. One interval while pages are out, not a wait with a timeout armed
- * afresh each time: on this VM an Atomics.waitAsync with a timeout (or a new setTimeout) cost
- * 10-17 us of main-thread time to arm, 0.6-0.95 us per staged page at 4k QD1 (armed every ~25
- * pages; zstd, fio through a loop device, 2026-12-02).
- */
-const IDLE_COMMIT_MS = 5
-/**
  * Requests take results only once this many slots are busy (or the next request's pages would not
- * fit); below it they wait for the next batch or IDLE_COMMIT_MS. At 4k QD1 taking each page's
+ * fit); below it they wait for the next batch or for requests to stop. At 4k QD1 taking each page's
  * result at the start of the next request ran cold every time (taking it and refilling the
  * reservation: 6.2 us of main-thread time per page, zstd, fio through a loop device); taken sixteen
  * at a time, main_ns_per_page fell from 11.2 to 9.6 us (means of 5 alternated runs, 2026-12-02).
@@ -245,7 +240,7 @@ const SAMPLE_EVERY = 16
 
 interface WaitAsyncResult { async: boolean; value: Promise<string> | string }
 const waitAsync = (Atomics as unknown as {
-  waitAsync(ia: Int32Array, index: number, value: number, timeoutMs: number): WaitAsyncResult
+  waitAsync(ia: Int32Array, index: number, value: number, timeoutMs?: number): WaitAsyncResult
 }).waitAsync
 
 interface WorkerHandle {
@@ -310,14 +305,11 @@ export class Kcompressd {
   private wakeCount = 0
   private readonly wakeLater = (): void => this.wakeWorkers()
   private waitPending = false
-  /**
-   * The idle tick (IDLE_COMMIT_MS): takes results that requests leave, and frees the reservations
-   * once nothing has been staged for IDLE_RELEASE_MS. nQueued at its last tick, and how many ticks
-   * in a row found nothing out and nothing staged since.
-   */
-  private idleTick: ReturnType<typeof setInterval> | null = null
-  private queuedAtTick = 0
-  private quietTicks = 0
+  /** Frees the reservations IDLE_RELEASE_MS after requests stopped, unless pages were staged since. */
+  private releaseTimer: ReturnType<typeof setTimeout> | null = null
+  /** When the current request started, and the last one that staged a page (performance.now ms). */
+  private requestStartMs = 0
+  private lastStageMs = 0
   private drainWaiters: (() => void)[] = []
   private keepAlive: ReturnType<typeof setInterval> | null = null
   private full = false
@@ -430,8 +422,8 @@ export class Kcompressd {
   /**
    * A write request of `pages` pages begins at `startMs` (performance.now(), read by the caller
    * anyway): take finished results (freeing their slots) and decide whether its pages are staged or
-   * compressed by the writer: when requests of its kind came faster that way in the last trial
-   * (way-trial.ts), or when a worker's wake-up is dearer than compressing them.
+   * compressed by the writer: a single page when the last trial found requests faster that way
+   * (way-trial.ts), any request when a worker's wake-up is dearer than compressing its pages.
    */
   beginRequest(pages: number, startMs: number): void {
     this.stagedThisRequest = 0
@@ -439,6 +431,10 @@ export class Kcompressd {
     this.requestMeasured = false
     this.sampled = false
     if (!this.enabled) return
+    this.requestStartMs = startMs
+    // Requests flow but stage nothing (lz4 pages kept inline): they free the reservations, so that
+    // no timer has to run while they come.
+    if (this.nReserved > 0 && startMs - this.lastStageMs >= IDLE_RELEASE_MS && this.ring.depth === 0) this.releaseIdle()
     // xorshift32: which requests are timed must not follow any pattern of the workload.
     let x = this.sampleRng
     x ^= x << 13
@@ -508,6 +504,7 @@ export class Kcompressd {
         }
       } else {
         this.stagedThisRequest++
+        this.lastStageMs = this.requestStartMs
         const depth = this.ring.depth
         if (depth > this.nMaxDepth) this.nMaxDepth = depth
       }
@@ -548,7 +545,7 @@ export class Kcompressd {
       this.stagedThisRequest = 0
     }
     this.requestInline = false
-    if (this.collectDue(0) || this.idleTick === null) this.takeResults()
+    if (this.collectDue(0) || !this.waitPending) this.takeResults()
     if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
   }
 
@@ -614,6 +611,10 @@ export class Kcompressd {
       this.populateNext = (this.populateNext + i + 1) % n
       this.postChunk(h, serial, buf, true)
       Atomics.add(h.ring.meta, workerBase(h.id) + W_MAIL, 1)
+      // A sleeping worker reads its mail only when woken, and the main thread may make a chunk
+      // after every worker went to sleep (refilling reservations when requests stopped): wake them
+      // (one wake-up per MiB of pool, only while they sleep).
+      if (Atomics.load(h.ring.meta, C_SLEEPERS) > 0) Atomics.notify(h.ring.meta, C_SQ_TAIL)
       return
     }
   }
@@ -673,7 +674,8 @@ export class Kcompressd {
   /** Shutdown: discard the queue and stop the workers. */
   async close(): Promise<void> {
     this.closed = true
-    this.stopIdleTick()
+    if (this.releaseTimer !== null) clearTimeout(this.releaseTimer)
+    this.releaseTimer = null
     this.discardAll()
     const exits = this.handles.map((h) => {
       if (!h.stopping) this.stopWorker(h)
@@ -1063,69 +1065,60 @@ export class Kcompressd {
   }
 
   /**
-   * Take every published result (compressing queued pages here when no worker runs); if pages are
-   * still out, make sure they are taken without a request: by the idle tick, or as soon as a worker
-   * goes idle while drain() waits.
+   * Take every published result (compressing queued pages here when no worker runs). While pages
+   * or reservations are out, wait (Atomics.waitAsync, no timeout) for a worker to wake us: the next
+   * one to go idle while drain() waits, else the next one to go to sleep, which it does once
+   * requests have stopped for poll_us. No timer runs while requests flow: on this VM any short timer
+   * in the event loop cost every request 3-5 us of main-thread time (a 5 ms no-op interval in an
+   * inline lz4 daemon: 4k QD1 writes 80.6 against 91.5 MiB/s, means of 3 pairs; one of 12 days
+   * cost nothing), which is what the idle tick before this, and the timed waits before it, paid.
    */
   private takeResults(): void {
     const meta = this.ring.meta
+    const seq = Atomics.load(meta, C_MAIN_SEQ)
     // Armed before collecting: a result published after the collect is followed by its worker
-    // going idle, which then sees the flag and wakes us.
-    if (this.drainWaiters.length > 0) Atomics.store(meta, C_MAIN_ARMED, 1)
+    // going idle or to sleep, which then sees the flag and wakes us.
+    Atomics.store(meta, C_MAIN_ARMED, this.drainWaiters.length > 0 ? MAIN_WAKE_IDLE : MAIN_WAKE_SLEEP)
     this.collect()
     if (this.running === 0 && this.ring.queued > 0) this.compressQueuedHere()
-    if (this.ring.depth === 0) {
-      this.settled()
+    if (this.ring.depth === 0) this.settled()
+    if (this.ring.depth === 0 && this.nReserved === 0) {
+      Atomics.store(meta, C_MAIN_ARMED, 0)
       return
     }
-    this.startIdleTick()
-    if (this.drainWaiters.length === 0 || this.waitPending) return
-    const r = waitAsync(meta, C_MAIN_SEQ, Atomics.load(meta, C_MAIN_SEQ), IDLE_COMMIT_MS)
+    if (this.waitPending || this.closed) return
     this.waitPending = true
-    if (typeof r.value === 'string') queueMicrotask(() => this.woken())
-    else void r.value.then(() => this.woken())
+    const r = waitAsync(meta, C_MAIN_SEQ, seq)
+    if (typeof r.value === 'string') queueMicrotask(this.woken)
+    else void r.value.then(this.woken)
   }
 
-  private woken(): void {
+  /** A worker woke us: requests stopped (or drain() waits). Take results; free reservations later. */
+  private readonly woken = (): void => {
     this.waitPending = false
-    if (!this.closed) this.takeResultsWoken()
-  }
-
-  /** The main thread woke (idle tick, or a worker while draining) to take results. */
-  private takeResultsWoken(): void {
+    if (this.closed) return
     const t0 = performance.now()
     this.nMainWakeups++
     this.takeResults()
+    // Only when requests stopped: while they come (a worker can sleep between the pages staged in
+    // a stream that keeps most inline) a timer would cost each of them; they free the reservations.
+    if (this.ring.depth === 0 && this.nReserved > 0 && t0 - this.requestStartMs >= this.pollUs / 1000) this.armRelease()
     this.mainMs += performance.now() - t0
   }
 
-  private startIdleTick(): void {
-    if (this.idleTick !== null || this.closed) return
-    this.queuedAtTick = this.nQueued
-    this.quietTicks = 0
-    this.idleTick = setInterval(this.onIdleTick, IDLE_COMMIT_MS)
-    this.idleTick.unref() // like a pending waitAsync: drain() keeps the loop alive when it must
-  }
-
-  private readonly onIdleTick = (): void => {
-    if (this.closed) return this.stopIdleTick()
-    if (this.ring.depth > 0 || this.nQueued !== this.queuedAtTick) {
-      this.queuedAtTick = this.nQueued
-      this.quietTicks = 0
-      if (this.ring.depth > 0) this.takeResultsWoken()
-      return
-    }
-    // Kept through quiet ticks, not stopped when the ring empties: between two batches it empties
-    // often, and re-arming cost as much as the waits this replaces.
-    if (this.nReserved > 0 && ++this.quietTicks * IDLE_COMMIT_MS < IDLE_RELEASE_MS) return
-    this.releaseIdle()
-    this.stopIdleTick()
-  }
-
-  private stopIdleTick(): void {
-    if (this.idleTick === null) return
-    clearInterval(this.idleTick)
-    this.idleTick = null
+  /**
+   * Free the reservations IDLE_RELEASE_MS from now if nothing is staged meanwhile; a later stop
+   * starts the count again (a wake-up comes only when requests stop or drain() waits).
+   */
+  private armRelease(): void {
+    if (this.closed) return
+    if (this.releaseTimer !== null) clearTimeout(this.releaseTimer)
+    const queuedAt = this.nQueued
+    this.releaseTimer = setTimeout(() => {
+      this.releaseTimer = null
+      if (this.nQueued === queuedAt) this.releaseIdle()
+    }, IDLE_RELEASE_MS)
+    this.releaseTimer.unref()
   }
 
   private logWorkerFailure(fields: object, msg: string): void {
@@ -1137,8 +1130,6 @@ export class Kcompressd {
 
   private settled(): void {
     if (this.ring.depth !== 0) return
-    Atomics.store(this.ring.meta, C_MAIN_ARMED, 0)
-    if (this.nReserved > 0) this.startIdleTick() // it frees them once nothing is staged for a while
     if (this.keepAlive !== null) {
       clearInterval(this.keepAlive)
       this.keepAlive = null
@@ -1180,7 +1171,7 @@ export function inlineIsCheaper(pages: number, compressNs: number, wakeNs: numbe
 /**
  * A request takes the workers' results only when `busy` of the ring's `size` slots are busy: a
  * batch (COLLECT_BATCH, or half a small ring), or too many for the request's `pages` to find free
- * slots. Below that the pending idle wait (IDLE_COMMIT_MS) or the next batch takes them.
+ * slots. Below that the next batch takes them, or the main thread when requests stop (takeResults).
  */
 export function resultsDue(busy: number, size: number, pages: number): boolean {
   return busy >= Math.min(COLLECT_BATCH, size >> 1) || size - busy < pages

@@ -40,8 +40,14 @@ export const C_SQ_TAIL = 1
 export const C_SLEEPERS = 2
 /** Bumped by a worker that wakes the main thread (Atomics.waitAsync on this word). */
 export const C_MAIN_SEQ = 3
-/** 1: the main thread waits for results (drain): the next worker to go idle wakes it. */
+/**
+ * Whether and when a worker wakes the main thread (bumping C_MAIN_SEQ): 0 never; MAIN_WAKE_IDLE
+ * (drain) the next worker to go idle; MAIN_WAKE_SLEEP the next worker to go to sleep after its
+ * poll window, i.e. once requests have stopped for poll_us.
+ */
 export const C_MAIN_ARMED = 4
+export const MAIN_WAKE_IDLE = 1
+export const MAIN_WAKE_SLEEP = 2
 /** Generation of the codec parameters; a worker that sees a new one reads its ConfigMessage. */
 export const C_CONFIG_GEN = 5
 /**

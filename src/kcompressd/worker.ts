@@ -12,7 +12,7 @@ import type { CodecContext } from '../codec/codec'
 import { findCodec } from '../codec/registry'
 import {
   C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_POLL_US, C_POOL_EPOCH, C_SLEEPERS, C_SQ_HEAD, C_SQ_TAIL, type ChunkMessage, CLAIMED_BASE,
-  type ConfigMessage, type DropMessage, E_EPOCH, E_HANDLE, E_LEN0, E_OFF0, E_OFF1, E_SERIAL0, E_SERIAL1, metaLayout, QUEUED, queueWrap,
+  type ConfigMessage, type DropMessage, E_EPOCH, E_HANDLE, E_LEN0, E_OFF0, E_OFF1, E_SERIAL0, E_SERIAL1, MAIN_WAKE_SLEEP, metaLayout, QUEUED, queueWrap,
   R_HEAD, R_TAIL, RESULT_FAILED, RESULT_SKIPPED, resvBase, resvEntry, RESV_ENTRY, W_CQ_TAIL, W_INFLIGHT, W_INFLIGHT_EPOCH, W_MAIL, W_POPULATED, W_READY, W_RUN,
   W_RUNS, workerBase, type WorkerData, WRITING,
 } from './protocol'
@@ -256,7 +256,7 @@ function idle(): boolean {
   const tail = Atomics.load(meta, C_SQ_TAIL)
   // Announced first, checked second: a page queued in between is seen here or notified.
   if (Atomics.load(meta, C_SQ_HEAD) === tail && Atomics.load(meta, base + W_RUN) === 1) {
-    wakeMainIfArmed()
+    wakeMainIfArmed(true)
     Atomics.wait(meta, C_SQ_TAIL, tail)
   }
   Atomics.sub(meta, C_SLEEPERS, 1)
@@ -283,7 +283,7 @@ function poll(): boolean {
     const tail = Atomics.load(meta, C_SQ_TAIL)
     if (Atomics.load(meta, C_SQ_HEAD) !== tail || Atomics.load(meta, base + W_RUN) !== 1) return true
     // Every round: drain() may have armed the flag after the previous one.
-    wakeMainIfArmed()
+    wakeMainIfArmed(false)
     readMail()
     const left = pollUs() / 1000 - (performance.now() - start)
     if (left <= 0) return false
@@ -291,9 +291,15 @@ function poll(): boolean {
   }
 }
 
-/** The main thread waits for results (drain): everything we took is published, wake it once. */
-function wakeMainIfArmed(): void {
-  if (Atomics.load(meta, C_MAIN_ARMED) === 1 && Atomics.exchange(meta, C_MAIN_ARMED, 0) === 1) {
+/**
+ * Everything we took is published: wake the main thread once if it asked to be woken now, that is
+ * when it drains (MAIN_WAKE_IDLE), or when we are going to sleep (`sleeping`: requests stopped for
+ * poll_us) and it has results or reservations out (MAIN_WAKE_SLEEP).
+ */
+function wakeMainIfArmed(sleeping: boolean): void {
+  const armed = Atomics.load(meta, C_MAIN_ARMED)
+  if (armed === 0 || (armed === MAIN_WAKE_SLEEP && !sleeping)) return
+  if (Atomics.compareExchange(meta, C_MAIN_ARMED, armed, 0) === armed) {
     Atomics.add(meta, C_MAIN_SEQ, 1)
     Atomics.notify(meta, C_MAIN_SEQ)
   }

@@ -207,24 +207,34 @@ t.test('results below a batch are committed without another request, and a small
   const rand = prng(seed ^ 0xba7c)
   const dev = device(t, 'lz4', { workers: 1, fifoSize: 4, kcompressd: { inlineWhenCheaper: false, pollUs: 1_000_000 } })
   await warm(dev)
-  const ring = (dev as unknown as { kcompressd: { ring: { queued: number } } }).kcompressd.ring
+  const kc = (dev as unknown as { kcompressd: { ring: { queued: number }; releaseTimer: unknown } }).kcompressd
+  const ring = kc.ring
   const pages: Buffer[] = []
+  let timers = 0
   for (let i = 0; i < 40; i++) {
     pages.push(makePage('text', rand))
     await dev.write(pages[i], i * PAGE)
     // The worker has published it (nothing queued, nothing being compressed): only the main thread holds the slot.
     await until(t, `page ${i} compressed`, () => ring.queued === 0 && dev.kcompressdStats().inFlight === 0)
     t.ok(dev.kcompressdStats().fifoDepth <= 2, `page ${i}: at most half the ring waits to be taken`)
+    if (kc.releaseTimer !== null) timers++
   }
+  // The worker polls for 1 s between these writes, so it never went to sleep: nothing woke the main
+  // thread and no timer ran (a short timer in the event loop costs every request on a VM).
+  t.equal(timers, 0, 'no timer armed while requests came')
   let st = dev.kcompressdStats()
   t.equal(st.inlineFallbacks, 0, 'no request found the ring full of results not yet taken')
   t.equal(st.queued, 40, 'every page staged')
   await until(t, 'the last results committed with no request after them', () => dev.kcompressdStats().fifoDepth === 0)
   st = dev.kcompressdStats()
   t.equal(st.completed, 40, 'all 40 committed')
-  // The idle tick that took them must not go on waking an idle daemon every IDLE_COMMIT_MS.
-  const kc = (dev as unknown as { kcompressd: { idleTick: unknown } }).kcompressd
-  await until(t, 'the idle tick stops once nothing is out', () => kc.idleTick === null)
+  // The worker went to sleep after its poll window and woke the main thread, which took them; the
+  // reservations go 100 ms later, and then nothing wakes the idle daemon again.
+  t.ok(st.mainWakeups >= 1, `the main thread was woken (${st.mainWakeups})`)
+  await until(t, 'the reservations freed once requests stopped', () => dev.kcompressdStats().reserved === 0 && kc.releaseTimer === null)
+  const wakes = dev.kcompressdStats().mainWakeups
+  await sleep(100)
+  t.equal(dev.kcompressdStats().mainWakeups, wakes, 'not woken again while idle')
   t.same(await read(dev, 40 * PAGE, 0), Buffer.concat(pages))
 })
 
