@@ -8,7 +8,7 @@
  *   w1-nopoll     --workers 1, poll_us 0: an idle worker sleeps at once (every idle-to-busy turn
  *                 costs the writer an Atomics.notify; the design before poll_us)
  *   w1-always     --workers 1, inline_when_cheaper 0: every page staged
- *   w1-notrial    --workers 1, outcome_trials 0: the cost rule alone (no outcome trials)
+ *   w1-trials     --workers 1, outcome_trials 1: single pages also decided by outcome trials
  *   w2            --workers 2
  *   wN-pollUS     --workers N, poll_us US (e.g. w1-poll200)
  * Placement (--pin): split (default): each daemon started on CPU 0 (every thread inherits it) with
@@ -67,7 +67,7 @@ const ARMS: Arm[] = [
   { id: 'w1', workers: 1, inlineWhenCheaper: true, pollUs: null },
   { id: 'w1-nopoll', workers: 1, inlineWhenCheaper: true, pollUs: 0 },
   { id: 'w1-always', workers: 1, inlineWhenCheaper: false, pollUs: null },
-  { id: 'w1-notrial', workers: 1, inlineWhenCheaper: true, pollUs: null, outcomeTrials: false },
+  { id: 'w1-trials', workers: 1, inlineWhenCheaper: true, pollUs: null, outcomeTrials: true },
   { id: 'w2', workers: 2, inlineWhenCheaper: true, pollUs: null },
 ]
 
@@ -209,7 +209,7 @@ async function main(): Promise<void> {
         placement.daemonCpus)
         const ext = join(mount, 'sys', 'block', 'zram0', 'zramfuse')
         if (!arm.inlineWhenCheaper) writeFileSync(join(ext, 'inline_when_cheaper'), '0')
-        if (arm.outcomeTrials === false) writeFileSync(join(ext, 'outcome_trials'), '0')
+        if (arm.outcomeTrials === true) writeFileSync(join(ext, 'outcome_trials'), '1')
         if (arm.pollUs !== null) writeFileSync(join(ext, 'poll_us'), String(arm.pollUs))
         const { dev, dio } = await attachLoop(cleanup, join(mount, 'dev', 'zram0'))
         if (!dio) err(`bench: ${dev}: direct I/O did not turn on`)

@@ -17,9 +17,10 @@
  * several microseconds on a VM whose other vCPU is halted), so the writer notifies only when a
  * worker sleeps, once per request, and when the request's pages cost less to compress than a
  * wake-up (if every worker sleeps) or MIN_STAGED_WORK_NS (measured, both: inlineIsCheaper), it
- * compresses them itself (inline_cheaper). Single pages also go inline for a while when a trial of
- * both ways found requests coming faster that way (way-trial.ts, inline_measured): a worker that
- * shares a CPU with the application can slow it more than it saves the writer.
+ * compresses them itself (inline_cheaper). With zramfuse/outcome_trials (off by default), single
+ * pages also go inline for a while when a trial of both ways found requests coming faster that way
+ * (way-trial.ts, inline_measured): a worker that shares a CPU with the application can slow it more
+ * than it saves the writer.
  * Results are taken without waking the main thread at all while requests keep coming, in batches
  * (resultsDue); when requests stop, the worker that goes to sleep after its poll window wakes the
  * main thread to take what is left (no timer runs while requests flow), and drain() asks the next
@@ -139,7 +140,7 @@ export interface KcompressdOptions {
   log?: EventLog
   /** Compress a request inline when that costs less than a handoff (inlineIsCheaper; default true). */
   inlineWhenCheaper?: boolean
-  /** Send single pages inline while outcome trials find them faster that way (way-trial.ts; default true). */
+  /** Send single pages inline while outcome trials find them faster that way (way-trial.ts; default false). */
   outcomeTrials?: boolean
   /** Microseconds an idle worker polls before it sleeps until woken (default DEFAULT_POLL_US; 0: sleep at once). */
   pollUs?: number
@@ -347,7 +348,7 @@ export class Kcompressd {
     this.faults = { delayMs: opts.delayMs ?? 0, every: opts.fault?.every ?? 0, kind: opts.fault?.kind ?? 'throw' }
     this.target = checkWorkers(opts.workers)
     this.inlineWhenCheaper = opts.inlineWhenCheaper ?? true
-    this.trialsOn = opts.outcomeTrials ?? true
+    this.trialsOn = opts.outcomeTrials ?? false
     this.ring = new StagingRing(checkFifoSize(opts.fifoSize ?? DEFAULT_FIFO_SIZE))
     Atomics.store(this.ring.meta, C_POOL_EPOCH, this.epoch)
     this.pollUs = opts.pollUs ?? DEFAULT_POLL_US

@@ -21,6 +21,9 @@
  * measured (128k and 1M, lz4 and zstd, halting vCPUs or not; bench/kcompressd.ts 2026-12-02), and
  * at a millisecond a request a trial would take seconds. The interval after one is not counted.
  *
+ * Off by default (zramfuse/outcome_trials): across the runs after the idle tick went, its effect
+ * was inside the kcompressd bench's noise at 4k (README, kcompressd).
+ *
  * Pure bookkeeping on times the caller already has (the request's start, read for the block
  * statistics): no clock read, no allocation per request.
  */
@@ -138,8 +141,9 @@ export function wayOfWindow(w: number): number {
  * INLINE when every pair found INLINE's window faster and the median over the pairs of (INLINE
  * window's median / RULE window's median) is below 1 - MARGIN; `medians` in window order. Staging is
  * what the user asked for by running workers, so it is left only on consistent evidence: with the
- * median alone, zstd 4k libaio QD32 (staged ~2x faster when steady) went inline in 2-5 trials of
- * 10, in stretches where the machine was slow for both ways (window medians 60-110 us against 27).
+ * median alone, zstd 4k libaio QD32 (staged ~2x faster when steady) went inline in 2 of 10 and 6
+ * of 15 trials (two probes), in stretches where the machine was slow for both ways (window
+ * medians 60-110 us against 27).
  */
 export function chooseWay(medians: Float64Array): number {
   const ratios = new Float64Array(PAIRS)

@@ -73,9 +73,9 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
     },
   },
   {
-    // 1 (default): while inline_when_cheaper is 1, single-page requests go inline for a while when a
-    // trial of both ways found requests coming faster that way (kcompressd/way-trial.ts). 0: the cost
-    // rule alone decides.
+    // 1: while inline_when_cheaper is 1, single-page requests go inline for a while when a trial of
+    // both ways found requests coming faster that way (kcompressd/way-trial.ts). 0 (default): the
+    // cost rule alone decides (in the last runs the trials' effect was inside the bench's noise).
     name: 'outcome_trials',
     mode: MODE_RW,
     show: (dev) => formatInt(dev.outcomeTrials),

@@ -41,15 +41,15 @@ t.test('inline_when_cheaper: a kstrtobool, 1 by default', async (t) => {
   t.equal(await store(dev, 'inline_when_cheaper', ''), Errno.EINVAL)
 })
 
-t.test('outcome_trials: a kstrtobool, 1 by default; 0 leaves single pages to the cost rule', async (t) => {
+t.test('outcome_trials: a kstrtobool, 0 by default (the cost rule alone)', async (t) => {
   const dev = new ZramDevice(0, { workers: 1 })
   t.teardown(() => dev.close())
-  t.equal(show(dev, 'outcome_trials'), '1\n')
-  t.equal(await store(dev, 'outcome_trials', 'off'), null)
   t.equal(show(dev, 'outcome_trials'), '0\n')
-  t.equal(dev.outcomeTrials, false)
-  t.equal(await store(dev, 'outcome_trials', 'y'), null)
+  t.equal(await store(dev, 'outcome_trials', 'on'), null)
+  t.equal(show(dev, 'outcome_trials'), '1\n')
   t.equal(dev.outcomeTrials, true)
+  t.equal(await store(dev, 'outcome_trials', 'n'), null)
+  t.equal(dev.outcomeTrials, false)
   t.equal(await store(dev, 'outcome_trials', '2'), Errno.EINVAL)
 })
 
