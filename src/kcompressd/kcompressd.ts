@@ -188,7 +188,7 @@ export interface KcompressdStats {
   populated: number
   /** Atomics.notify calls the writer made to wake a sleeping worker. */
   workerWakeups: number
-  /** Times the main thread was woken (by a worker or its idle timeout) to take results. */
+  /** Times a worker woke the main thread to take results (requests stopped, or drain() waited). */
   mainWakeups: number
   /** The writer's estimate of a wake-up (ns per notify) and of compressing one page (ns, in a worker). */
   wakeNs: number
