@@ -450,7 +450,7 @@ export class Kcompressd {
     } else if (pages === 1 && this.trialsOn && this.trial.inlineNext(startMs)) {
       this.requestInline = this.requestMeasured = true
     } else {
-      if (pages > 1) this.trial.otherRequest()
+      if (pages > 1 && this.trialsOn) this.trial.otherRequest()
       if (this.cheaperInline(pages)) this.requestInline = ++this.cheaperRun % PROBE_EVERY !== 0
     }
     if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
@@ -1114,10 +1114,9 @@ export class Kcompressd {
   private armRelease(): void {
     if (this.closed) return
     if (this.releaseTimer !== null) clearTimeout(this.releaseTimer)
-    const queuedAt = this.nQueued
     this.releaseTimer = setTimeout(() => {
       this.releaseTimer = null
-      if (this.nQueued === queuedAt) this.releaseIdle()
+      if (performance.now() - this.lastStageMs >= IDLE_RELEASE_MS) this.releaseIdle()
     }, IDLE_RELEASE_MS)
     this.releaseTimer.unref()
   }

@@ -172,22 +172,13 @@ export class ZsPool {
    * pieces (1 or 2), or 0 when a piece lies in a chunk that is not shared.
    */
   payloadPieces(handle: number, out: Int32Array): number {
-    const zs = this.lookup(handle)
-    const c = this.zsClass[zs]
-    const hdr = HUGE[c] === 1 ? 0 : HEADER
-    const cap = SIZE[c] - hdr
-    const off = this.hIdx[handle] * SIZE[c] + hdr
-    const f0 = this.zsFrames[zs * MAX_PAGES + (off >>> PAGE_SHIFT)]
-    const inFrame = off & (PAGE_SIZE - 1)
-    const first = cap < PAGE_SIZE - inFrame ? cap : PAGE_SIZE - inFrame
-    out[0] = this.frames.serialOf(f0)
-    out[1] = this.frames.offsetOf(f0) + inFrame
-    out[2] = first
+    const c = this.zsClass[this.lookup(handle)]
+    // locate() gives the same layout with frames where this names chunks by serial.
+    const pieces = this.locate(handle, SIZE[c] - (HUGE[c] === 1 ? 0 : HEADER), out)
+    out[0] = this.frames.serialOf(out[0])
     if (out[0] === 0) return 0
-    if (first === cap) return 1
-    const f1 = this.zsFrames[zs * MAX_PAGES + (off >>> PAGE_SHIFT) + 1]
-    out[3] = this.frames.serialOf(f1)
-    out[4] = this.frames.offsetOf(f1)
+    if (pieces === 1) return 1
+    out[3] = this.frames.serialOf(out[3])
     return out[3] === 0 ? 0 : 2
   }
 
