@@ -177,6 +177,8 @@ async function main(): Promise<void> {
   const jobs = list(values.jobs, JOBS, 'job')
   if (!arms.some((a) => a.id === 'inline')) throw new Error('--arms must include inline: every ratio is against it')
 
+  // Before anything is set up (refused where idle CPUs halt regardless); closed at the end.
+  const awake = values.awake ? holdNoHalt() : null
   const work = join(WORK_ROOT, String(process.pid))
   mkdirSync(work, { recursive: true })
   const cleanup = new Cleanup((m) => err(`bench: ${m}`), work)
@@ -191,14 +193,12 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => onSignal('SIGINT'))
   process.on('SIGTERM', () => onSignal('SIGTERM'))
 
-  let awake: number | null = null
   const load0 = (readText('/proc/loadavg') ?? '').trim()
   const rows: string[] = [
     `| algorithm | job | arm | MiB/s median (min–max) | / inline | main thread us/page | daemon CPU us/page | kcompressd main ns/staged page | staged | inline (cheaper) | inline (measured) | inline (FIFO full) | worker wake-ups /1000 pages | other CPU % |`,
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   try {
-    if (values.awake) awake = holdNoHalt()
     for (const algorithm of algorithms) {
       const live: Live[] = []
       for (const arm of arms) {

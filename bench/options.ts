@@ -64,7 +64,8 @@ export const USAGE = `usage: npm run bench [-- OPTIONS]   (node dist/bench/run.j
                        CPU (no cross-CPU wakeups, no parallelism); none: unpinned
   --keep-daemons       start the daemons once for all runs (default: fresh daemons for every run)
   --awake              no CPU halts when idle during the run (0 us PM QoS request on /dev/cpu_dma_latency):
-                       on a VM a halted vCPU is slow to come back, a cost every target pays per request
+                       on a VM a halted vCPU is slow to come back, a cost every target pays per request;
+                       refused without a cpuidle driver (current_driver "none"), where idle CPUs halt regardless
 `
 
 export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions {

@@ -4,6 +4,7 @@ import { MM_STAT_FIELDS, MM_STAT_PAGE_FIELDS, type MmStat, compressionRatio, dif
 import { type AaBand, NOT_SIGNIFICANT, aaBand, classify, fmtBand } from './noise'
 import { PAGE_KINDS } from './mix'
 import type { BenchResults, MemoryEntry, PerfCell, TargetInfo } from './results'
+import { cpuidleHonoursQos } from './cpuidle'
 import { formatBytes } from './size'
 import { type Summary, ratio, summarize } from './stats'
 import { type BarChart, type Group, renderBarChart } from './svg'
@@ -351,6 +352,10 @@ export function renderReport(r: BenchResults, chartFiles: { file: string; title:
   out.push(`Command: \`${r.config.command}\`. Took ${Math.round(r.durationS)} s.`, '')
   out.push('## Machine', '')
   out.push(`- kernel ${r.machine.kernel}, ${r.machine.cpus} CPUs, ${formatBytes(r.machine.memTotalBytes)} RAM, ${r.machine.fioVersion}, node ${r.machine.nodeVersion}`)
+  if (r.machine.cpuidleDriver !== undefined) {
+    out.push(`- cpuidle driver: ${r.machine.cpuidleDriver ?? 'no cpuidle'}` +
+      (cpuidleHonoursQos(r.machine.cpuidleDriver) ? '' : ' (idle CPUs always halt; --awake is refused)'))
+  }
   out.push(`- load average at start: ${r.machine.loadAvgStart}; at end: ${r.machine.loadAvgEnd}`)
   out.push(`- other processes using CPU at start: ${r.machine.busyStart.length ? r.machine.busyStart.join('; ') : 'none'}`)
   out.push(`- other processes using CPU at end: ${r.machine.busyEnd.length ? r.machine.busyEnd.join('; ') : 'none'}`, '')

@@ -85,6 +85,12 @@ export interface MachineInfo {
   memTotalBytes: number
   fioVersion: string
   nodeVersion: string
+  /**
+   * The cpuidle driver (/sys/devices/system/cpu/cpuidle/current_driver), "none", or null without
+   * cpuidle: whether idle vCPUs can poll (haltpoll) or always halt changes every QD1 ratio here.
+   * Absent in results written before 2026-12-02.
+   */
+  cpuidleDriver?: string | null
   loadAvgStart: string
   loadAvgEnd: string
   /** processes other than ours that used CPU when the run started / ended */

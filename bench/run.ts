@@ -24,6 +24,7 @@ import { type BenchOptions, USAGE, parseBenchArgs, realDirCandidates } from './o
 import { type Placement, kcompressdArgs, loadCommand, orderFor, planPlacement } from './placement'
 import { buildCharts, mmStatDiffLines, renderReport, summarySection } from './report'
 import { type BenchResults, type DatasetInfo, type FidelityEntry, type MemoryEntry, type PerfCell, type PerfRun, RESULTS_VERSION, type TargetInfo } from './results'
+import { cpuidleDriver } from './cpuidle'
 import { formatBytes } from './size'
 import {
   BENCH_TMP, Cleanup, backgroundBetween, cpuSnapshot, type DaemonProc, KERNEL_ZRAM, SHM_PREFIX, attachLoop, busyProcesses, checkKernelZram, cleanStale,
@@ -590,6 +591,15 @@ async function main(): Promise<number> {
       return 2
     }
   }
+  if (opts.awake) {
+    // Before anything is set up: the request is held until the process exits.
+    try {
+      holdNoHalt()
+    } catch (e) {
+      err(`bench: ${e instanceof Error ? e.message : String(e)}`)
+      return 2
+    }
+  }
   const startedAt = new Date()
   const work = join(BENCH_TMP, String(process.pid))
   const shm = SHM_PREFIX + String(process.pid)
@@ -606,7 +616,7 @@ async function main(): Promise<number> {
     durationS: 0,
     machine: {
       kernel: release(), cpus: cpus().length, memTotalBytes: totalmem(),
-      fioVersion: execFileSync('fio', ['--version'], { encoding: 'utf8' }).trim(), nodeVersion: process.version,
+      fioVersion: execFileSync('fio', ['--version'], { encoding: 'utf8' }).trim(), nodeVersion: process.version, cpuidleDriver: cpuidleDriver(readText),
       loadAvgStart: (readText('/proc/loadavg') ?? '').trim(), loadAvgEnd: '', busyStart: [], busyEnd: [],
     },
     config: {
@@ -627,7 +637,6 @@ async function main(): Promise<number> {
   }
   if (placement.note) note(ctx, placement.note)
   if (opts.awake) {
-    holdNoHalt() // held until the process exits
     results.config.placement += '; no CPU halts when idle (--awake: cpu_dma_latency 0)'
   }
   results.config.daemons = opts.keepDaemons ? 'one set for all runs (--keep-daemons), each target prefilled once per mode'

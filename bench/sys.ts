@@ -8,6 +8,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { appendFileSync, closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { mountPoints, processAlive } from '../daemon/procfs'
+import { cpuidleDriver, cpuidleHonoursQos } from './cpuidle'
 
 export const BENCH_TMP = '/tmp/zramfuse-bench'
 export const SHM_PREFIX = '/dev/shm/zramfuse-bench-'
@@ -354,6 +355,11 @@ let clkTckCache: number | null = null
  * target pays per request at QD1 and a polling kcompressd worker spares its own CPU.
  */
 export function holdNoHalt(): number {
+  const driver = cpuidleDriver(readText)
+  if (!cpuidleHonoursQos(driver)) {
+    throw new Error(`--awake cannot keep CPUs from halting here: the cpuidle driver is ${JSON.stringify(driver)} ` +
+      '(/sys/devices/system/cpu/cpuidle/current_driver), so idle CPUs halt whatever PM QoS asks; run without --awake')
+  }
   const fd = openSync('/dev/cpu_dma_latency', 'w')
   writeSync(fd, new Uint8Array(new Int32Array([0]).buffer))
   return fd

@@ -135,3 +135,15 @@ t.test('charts and the whole report', async (t) => {
   t.notMatch(loopChart, /kernel zram/, 'the kernel is not behind a loop device')
   t.match(charts.find((c) => c.name === 'file-iops-kernel')!.svg, /kernel zram lz4/)
 })
+
+t.test('the machine section names the cpuidle driver when the run recorded it', async (t) => {
+  const line = (driver: string | null | undefined): string | undefined => {
+    const r = sampleResults()
+    if (driver !== undefined) r.machine.cpuidleDriver = driver
+    return renderReport(r, []).split('\n').find((l) => l.startsWith('- cpuidle driver'))
+  }
+  t.equal(line(undefined), undefined, 'results written before the field: no line')
+  t.equal(line('haltpoll'), '- cpuidle driver: haltpoll')
+  t.equal(line('none'), '- cpuidle driver: none (idle CPUs always halt; --awake is refused)')
+  t.equal(line(null), '- cpuidle driver: no cpuidle (idle CPUs always halt; --awake is refused)')
+})
