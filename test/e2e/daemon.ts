@@ -46,8 +46,13 @@ export interface Daemon {
   stop(): Promise<void>
   /** the daemon's log so far */
   log(): string
-  /** resolves when the daemon process exits */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /**
+   * Resolves when the daemon process exits. Waiting on it keeps this process alive meanwhile (up
+   * to a minute): the child handle is unref'd, so a test that awaited the exit event alone could
+   * see the process gone (processAlive false for a zombie) and then its event loop empty before
+   * that event came: tap reported "test unfinished" (CI, 2026-12-02).
+   */
+  exited: PromiseLike<{ code: number | null; signal: NodeJS.Signals | null }>
   /** a fresh empty directory under base, removed (rmdir, never recursively) at teardown */
   scratch(name: string): string
   /** mm_stat of zram0 */
@@ -249,6 +254,16 @@ async function shutdown(d: Live): Promise<void> {
   }
 }
 
+/** A thenable of `p` whose every then() holds a ref'd timer until p settles (at most maxMs). */
+function keptAliveUntil<T>(p: Promise<T>, maxMs: number): PromiseLike<T> {
+  return {
+    then<A = T, B = never>(onFulfilled?: ((v: T) => A | PromiseLike<A>) | null, onRejected?: ((e: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
+      const timer = setTimeout(() => {}, maxMs)
+      return p.finally(() => clearTimeout(timer)).then(onFulfilled, onRejected)
+    },
+  }
+}
+
 /** The same steps, synchronously, for a process that is about to die. */
 function emergencyCleanupSync(): void {
   for (const d of live) {
@@ -413,7 +428,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     logFile,
     stop: () => shutdown(d),
     log: () => readLog(d),
-    exited,
+    exited: keptAliveUntil(exited, 60_000),
     scratch(name: string): string {
       const dir = join(base, name)
       mkdirSync(dir)
