@@ -656,11 +656,22 @@ export class Kcompressd {
     const wasRunning = this.running > 0
     for (const h of this.handles) if (!h.stopping) this.stopWorker(h)
     const pollUs = this.pollUs
+    const old = this.ring.meta
     this.ring = new StagingRing(n)
+    // What the new ring's workers must agree on from the start: the pool epoch and the codec
+    // parameters' generation (their first config message is this.config; a ring starting at
+    // generation 0 after a parameter change sent every new worker looking for a message never sent).
     Atomics.store(this.ring.meta, C_POOL_EPOCH, this.epoch)
+    Atomics.store(this.ring.meta, C_CONFIG_GEN, this.config.gen)
     this.pollUs = pollUs
     this.full = false
     if (wasRunning) this.spawnWorkers()
+    // A wait armed on the old ring would never be woken by the new ring's workers: end it here
+    // (woken() then arms one on the new ring if anything is out).
+    if (this.waitPending) {
+      Atomics.add(old, C_MAIN_SEQ, 1)
+      Atomics.notify(old, C_MAIN_SEQ)
+    }
   }
 
   /** Start the workers and resolve once all of them are up (or after timeoutMs). */

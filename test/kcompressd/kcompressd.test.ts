@@ -582,13 +582,44 @@ t.test('new codec parameters reach running workers; fifo_size replaces them', as
   t.ok(dev.kcompressdStats().completed >= 32, 'the worker compressed the zstd pages')
   t.equal(dev.stats().comprDataSize, inline.stats().comprDataSize, 'with the new level and dictionary')
   t.same(await read(dev, data.length, 0), data)
+  const before = dev.kcompressdStats()
   dev.setFifoSize(16)
   await dev.write(data, 0)
   await dev.drain()
   t.equal(dev.fifoSize, 16)
-  t.ok(dev.kcompressdStats().maxFifoDepth >= 1, 'pages staged on the new ring')
+  const after = dev.kcompressdStats()
+  t.ok(after.maxFifoDepth >= 1, 'pages staged on the new ring')
+  // The new ring carries the parameters' generation: its workers start on the zstd settings.
+  t.equal(after.workerErrors, before.workerErrors, 'the new ring\'s workers do not fail')
+  t.ok(after.completed - before.completed >= 16, 'and compress what was staged on it')
   t.same(await read(dev, data.length, 0), data)
   t.equal(dev.stats().comprDataSize, inline.stats().comprDataSize)
+})
+
+t.test('fifo_size while the main thread waits on the old ring: the next drain still completes', async (t) => {
+  const rand = prng(seed + 22)
+  const data = Buffer.concat(Array.from({ length: 8 }, () => makePage('text', rand)))
+  const dev = device(t, 'zstd', { workers: 1 })
+  await warm(dev)
+  await dev.write(data, 0)
+  await dev.drain()
+  // Past poll_us the worker goes to sleep and wakes the main thread, which, with reservations out,
+  // arms its next wait on this ring; the sleeping worker, stopped by setFifoSize, will not wake it.
+  await until(t, 'the worker sleeps and the main thread waits again', () => {
+    const st = dev.kcompressdStats()
+    return st.mainWakeups >= 1 && st.reserved > 0
+  })
+  await sleep(20)
+  dev.setFifoSize(32)
+  await dev.write(data, 0)
+  // Bounded, so that a drain that never ends fails here instead of leaving the test unfinished.
+  let timer: NodeJS.Timeout | undefined
+  const done = await Promise.race([dev.drain().then(() => true), new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), 30_000)
+  })])
+  clearTimeout(timer)
+  t.ok(done, 'drain on the new ring completes')
+  t.same(await read(dev, data.length, 0), data)
 })
 
 t.test('close() with a page in a worker: a pending drain resolves, nothing is held', async (t) => {
