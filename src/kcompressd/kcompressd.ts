@@ -349,10 +349,22 @@ export class Kcompressd {
     this.target = checkWorkers(opts.workers)
     this.inlineWhenCheaper = opts.inlineWhenCheaper ?? true
     this.trialsOn = opts.outcomeTrials ?? false
-    this.ring = new StagingRing(checkFifoSize(opts.fifoSize ?? DEFAULT_FIFO_SIZE))
-    Atomics.store(this.ring.meta, C_POOL_EPOCH, this.epoch)
-    this.pollUs = opts.pollUs ?? DEFAULT_POLL_US
     this.config = { gen: 0, algorithm: host.algorithm, level: host.compressionLevel, dict: host.compressionDict }
+    this.ring = this.newRing(checkFifoSize(opts.fifoSize ?? DEFAULT_FIFO_SIZE), checkPollUs(opts.pollUs ?? DEFAULT_POLL_US))
+  }
+
+  /**
+   * A staging ring whose shared words start as its workers must find them: the pool epoch, the
+   * codec parameters' generation (a worker's first config message is this.config; a ring left at
+   * generation 0 after a parameter change sent every new worker looking for a message never sent)
+   * and poll_us.
+   */
+  private newRing(size: number, pollUs: number): StagingRing {
+    const ring = new StagingRing(size)
+    Atomics.store(ring.meta, C_POOL_EPOCH, this.epoch)
+    Atomics.store(ring.meta, C_CONFIG_GEN, this.config.gen)
+    Atomics.store(ring.meta, C_POLL_US, pollUs)
+    return ring
   }
 
   /** Staging is on: workers wanted, not closed, and they could start. */
@@ -374,8 +386,7 @@ export class Kcompressd {
   }
 
   set pollUs(us: number) {
-    if (!Number.isInteger(us) || us < 0 || us > MAX_POLL_US) throw new RangeError(`poll ${us} us out of range 0..${MAX_POLL_US}`)
-    Atomics.store(this.ring.meta, C_POLL_US, us)
+    Atomics.store(this.ring.meta, C_POLL_US, checkPollUs(us))
   }
 
   /** Slots in use (staged and not yet committed or dropped). */
@@ -655,15 +666,8 @@ export class Kcompressd {
     if (this.ring.depth !== 0) throw new Error('kcompressd: fifo_size changed while pages are staged')
     const wasRunning = this.running > 0
     for (const h of this.handles) if (!h.stopping) this.stopWorker(h)
-    const pollUs = this.pollUs
     const old = this.ring.meta
-    this.ring = new StagingRing(n)
-    // What the new ring's workers must agree on from the start: the pool epoch and the codec
-    // parameters' generation (their first config message is this.config; a ring starting at
-    // generation 0 after a parameter change sent every new worker looking for a message never sent).
-    Atomics.store(this.ring.meta, C_POOL_EPOCH, this.epoch)
-    Atomics.store(this.ring.meta, C_CONFIG_GEN, this.config.gen)
-    this.pollUs = pollUs
+    this.ring = this.newRing(n, this.pollUs)
     this.full = false
     if (wasRunning) this.spawnWorkers()
     // A wait armed on the old ring would never be woken by the new ring's workers: end it here
@@ -1191,6 +1195,11 @@ export function resultsDue(busy: number, size: number, pages: number): boolean {
 function checkWorkers(n: number): number {
   if (!Number.isInteger(n) || n < 0 || n > MAX_WORKERS) throw new RangeError(`workers ${n} out of range 0..${MAX_WORKERS}`)
   return n
+}
+
+function checkPollUs(us: number): number {
+  if (!Number.isInteger(us) || us < 0 || us > MAX_POLL_US) throw new RangeError(`poll ${us} us out of range 0..${MAX_POLL_US}`)
+  return us
 }
 
 function checkFifoSize(n: number): number {
