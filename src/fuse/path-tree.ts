@@ -6,15 +6,28 @@ import { extensionAttributes } from '../sysfs/zramfuse-attributes'
 
 /** What a path of the mount names. Attribute nodes carry their target so open/read/write need no lookup. */
 export type Node =
-  | { kind: 'dir'; names: () => string[] }
+  | { kind: 'dir'; names: () => string[]; dev: ZramDevice | null }
   | { kind: 'block'; dev: ZramDevice }
   | { kind: 'attr'; attr: Attribute<ZramDevice>; target: ZramDevice }
   | { kind: 'control'; attr: Attribute<DeviceSet>; target: DeviceSet }
 
 const DEVICE_NAME = /^zram(0|[1-9][0-9]{0,8})$/
 
-function dir(names: () => string[]): Node {
-  return { kind: 'dir', names }
+function dir(names: () => string[], dev: ZramDevice | null = null): Node {
+  return { kind: 'dir', names, dev }
+}
+
+/** The device a node belongs to (its metadata goes with the device), or null for the mount's own. */
+export function nodeDevice(node: Node): ZramDevice | null {
+  switch (node.kind) {
+    case 'dir':
+    case 'block':
+      return node.dev
+    case 'attr':
+      return node.target
+    default:
+      return null
+  }
 }
 
 /**
@@ -51,7 +64,7 @@ export class PathTree {
         if (parts[0] !== 'sys') return undefined
         if (parts[1] === 'block') {
           const dev = this.device(parts[2])
-          return dev && dir(() => [...zramAttributes.map((a) => a.name), 'zramfuse'])
+          return dev && dir(() => [...zramAttributes.map((a) => a.name), 'zramfuse'], dev)
         }
         if (parts[1] === 'class' && parts[2] === 'zram-control') return dir(() => controlAttributes.map((a) => a.name))
         return undefined
@@ -64,7 +77,7 @@ export class PathTree {
         if (parts[1] !== 'block') return undefined
         const dev = this.device(parts[2])
         if (!dev) return undefined
-        if (parts[3] === 'zramfuse') return dir(() => extensionAttributes.map((a) => a.name))
+        if (parts[3] === 'zramfuse') return dir(() => extensionAttributes.map((a) => a.name), dev)
         const attr = zramAttributes.find((a) => a.name === parts[3])
         return attr && { kind: 'attr', attr, target: dev }
       }

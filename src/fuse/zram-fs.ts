@@ -3,7 +3,8 @@ import type { DeviceSet } from '../device/device-set'
 import { Errno, ErrnoError, errnoName } from '../errno'
 import type { EventLog } from '../log'
 import { planFallocate } from './fallocate'
-import { type Node, PathTree } from './path-tree'
+import { NodeMetaStore } from './node-meta'
+import { type Node, nodeDevice, PathTree } from './path-tree'
 
 const S_IFDIR = 0o040000
 const S_IFREG = 0o100000
@@ -43,9 +44,13 @@ export class ZramFs {
   private readonly uid = process.getuid?.() ?? 0
   private readonly gid = process.getgid?.() ?? 0
   private readonly mountTime = new Date()
+  private readonly meta = new NodeMetaStore()
+  /** The scope of metadata of nodes that belong to no device (directories, zram-control). */
+  private readonly devices: DeviceSet
 
   constructor(devices: DeviceSet, log: EventLog) {
     this.tree = new PathTree(devices)
+    this.devices = devices
     this.log = log
   }
 
@@ -80,7 +85,18 @@ export class ZramFs {
         // Answered once kcompressd has committed what was staged (drain never rejects).
         void node.dev.flush().then(() => cb(0))
       },
-      utimens: (_path, _atime, _mtime, cb) => cb(0),
+      utimens: (path, atime, mtime, cb) => cb(this.utimens(path, atime, mtime)),
+      chmod: (path: string, mode: number, cb: (err: number) => void) => cb(this.chmod(path, mode)),
+      chown: (path: string, uid: number, gid: number, cb: (err: number) => void) => cb(this.chown(path, uid, gid)),
+      readlink: (path: string, cb: (err: number) => void) => cb(this.tree.resolve(path) ? -Errno.EINVAL : -Errno.ENOENT),
+      create: (path: string, _mode: number, cb: (err: number) => void) => cb(this.namespaceOp('create', path)),
+      mknod: (path: string, _mode: number, _dev: number, cb: (err: number) => void) => cb(this.namespaceOp('mknod', path)),
+      mkdir: (path: string, _mode: number, cb: (err: number) => void) => cb(this.namespaceOp('mkdir', path)),
+      unlink: (path: string, cb: (err: number) => void) => cb(this.namespaceOp('unlink', path)),
+      rmdir: (path: string, cb: (err: number) => void) => cb(this.namespaceOp('rmdir', path)),
+      rename: (src: string, dest: string, cb: (err: number) => void) => cb(this.namespaceOp('rename', src, dest)),
+      link: (src: string, dest: string, cb: (err: number) => void) => cb(this.namespaceOp('link', src, dest)),
+      symlink: (target: string, path: string, cb: (err: number) => void) => cb(this.namespaceOp('symlink', path, target)),
       statfs: (_path, cb) => cb(0, {
         bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0,
         fsid: 0, flag: 0, namemax: 255,
@@ -91,16 +107,66 @@ export class ZramFs {
   private getattr(path: string): [number, Stat?] {
     const node = this.tree.resolve(path)
     if (!node) return [-Errno.ENOENT]
+    const m = this.meta.get(this.scopeOf(node), path)
     const t = this.mountTime
-    const base = { uid: this.uid, gid: this.gid, mtime: t, atime: t, ctime: t, blksize: 4096 }
+    const base = {
+      uid: m?.uid ?? this.uid, gid: m?.gid ?? this.gid, blksize: 4096,
+      mtime: m?.mtimeMs != null ? new Date(m.mtimeMs) : t,
+      atime: m?.atimeMs != null ? new Date(m.atimeMs) : t,
+      ctime: m?.ctimeMs != null ? new Date(m.ctimeMs) : t,
+    }
+    const perm = m?.perm ?? defaultPerm(node)
     switch (node.kind) {
       case 'dir':
-        return [0, { ...base, mode: S_IFDIR | 0o755, size: 0, nlink: 2 }]
+        return [0, { ...base, mode: S_IFDIR | perm, size: 0, nlink: 2 }]
       case 'block':
-        return [0, { ...base, mode: S_IFREG | 0o600, size: node.dev.disksize, nlink: 1 }]
+        return [0, { ...base, mode: S_IFREG | perm, size: node.dev.disksize, nlink: 1 }]
       default:
-        return [0, { ...base, mode: S_IFREG | node.attr.mode, size: ATTR_FILE_SIZE, nlink: 1 }]
+        return [0, { ...base, mode: S_IFREG | perm, size: ATTR_FILE_SIZE, nlink: 1 }]
     }
+  }
+
+  private scopeOf(node: Node): object {
+    return nodeDevice(node) ?? this.devices
+  }
+
+  private permOf(node: Node, path: string): number {
+    return this.meta.get(this.scopeOf(node), path)?.perm ?? defaultPerm(node)
+  }
+
+  /**
+   * Creating, removing, renaming or linking names: sysfs has no such operations. The VFS answers
+   * a create in a kernfs directory with EACCES (lookup_open: no ->create) and the others with
+   * EPERM (vfs_mkdir, vfs_unlink, vfs_rename, ... without the inode operation; kernfs_iop_rename
+   * without syscall ops). The same under dev/: the mount's names are the devices'.
+   */
+  namespaceOp(op: 'create' | 'mknod' | 'mkdir' | 'unlink' | 'rmdir' | 'rename' | 'link' | 'symlink', path: string, other?: string): number {
+    const errno = op === 'create' ? Errno.EACCES : Errno.EPERM
+    return this.refuse(op, path, new ErrnoError(errno, `sysfs has no ${op}`), other === undefined ? {} : { other })
+  }
+
+  /** chmod: kept (kernfs_iop_setattr), and what open() checks from then on. */
+  chmod(path: string, mode: number): number {
+    const node = this.tree.resolve(path)
+    if (!node) return -Errno.ENOENT
+    this.meta.chmod(this.scopeOf(node), path, mode)
+    this.log.info({ event: 'chmod', path, mode: (mode & 0o7777).toString(8) })
+    return 0
+  }
+
+  chown(path: string, uid: number, gid: number): number {
+    const node = this.tree.resolve(path)
+    if (!node) return -Errno.ENOENT
+    this.meta.chown(this.scopeOf(node), path, uid, gid)
+    this.log.info({ event: 'chown', path, uid, gid })
+    return 0
+  }
+
+  utimens(path: string, atimeMs: number, mtimeMs: number): number {
+    const node = this.tree.resolve(path)
+    if (!node) return -Errno.ENOENT
+    this.meta.utimens(this.scopeOf(node), path, atimeMs, mtimeMs)
+    return 0
   }
 
   private open(path: string, flags: number): number {
@@ -110,12 +176,15 @@ export class ZramFs {
     if (node.kind === 'block') {
       node.dev.opened()
     } else {
-      // kernfs refuses to open for reading a file without show, or for writing one without store.
+      // kernfs_fop_open checks the mode bits, for root too: no read bit, no reading; no write bit,
+      // no writing. A file chmod'ed past what it has (a read-only attribute made 0666) opens, and
+      // its read or write then fails with EIO, as dev_attr_show/dev_attr_store do.
       const acc = flags & O_ACCMODE
       const wantsRead = acc !== O_WRONLY
       const wantsWrite = acc === O_WRONLY || acc === O_RDWR
-      if (wantsRead && !node.attr.show) throw new ErrnoError(Errno.EACCES, `${node.attr.name} is write-only`)
-      if (wantsWrite && !node.attr.store) throw new ErrnoError(Errno.EACCES, `${node.attr.name} is read-only`)
+      const perm = this.permOf(node, path)
+      if (wantsRead && (perm & 0o444) === 0) throw new ErrnoError(Errno.EACCES, `${node.attr.name} is not readable (mode ${perm.toString(8)})`)
+      if (wantsWrite && (perm & 0o222) === 0) throw new ErrnoError(Errno.EACCES, `${node.attr.name} is not writable (mode ${perm.toString(8)})`)
     }
     const fd = this.nextFd++
     if (this.nextFd > 0x7fffffff) this.nextFd = 1
@@ -247,11 +316,23 @@ function logValue(text: string): string {
 }
 
 function callShow<T>(show: ((t: T) => string) | undefined, target: T): string {
-  if (!show) throw new ErrnoError(Errno.EACCES, 'not readable')
+  if (!show) throw new ErrnoError(Errno.EIO, 'the attribute has no show')
   return show(target)
 }
 
 function callStore<T>(store: ((t: T, text: string) => void | Promise<void>) | undefined, target: T, text: string): void | Promise<void> {
-  if (!store) throw new ErrnoError(Errno.EACCES, 'not writable')
+  if (!store) throw new ErrnoError(Errno.EIO, 'the attribute has no store')
   return store(target, text)
+}
+
+/** The mode a node has until chmod changes it: 0755 directories, the attribute's own, 0600 block files. */
+function defaultPerm(node: Node): number {
+  switch (node.kind) {
+    case 'dir':
+      return 0o755
+    case 'block':
+      return 0o600
+    default:
+      return node.attr.mode
+  }
 }

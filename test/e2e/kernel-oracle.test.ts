@@ -8,7 +8,10 @@
 // reset afterwards and its algorithm and mem_limit are restored (in a finally). Parameters set on
 // it with algorithm_params cannot be read back: the final reset drops them, as any reset would.
 import t, { type Test } from 'tap'
-import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeSync } from 'node:fs'
+import {
+  chmodSync, closeSync, constants, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync,
+  statSync, symlinkSync, unlinkSync, writeSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { parseHotRemove } from '../../src/sysfs/parse'
@@ -250,6 +253,64 @@ function readSequence(side: Side): string[] {
   }
 }
 
+/** What a namespace operation answers: 'ok' or the errno's name. */
+function attempt(fn: () => void): Outcome {
+  try {
+    fn()
+    return 'ok'
+  } catch (err) {
+    return errnoName(err)
+  }
+}
+
+/** Read a whole attribute: its text, or the errno's name. */
+function readOutcome(path: string): Outcome {
+  try {
+    return readFileSync(path, 'latin1')
+  } catch (err) {
+    return errnoName(err)
+  }
+}
+
+/**
+ * Names made, removed, renamed or linked, and modes changed, in zram0's directory and in
+ * zram-control. Every chmod is undone before this returns: on the kernel's side it would outlive
+ * the test.
+ */
+function namespaceOps(side: Side): Record<string, Outcome> {
+  const dir = join(side.sys, 'block/zram0')
+  const ctl = join(side.sys, 'class/zram-control')
+  const disksize = join(dir, 'disksize')
+  const out: Record<string, Outcome> = {
+    'create (touch)': attempt(() => closeSync(openSync(join(dir, 'zf-new'), constants.O_WRONLY | constants.O_CREAT, 0o644))),
+    'create O_EXCL': attempt(() => closeSync(openSync(join(dir, 'zf-new'), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644))),
+    mkdir: attempt(() => mkdirSync(join(dir, 'zf-new'))),
+    'rm of an attribute': attempt(() => unlinkSync(disksize)),
+    'rmdir of zram-control': attempt(() => rmdirSync(ctl)),
+    mv: attempt(() => renameSync(disksize, join(dir, 'zf-new'))),
+    'ln -s': attempt(() => symlinkSync('disksize', join(dir, 'zf-new'))),
+    ln: attempt(() => linkSync(disksize, join(dir, 'zf-new'))),
+  }
+  const mode = statSync(disksize).mode & 0o7777
+  try {
+    out['chmod 000'] = attempt(() => chmodSync(disksize, 0))
+    out['mode after chmod 000'] = (statSync(disksize).mode & 0o7777).toString(8)
+    out['read after chmod 000 (root)'] = readOutcome(disksize)
+  } finally {
+    chmodSync(disksize, mode)
+  }
+  const mmStat = join(dir, 'mm_stat')
+  const mmMode = statSync(mmStat).mode & 0o7777
+  try {
+    out['write to mm_stat made 0666'] = attempt(() => chmodSync(mmStat, 0o666))
+    out['write to mm_stat made 0666'] += ` ${writeBytes(mmStat, '1')}`
+  } finally {
+    chmodSync(mmStat, mmMode)
+  }
+  out['mode restored'] = (statSync(disksize).mode & 0o7777).toString(8)
+  return out
+}
+
 /** A write past the end of zram0's block file: the errno, then io_stat. */
 function pastTheEnd(side: Side): [Outcome, string] {
   prepare(side, 'init')
@@ -285,6 +346,20 @@ if (canRunE2E(t)) {
           const k = readSequence(kernel)
           t.same(readSequence(ours), k)
           t.same(k, ['0', 'ok 2', '\n', '4304\n', '4194304\n', ''], 'the kernel behaves as the comment in zram-fs.ts says')
+        })
+        await t.test('namespace operations answered as sysfs answers them', async (t) => {
+          const k = namespaceOps(kernel)
+          const o = namespaceOps(ours)
+          t.same(o, k, 'the same answers, operation by operation')
+          t.equal(k['create (touch)'], 'EACCES', 'creating a file: EACCES, as the issue measured')
+          t.equal(k.mkdir, 'EPERM')
+          t.equal(k['write to mm_stat made 0666'], 'ok EIO', 'a store-less attribute made writable: EIO at write')
+          // dev/ has the same answers as sys/ (the kernel's /dev is devtmpfs, not comparable).
+          const dev = join(d.mount, 'dev')
+          t.equal(attempt(() => closeSync(openSync(join(dev, 'zf-new'), constants.O_WRONLY | constants.O_CREAT, 0o600))), 'EACCES', 'create under dev/')
+          t.equal(attempt(() => mkdirSync(join(dev, 'zf-new'))), 'EPERM', 'mkdir under dev/')
+          t.equal(attempt(() => unlinkSync(d.blockFile)), 'EPERM', 'rm of the block file')
+          t.equal(attempt(() => renameSync(d.blockFile, join(dev, 'zram9'))), 'EPERM', 'mv of the block file')
         })
         await t.test('a write past the end: ENOSPC, and io_stat counts nothing', async (t) => {
           const [ko, kio] = pastTheEnd(kernel)

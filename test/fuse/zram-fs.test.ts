@@ -154,3 +154,63 @@ t.test('fsync of the block file answers once kcompressd has committed what was s
   t.equal(dev.stats().comprDataSize > 0, true, 'compr_data_size counts the pages')
   t.equal(dev.blockStat.flushIos, 1, 'counted as a flush in stat')
 })
+
+t.test('namespace operations are answered as sysfs answers them: EACCES to create, EPERM to the rest', async (t) => {
+  const f = fixture()
+  const call = (op: string, ...args: unknown[]): number =>
+    answer<[number]>((cb) => (f.ops[op] as (...a: unknown[]) => void)(...args, cb))[0]
+  t.equal(call('create', `${SYS}/x`, 0o644), -Errno.EACCES, 'create (touch, >) in a device directory')
+  t.equal(call('create', '/dev/x', 0o644), -Errno.EACCES, 'and under dev/')
+  t.equal(call('mknod', `${SYS}/x`, 0o10644, 0), -Errno.EPERM, 'mknod')
+  t.equal(call('mkdir', `${SYS}/x`, 0o755), -Errno.EPERM, 'mkdir')
+  t.equal(call('mkdir', '/dev/x', 0o755), -Errno.EPERM, 'mkdir under dev/')
+  t.equal(call('unlink', `${SYS}/disksize`), -Errno.EPERM, 'rm of an attribute')
+  t.equal(call('unlink', '/dev/zram0'), -Errno.EPERM, 'rm of the block file')
+  t.equal(call('rmdir', `${SYS}/zramfuse`), -Errno.EPERM, 'rmdir')
+  t.equal(call('rename', `${SYS}/disksize`, `${SYS}/y`), -Errno.EPERM, 'mv')
+  t.equal(call('link', `${SYS}/disksize`, `${SYS}/y`), -Errno.EPERM, 'ln')
+  t.equal(call('symlink', 'disksize', `${SYS}/y`), -Errno.EPERM, 'ln -s')
+  t.equal(call('readlink', `${SYS}/disksize`), -Errno.EINVAL, 'readlink of a file that is no link')
+  t.notOk(f.lines.some((l) => l.errno === 'ENOSYS'), 'nothing answered ENOSYS')
+  const refused = f.lines.filter((l) => l.event === 'refused')
+  t.equal(refused.length, 11, 'one log line per refused operation')
+  t.same(refused.at(-1), { event: 'refused', op: 'symlink', path: `${SYS}/y`, errno: 'EPERM', reason: 'sysfs has no symlink', other: 'disksize' })
+})
+
+t.test('chmod, chown and utimes are kept per node, and open checks the mode bits as kernfs does', async (t) => {
+  const f = fixture()
+  const stat = (path: string): Stat => answer<[number, Stat?]>((cb) => f.ops.getattr!(path, cb))[1] as Stat
+  const call = (op: string, ...args: unknown[]): number =>
+    answer<[number]>((cb) => (f.ops[op] as (...a: unknown[]) => void)(...args, cb))[0]
+  const disksize = `${SYS}/disksize`
+  t.equal(call('chmod', disksize, 0o100000), 0, 'chmod 000 disksize')
+  t.equal(stat(disksize).mode, 0o100000, 'the mode is kept, the file type too')
+  const [readCode] = answer<[number, number?]>((cb) => f.ops.open!(disksize, O_RDONLY, cb))
+  t.equal(readCode, -Errno.EACCES, 'no read bit: not even root opens it for reading (kernfs_fop_open)')
+  t.equal(call('chmod', disksize, 0o644), 0)
+  t.equal(pread(f, disksize, open(f, disksize, O_RDONLY), 0), '0\n', 'readable again')
+
+  // A read-only attribute made writable opens for writing; the write is EIO (dev_attr_store).
+  const mmStat = `${SYS}/mm_stat`
+  t.equal(answer<[number, number?]>((cb) => f.ops.open!(mmStat, O_WRONLY, cb))[0], -Errno.EACCES, '0444: not writable')
+  t.equal(call('chmod', mmStat, 0o666), 0)
+  t.equal(pwrite(f, mmStat, open(f, mmStat, O_WRONLY), Buffer.from('1\n')), -Errno.EIO, 'opened, the write is EIO')
+  // And a write-only one made readable: the read is EIO (class_attr_show).
+  const hotRemove = '/sys/class/zram-control/hot_remove'
+  t.equal(call('chmod', hotRemove, 0o644), 0)
+  t.equal(pread(f, hotRemove, open(f, hotRemove, O_RDONLY), 0), -Errno.EIO)
+
+  t.equal(call('chown', '/dev/zram0', 65534, 0xffffffff), 0, 'chown nobody')
+  t.equal(stat('/dev/zram0').uid, 65534)
+  t.equal(stat('/dev/zram0').gid, process.getgid?.() ?? 0, 'gid -1 leaves the group')
+  t.equal(call('utimens', disksize, 0, 0), 0)
+  t.equal(stat(disksize).mtime.getTime(), 0, 'utimes is kept (sysfs keeps it)')
+  t.equal(call('chmod', `${SYS}/nope`, 0o644), -Errno.ENOENT)
+
+  // The device's nodes start over when the device goes and comes back.
+  t.equal(call('chmod', `${SYS}/comp_algorithm`, 0o600), 0)
+  f.set.remove(0)
+  f.set.add()
+  t.equal(stat(`${SYS}/comp_algorithm`).mode & 0o7777, 0o644, 'a new zram0 has the default modes')
+  t.equal(stat(hotRemove).mode & 0o7777, 0o644, 'zram-control keeps its own for the mount\'s life')
+})
