@@ -8,9 +8,12 @@ export const Errno = {
 /** An error that carries the errno the caller should see and, in its message, the reason (logged). */
 export class ErrnoError extends Error {
   readonly errno: number
-  constructor(errno: number, message: string) {
+  /** The layer that raised it logged it already (once per episode): the caller need not log it again. */
+  readonly logged: boolean
+  constructor(errno: number, message: string, logged = false) {
     super(message)
     this.errno = errno
+    this.logged = logged
     this.name = 'ErrnoError'
   }
 }

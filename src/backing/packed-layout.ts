@@ -209,22 +209,32 @@ export class PackedLayout implements LowerLayout {
       this.epochs.endRead(e)
     }
     const moves: Array<Promise<void>> = []
-    for (let off = 0; off + RECORD_HEADER_BYTES <= used;) {
-      const h = parseRecordHeader(data, off)
-      if (h === null) break
-      const at = base + off
-      if (owner.isAt(h.index, at) && verifyRecord(data, off, h.index, h.payloadLen)) {
-        const payload = data.subarray(off + RECORD_HEADER_BYTES, off + RECORD_HEADER_BYTES + h.payloadLen)
-        const moved = this.append(h.index, payload, h.algorithm, (h.flags & RECORD_HUGE) !== 0).then((to) => {
-          // relocate() frees the old record (the device calls free(from)) when it takes the move.
-          if (!owner.relocate(h.index, at, to)) this.free(to, h.payloadLen)
-        })
-        moves.push(moved)
+    let failure: unknown = null
+    try {
+      for (let off = 0; off + RECORD_HEADER_BYTES <= used;) {
+        const h = parseRecordHeader(data, off)
+        if (h === null) break
+        const at = base + off
+        if (owner.isAt(h.index, at) && verifyRecord(data, off, h.index, h.payloadLen)) {
+          const payload = data.subarray(off + RECORD_HEADER_BYTES, off + RECORD_HEADER_BYTES + h.payloadLen)
+          const moved = this.append(h.index, payload, h.algorithm, (h.flags & RECORD_HUGE) !== 0).then((to) => {
+            // relocate() frees the old record (the device calls free(from)) when it takes the move.
+            if (!owner.relocate(h.index, at, to)) this.free(to, h.payloadLen)
+          })
+          moves.push(moved)
+        }
+        off += recordBytes(h.payloadLen)
       }
-      off += recordBytes(h.payloadLen)
+    } catch (err) {
+      // No segment left for the moves (ENOSPC): the records moved so far still settle below.
+      failure = err
     }
+    // Every move is watched from now on, failed or not: one that failed while flush() waits, with
+    // no handler yet, would be an unhandled rejection (the daemon's end).
+    const settled = Promise.allSettled(moves)
     await this.flush()
-    await Promise.all(moves)
+    if (failure !== null) throw failure
+    for (const r of await settled) if (r.status === 'rejected') throw r.reason
   }
 
   private openSegment(): void {

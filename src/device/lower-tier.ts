@@ -278,29 +278,42 @@ export class LowerTier {
   /**
    * Store pages straight on the lower file (the pool is at its limit): append them all, write them
    * with as few writes as the layout allows, and resolve with each one's location. Rejects when
-   * the lower file cannot take them (the caller keeps the pages in memory instead).
+   * the lower file cannot take them (full, failing, writeback_limit spent).
    */
   async storeDirect(indexes: number[], payloads: Uint8Array[], huge: boolean[]): Promise<number[]> {
     const layout = this.layout
     if (layout === null) throw new ErrnoError(Errno.ENODEV, 'no backing device')
+    // Pages written to the lower file spend writeback_limit as writeback does (one per page,
+    // given back if the write fails); a budget that cannot take the whole request takes none of it.
+    const budget = this.limitEnable ? indexes.length : 0
+    if (budget > this.limit) throw new ErrnoError(Errno.EIO, 'writeback_limit exhausted')
+    this.limit -= budget
     const pending: Array<Promise<number>> = []
+    let failure: unknown = null
     try {
       for (let i = 0; i < indexes.length; i++) {
         pending.push(layout.append(indexes[i], payloads[i], this.host.algorithmId, huge[i]))
       }
-      await layout.flush()
-      const locations = await Promise.all(pending)
-      this.endErrorEpisode()
-      this.writtenBackPages += locations.length
-      return locations
     } catch (err) {
-      // Whatever did get written is given back; the pages stay in memory.
-      const settled = await Promise.allSettled(pending)
-      settled.forEach((r, i) => {
-        if (r.status === 'fulfilled') layout.free(r.value, payloads[i].length)
-      })
-      throw this.lowerError(err)
+      failure = err
     }
+    // Watched from now on: a write that fails while flush() waits must not reject unhandled.
+    const settled = Promise.allSettled(pending)
+    // Always flush: appends taken before a failure sit in the open chunk until it is written.
+    await layout.flush()
+    const results = await settled
+    for (const r of results) if (failure === null && r.status === 'rejected') failure = r.reason
+    if (failure === null) {
+      this.endErrorEpisode()
+      this.writtenBackPages += results.length
+      return results.map((r) => (r as PromiseFulfilledResult<number>).value)
+    }
+    // Whatever did get written is given back, and the budget with it; the caller decides where the pages go.
+    this.limit += budget
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') layout.free(r.value, payloads[i].length)
+    })
+    throw this.lowerError(failure)
   }
 
   /** Give back a location that was written but not taken (the page changed meanwhile). */

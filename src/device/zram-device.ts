@@ -1,4 +1,5 @@
 import { ZsPool } from '../pool/zs-pool'
+import { ZS_MAX_PAGES_PER_ZSPAGE } from '../pool/size-class'
 import { type Codec, type CodecContext, type CodecParams, CodecParamsError } from '../codec/codec'
 import { codecs, DEFAULT_ALGORITHM, findCodec } from '../codec/registry'
 import { bufferSameFilled, fillPattern } from '../codec/same-filled'
@@ -82,6 +83,9 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
   /** The CLOCK hand of the shrinker's second-chance scan. */
   private clockHand = 0
   private readonly clockMs: () => number
+  private readonly log: EventLog
+  /** Writes are being refused at the pool limit (logged once per episode). */
+  private limitEpisode = false
   private table: PageTable | null = null
   private readonly pool: ZsPool
   private codec: Codec
@@ -129,7 +133,8 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     this.codec = findCodec(DEFAULT_ALGORITHM) as Codec
     this.ctx = this.codec.createContext(this.params)
     this.workersAuto = this.workersAutoDefault = opts.workers === 'auto'
-    this.lower = new LowerTier(this, opts.log ?? silentLog)
+    this.log = opts.log ?? silentLog
+    this.lower = new LowerTier(this, this.log)
     this.clockMs = opts.clockMs ?? Date.now
     this.shrinker = new Shrinker(this, this.clockMs)
     this.kcompressd = new Kcompressd(this, {
@@ -163,9 +168,9 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
 
   /**
    * KcompressdHost: store a worker's result if the page is still STAGED in that slot with that
-   * ticket (an overwrite, discard or reset meanwhile makes it stale). mem_limit is not enforced
-   * here: the write was answered already (staging is off while a limit is set, so only pages staged
-   * before the limit was set can exceed it).
+   * ticket (an overwrite, discard or reset meanwhile makes it stale). The limit is not checked
+   * here: the write was answered already; staging keeps room for every staged page under the limit
+   * (headroomPages), so only pages staged before a limit was set or lowered can pass it.
    */
   commitStaged(index: number, slot: number, ticket: number, src: Buffer | null, off: number, len: number, raw: Buffer): boolean {
     const table = this.stagedAs(index, slot, ticket)
@@ -193,7 +198,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
 
   /** KcompressdHost: a pinned object in shared pool memory for a worker to write, or 0. */
   reserveObject(len: number, out: Int32Array): number {
-    if (this.table === null || !this.pool.shared || this.memLimitPages !== 0) return 0
+    if (this.table === null || !this.pool.shared || this.headroomPages() < ZS_MAX_PAGES_PER_ZSPAGE) return 0
     let handle: number
     try {
       handle = this.pool.malloc(len)
@@ -434,8 +439,22 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     return this.pool.totalPages
   }
 
+  /** The pool's limit in pages: the smaller of zramfuse/pool_limit and mem_limit, of those set; 0 = none. */
   poolLimitPages(): number {
-    return this.poolLimitOwnPages !== 0 ? this.poolLimitOwnPages : this.memLimitPages
+    const own = this.poolLimitOwnPages
+    const mem = this.memLimitPages
+    return own === 0 ? mem : mem === 0 ? own : Math.min(own, mem)
+  }
+
+  /**
+   * Pages the pool may still grow by under its limit, every staged page counted at its worst (its
+   * commit opens a new zspage of ZS_MAX_PAGES_PER_ZSPAGE pages): a staged write was answered and
+   * cannot fail later, so its room is held from the moment it is staged. Infinity without a limit.
+   */
+  private headroomPages(): number {
+    const limit = this.poolLimitPages()
+    if (limit === 0) return Infinity
+    return limit - this.pool.totalPages - this.kcompressd.depth * ZS_MAX_PAGES_PER_ZSPAGE
   }
 
   /** zramfuse/pool_limit: bytes, rounded up to pages; 0 = use mem_limit. */
@@ -660,9 +679,14 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     }
   }
 
-  /** The pool is at its limit with somewhere to go: new pages are stored on the lower file. */
+  /** New pages go to the lower file instead of the pool when the pool is full (the shrinker's way). */
+  private get storesToLower(): boolean {
+    return this.shrinker.enabled && this.lower.hasBackingDev
+  }
+
+  /** The pool has no room for another page, and the lower file takes new pages. */
   private divertToLower(): boolean {
-    return this.shrinker.enabled && this.lower.hasBackingDev && this.shrinker.atLimit()
+    return this.storesToLower && this.headroomPages() < ZS_MAX_PAGES_PER_ZSPAGE
   }
 
   opened(): void {
@@ -772,28 +796,89 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
       stat.writeTicksMs += stat.end(started)
     }
     this.kcompressd.beginRequest(Math.ceil(((pos % PAGE_SIZE) + len) / PAGE_SIZE), started)
-    if (this.divertToLower()) return this.writeDirect(src, pos).finally(finish)
+    if (this.divertToLower()) {
+      this.kcompressd.endRequest()
+      return this.writeAtLimit(src, pos, 0).finally(finish)
+    }
     try {
       this.writeRange(src, pos)
     } catch (err) {
-      // The pool reached its limit mid-request: the rest goes to the lower file.
-      if (err instanceof DivertToLower) return this.writeDirect(src.subarray(err.done), pos + err.done).finally(finish)
+      // The pool reached its limit mid-request: the pages before are stored; the rest waits for
+      // staged pages to settle, goes to the lower file, or is refused (writeAtLimit).
+      if (err instanceof PoolFull) {
+        // Nothing staged holds room and no lower file takes pages: refused now, as the kernel's is.
+        if (!this.storesToLower && this.kcompressd.depth === 0) {
+          this.shrinker.poolLimitHit++
+          err = this.refuseAtLimit(pos + err.done)
+        } else {
+          return this.writeAtLimit(src, pos, err.done).finally(finish)
+        }
+      }
       finish()
       throw err
     } finally {
       this.kcompressd.endRequest()
       this.shrinker.poke()
     }
+    if (this.limitEpisode) this.endLimitEpisode()
     finish()
   }
 
-  private stagingOn(): boolean {
-    return this.kcompressd.enabled && this.memLimitPages === 0
+  /**
+   * src[done..] of a write at pos met the pool's limit. With the shrinker and a lower file, those
+   * pages go to the lower file. Otherwise staged pages may still hold room they will not need
+   * (each is counted at its worst until committed): commit them and try again. With no room left
+   * the write fails with EIO, as zram_write_page does past mem_limit, and zswap refuses a store
+   * past max_pool_percent: a limit the user set holds. Every page before stays stored; the page
+   * that did not fit keeps its previous contents.
+   */
+  private async writeAtLimit(src: Buffer, pos: number, done: number): Promise<void> {
+    this.shrinker.poolLimitHit++
+    for (;;) {
+      if (this.storesToLower) {
+        await this.writeDirect(src.subarray(done), pos + done)
+        break
+      }
+      if (this.kcompressd.depth === 0 || this.table === null) throw this.refuseAtLimit(pos + done)
+      await this.kcompressd.drain()
+      if (this.table === null) throw this.refuseAtLimit(pos + done)
+      this.kcompressd.beginRequest(Math.ceil((((pos + done) % PAGE_SIZE) + src.length - done) / PAGE_SIZE), performance.now())
+      try {
+        this.writeRange(src.subarray(done), pos + done)
+        break
+      } catch (err) {
+        if (!(err instanceof PoolFull)) throw err
+        done += err.done
+      } finally {
+        this.kcompressd.endRequest()
+      }
+    }
+    if (this.limitEpisode) this.endLimitEpisode()
   }
 
-  /** Hand a page to kcompressd (copied); false when staging is off or the FIFO is full (compress inline). */
+  /** A write refused at the pool limit: counted, logged once per episode, answered EIO. */
+  private refuseAtLimit(pos: number): ErrnoError {
+    this.failedWrites++
+    const limit = this.poolLimitPages() * PAGE_SIZE
+    if (!this.limitEpisode) {
+      this.limitEpisode = true
+      this.log.error({
+        event: 'pool_limit_refused', device: `zram${this.id}`, limit, memUsedTotal: this.pool.totalPages * PAGE_SIZE, pos,
+        lower: this.lower.hasBackingDev ? (this.shrinker.enabled ? 'cannot take the page' : 'shrinker off') : 'none',
+      })
+    }
+    // Logged here once per episode; the FUSE layer need not log every refused request of it.
+    return new ErrnoError(Errno.EIO, `the pool is at its limit of ${limit} bytes and the page has nowhere else to go`, true)
+  }
+
+  private endLimitEpisode(): void {
+    this.limitEpisode = false
+    this.log.info({ event: 'pool_limit_recovered', device: `zram${this.id}`, memUsedTotal: this.pool.totalPages * PAGE_SIZE })
+  }
+
+  /** Hand a page to kcompressd (copied); false when staging is off, the FIFO is full or the pool near its limit (compress inline). */
   private stagePage(table: PageTable, index: number, page: Buffer): boolean {
-    if (!this.stagingOn()) return false
+    if (!this.kcompressd.enabled || this.headroomPages() < ZS_MAX_PAGES_PER_ZSPAGE) return false
     const prev = table.isStaged(index) ? table.value[index * 2] : -1
     const slot = this.kcompressd.stage(index, page, prev)
     if (slot < 0) return false
@@ -934,13 +1019,13 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
   /**
    * The pool is at its limit: store the request's pages straight on the lower file (zswap's
    * rejected store going to swap, without rejecting). Same-filled pages still cost nothing. If
-   * the lower file cannot take them (full, failing), they are stored in memory over the limit:
-   * the write still succeeds, the error is counted (lower_errors) and logged once per episode.
+   * the lower file cannot take them (full, failing, writeback_limit spent), each page is stored
+   * in memory if the pool has room again, else the write fails with EIO (refuseAtLimit); the
+   * lower file's error is counted (lower_errors) and logged once per episode.
    */
   private async writeDirect(src: Buffer, pos: number): Promise<void> {
     const table = this.table as PageTable
     const now = this.nowSeconds()
-    this.shrinker.poolLimitHit++
     this.shrinker.pause()
     const indexes: number[] = []
     const payloads: Buffer[] = []
@@ -967,6 +1052,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
       huge.push(isHuge)
     }
     if (indexes.length === 0) return
+    let refusedAt = -1
     let locations: number[] | null = null
     try {
       locations = await this.lower.storeDirect(indexes, payloads, huge)
@@ -986,12 +1072,16 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
           this.lower.compressed && huge[i])
         this.pagesStored++
       } else if (current) {
-        // The lower file could not take it: keep it in memory, over the limit.
+        // The lower file could not take it: in memory if the pool has room, else refused.
         table.clearFlag(index, SLOT_DIRECT)
-        this.storeCompressed(table, index, raws[i])
+        if (!this.storeCompressed(table, index, raws[i])) {
+          if (refusedAt < 0) refusedAt = index * PAGE_SIZE
+          continue
+        }
       }
       table.touch(index, now)
     }
+    if (refusedAt >= 0) throw this.refuseAtLimit(refusedAt)
   }
 
   /** Whole pages decompress straight into dst; partial ones through rpage. */
@@ -1028,16 +1118,16 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
       if (this.storeSame(table, p.index, page)) {
         // no pool memory
       } else if (this.divertToLower()) {
-        throw new DivertToLower(p.done)
-      } else if (!this.stagePage(table, p.index, page)) {
-        this.storeCompressed(table, p.index, page)
+        throw new PoolFull(p.done)
+      } else if (!this.stagePage(table, p.index, page) && !this.storeCompressed(table, p.index, page)) {
+        throw new PoolFull(p.done)
       }
       table.touch(p.index, now)
     }
   }
 
-  /** Compress a page into cbuf and commit it from there (zram_write_page). */
-  private storeCompressed(table: PageTable, index: number, page: Buffer): void {
+  /** Compress a page into cbuf and commit it from there (zram_write_page); false: no room under the limit. */
+  private storeCompressed(table: PageTable, index: number, page: Buffer): boolean {
     let n: number
     try {
       n = this.ctx.compress(page, this.cbuf)
@@ -1046,7 +1136,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
       throw new ErrnoError(Errno.EIO, `page ${index}: compression failed: ${String(err)}`)
     }
     // 0: not even two pages held it; store it raw like any page at or over huge_class_size.
-    this.commit(table, index, this.cbuf, 0, n === 0 ? PAGE_SIZE : n, page, true)
+    return this.commit(table, index, this.cbuf, 0, n === 0 ? PAGE_SIZE : n, page, true)
   }
 
   /** If the page is same-filled, replace the slot with its pattern (no pool memory). */
@@ -1062,23 +1152,24 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
   /**
    * Store a page's compressed form, compressed[off, off+len) (or `raw`, the page itself, when the
    * result reaches huge_class_size) in the pool and point the slot at it. The old contents are
-   * freed only after the new allocation succeeded, so a failure leaves the page as it was.
+   * freed only after the new allocation succeeded, so a failure leaves the page as it was. With
+   * enforceLimit, false when the allocation took the pool past its limit (zram_write_page's
+   * check after zs_malloc, with staged pages' room held): nothing is stored.
    */
   private commit(table: PageTable, index: number, compressed: Uint8Array, off: number, len: number, raw: Uint8Array, enforceLimit: boolean,
-    prio = 0): void {
+    prio = 0): boolean {
     const huge = len >= ZsPool.hugeClassSize
     const src = huge ? raw : compressed
     const srcOff = huge ? 0 : off
     const size = huge ? PAGE_SIZE : len
     const handle = this.pool.malloc(size)
-    if (enforceLimit && this.memLimitPages !== 0 && this.pool.totalPages > this.memLimitPages &&
-      !(this.shrinker.enabled && this.lower.hasBackingDev)) {
+    if (enforceLimit && this.headroomPages() < 0) {
       this.pool.free(handle)
-      this.failedWrites++
-      throw new ErrnoError(Errno.EIO, `mem_limit of ${this.memLimitPages * PAGE_SIZE} bytes reached`)
+      return false
     }
     this.pool.write(handle, src, srcOff, size)
     this.place(table, index, handle, size, huge, prio)
+    return true
   }
 
   /** The page now lives in pool object `handle` (size bytes written): free what it was, account. */
@@ -1164,11 +1255,11 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
 
 const ZERO_PAGE = Buffer.alloc(PAGE_SIZE)
 
-/** Thrown inside the synchronous write loop when the pool reaches its limit at page `done`. */
-class DivertToLower extends Error {
+/** Thrown inside the synchronous write loop when the pool has no room for the page at byte `done` of the request. */
+class PoolFull extends Error {
   readonly done: number
   constructor(done: number) {
-    super('pool limit reached: the rest of the request goes to the lower file')
+    super('the pool is at its limit')
     this.done = done
   }
 }

@@ -302,7 +302,9 @@ export class ZramFs {
   /** Log one JSON line for a refused request and return the negative errno to answer it with. */
   private refuse(op: string, path: string, err: unknown, ctx: object): number {
     if (err instanceof ErrnoError) {
-      this.log.warn({ event: 'refused', op, path, errno: errnoName(err.errno), reason: err.message, ...ctx })
+      const line = { event: 'refused', op, path, errno: errnoName(err.errno), reason: err.message, ...ctx }
+      if (err.logged) this.log.debug(line)
+      else this.log.warn(line)
       return -err.errno
     }
     this.log.error({ event: 'internal_error', op, path, err: String(err), stack: (err as Error)?.stack, ...ctx })
