@@ -7,7 +7,8 @@ import { Errno, ErrnoError } from '../errno'
 import type { EventLog } from '../log'
 import { WB_HUGE, WB_IDLE, WB_INCOMPRESSIBLE, type WritebackRequest } from '../shrinker/writeback-request'
 import {
-  type PageTable, SLOT_ALLOCATED, SLOT_HUGE, SLOT_IDLE, SLOT_INCOMPRESSIBLE, SLOT_PP, SLOT_SAME, SLOT_STAGED, SLOT_UNIT, SLOT_WB,
+  type PageTable, SLOT_ALLOCATED, SLOT_DIRECT, SLOT_HUGE, SLOT_IDLE, SLOT_INCOMPRESSIBLE, SLOT_PP, SLOT_SAME, SLOT_STAGED, SLOT_UNIT,
+  SLOT_WB,
 } from './page-table'
 import { PAGE_SIZE } from '../page'
 
@@ -370,10 +371,11 @@ export class LowerTier {
 }
 
 /**
- * A page writeback can take: data in the pool (not same-filled, staged or already written back),
+ * A page writeback can take: data in the pool (not same-filled, staged or already written back,
+ * and no newer contents on their way to the lower file: SLOT_DIRECT; its old object is stale),
  * and not a member of a multi-page unit (our extension): its bytes are not its own, and units hold
  * data that is already cold and dense; writing one member back would only decode the unit for it.
  */
 function eligible(meta: number): boolean {
-  return (meta & SLOT_ALLOCATED) !== 0 && (meta & (SLOT_SAME | SLOT_STAGED | SLOT_WB | SLOT_UNIT)) === 0
+  return (meta & SLOT_ALLOCATED) !== 0 && (meta & (SLOT_SAME | SLOT_STAGED | SLOT_WB | SLOT_UNIT | SLOT_DIRECT)) === 0
 }

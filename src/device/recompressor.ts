@@ -14,7 +14,8 @@ import type { CodecContext } from '../codec/codec'
 import { Errno, ErrnoError } from '../errno'
 import { classIndexOf, GEOMETRY, sizeClassIndex } from '../pool/size-class'
 import {
-  type PageTable, SLOT_ALLOCATED, SLOT_HUGE, SLOT_IDLE, SLOT_INCOMPRESSIBLE, SLOT_PP, SLOT_SAME, SLOT_STAGED, SLOT_UNIT, SLOT_WB,
+  type PageTable, SLOT_ALLOCATED, SLOT_DIRECT, SLOT_HUGE, SLOT_IDLE, SLOT_INCOMPRESSIBLE, SLOT_PP, SLOT_SAME, SLOT_STAGED, SLOT_UNIT,
+  SLOT_WB,
 } from './page-table'
 import { PAGE_SIZE } from '../page'
 import { ZRAM_MAX_COMPS } from './recomp-algorithms'
@@ -222,7 +223,7 @@ export class Recompressor {
     if ((mode & RECOMPRESS_HUGE) !== 0 && (meta & SLOT_HUGE) === 0) return false
     // SLOT_STAGED: not in the pool yet; SLOT_PP: a writeback holds it; SLOT_UNIT: already in a unit
     // (recompressing one member alone would only flag it incompressible).
-    return (meta & (SLOT_WB | SLOT_SAME | SLOT_INCOMPRESSIBLE | SLOT_STAGED | SLOT_PP | SLOT_UNIT)) === 0
+    return (meta & (SLOT_WB | SLOT_SAME | SLOT_INCOMPRESSIBLE | SLOT_STAGED | SLOT_PP | SLOT_UNIT | SLOT_DIRECT)) === 0
   }
 
   /**

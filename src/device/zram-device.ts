@@ -477,7 +477,7 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
       this.clockHand = index + 1 === pages ? 0 : index + 1
       const meta = table.meta[index]
       // Unit members are not written back (see lower-tier.ts eligible()): the CLOCK passes them by.
-      if ((meta & SLOT_ALLOCATED) === 0 || (meta & (SLOT_SAME | SLOT_STAGED | SLOT_WB | SLOT_PP | SLOT_UNIT)) !== 0) continue
+      if ((meta & SLOT_ALLOCATED) === 0 || (meta & (SLOT_SAME | SLOT_STAGED | SLOT_WB | SLOT_PP | SLOT_UNIT | SLOT_DIRECT)) !== 0) continue
       if (meta & SLOT_REF) table.clearFlag(index, SLOT_REF)
       else out.push(index)
     }
@@ -1045,7 +1045,10 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
       }
       const n = this.ctx.compress(page, this.cbuf)
       const isHuge = n === 0 || n >= ZsPool.hugeClassSize
+      // New contents are on their way: a writeback or recompression of the old object drops its
+      // result (it lost PP), and none picks the page up meanwhile (SLOT_DIRECT).
       table.setFlag(p.index, SLOT_DIRECT)
+      table.clearFlag(p.index, SLOT_PP)
       indexes.push(p.index)
       payloads.push(isHuge || !this.lower.compressed ? page : Buffer.from(this.cbuf.subarray(0, n)))
       raws.push(page)

@@ -221,3 +221,36 @@ t.test('kcompressd: staged pages hold their room, so the pool never passes the l
   t.comment(`headroom held per staged page: ${ZS_MAX_PAGES_PER_ZSPAGE} pages`)
   await readsBack(t, dev, model, 'kcompressd')
 })
+
+t.test('a page on its way to the lower file is not written back or recompressed from its old object meanwhile', async (t) => {
+  const dev = new ZramDevice(0)
+  t.teardown(() => dev.close())
+  t.equal(await store(dev, 'backing_dev', tmpPath(t)), 0)
+  t.equal(await store(dev, 'writeback_compressed', '1'), 0)
+  const pages = 1024
+  t.equal(await store(dev, 'disksize', `${pages * PAGE}`), 0)
+  t.equal(await store(dev, 'pool_limit', '256K'), 0)
+  t.equal(await store(dev, 'shrinker_enabled', '1'), 0)
+  const rand = prng(seed + 7)
+  // Fill to the limit: the last requests went straight to the lower file.
+  for (let i = 0; i < 256; i += REQUEST_PAGES) await dev.write(Buffer.concat(Array.from({ length: REQUEST_PAGES }, () => makePage('text', rand))), i * PAGE)
+  await dev.shrinker.idle()
+  t.ok(Number(show(dev, 'pool_limit_hit')) > 0, 'precondition: the pool is at its limit')
+  let raced = 0
+  for (let p = 0; p < 256; p++) {
+    // New contents for page p go to the lower file; a writeback of p starts before they land.
+    const fresh = makePage('text', rand)
+    const writing = dev.write(fresh, p * PAGE)
+    const wb = store(dev, 'writeback', `page_index=${p}`)
+    await writing
+    // 0, or ENOSPC/EIO when no page was left to write back (the page is on the lower file already).
+    if ((await wb) === 0) raced++
+    const got = Buffer.alloc(PAGE)
+    await dev.read(got, p * PAGE)
+    if (!got.equals(fresh)) {
+      t.fail(`page ${p}: the acknowledged write was lost to a writeback of the old contents`)
+      return
+    }
+  }
+  t.ok(raced > 0, `${raced} writebacks ran beside a direct store of the same page; every new write won`)
+})
