@@ -54,8 +54,12 @@ export const SLOT_INCOMPRESSIBLE = 1 << 24
  */
 export const SLOT_DIRECT = 1 << 25
 
-/** Flags that survive a change of where the page's data lives. */
-const KEEP_ON_MOVE = SLOT_IDLE | SLOT_REF
+/**
+ * Flags that survive a change of where the page's data lives (writeback, segment cleaning): not
+ * of what it holds, which goes through clear(). SLOT_DIRECT among them: new contents on their way
+ * to the lower file must still find the page theirs when the old contents were moved meanwhile.
+ */
+const KEEP_ON_MOVE = SLOT_IDLE | SLOT_REF | SLOT_DIRECT
 
 export const BYTES_PER_PAGE_METADATA = 16
 

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { ZramDevice } from '../../src/device/zram-device'
 import { Errno, ErrnoError } from '../../src/errno'
 import type { EventLog } from '../../src/log'
+import { PageTable, SLOT_DIRECT } from '../../src/device/page-table'
 import { ZS_MAX_PAGES_PER_ZSPAGE } from '../../src/pool/size-class'
 import { makePage, PAGE_KINDS, prng, seedFromEnv } from '../helpers/pages'
 import { show, store } from '../helpers/device-attrs'
@@ -253,4 +254,17 @@ t.test('a page on its way to the lower file is not written back or recompressed 
     }
   }
   t.ok(raced > 0, `${raced} writebacks ran beside a direct store of the same page; every new write won`)
+})
+
+t.test('moving a page\'s old contents (writeback, segment cleaning) keeps SLOT_DIRECT; new contents clear it', async (t) => {
+  const table = new PageTable(4)
+  table.setObject(1, 1234, 900, false, 0)
+  table.setFlag(1, SLOT_DIRECT)
+  table.setWrittenBack(1, 8192, 900, false)
+  t.ok(table.meta[1] & SLOT_DIRECT, 'written back meanwhile: the direct store still finds the page its own')
+  table.setWrittenBack(1, 16384, 900, false)
+  t.ok(table.meta[1] & SLOT_DIRECT, 'relocated by segment cleaning: likewise')
+  table.clear(1)
+  table.setObject(1, 99, 500, false, 0)
+  t.notOk(table.meta[1] & SLOT_DIRECT, 'newer contents stored: the direct store is superseded')
 })
