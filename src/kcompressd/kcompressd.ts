@@ -1154,6 +1154,39 @@ export class Kcompressd {
     this.drainWaiters = []
     for (const w of waiters) w()
   }
+
+  /**
+   * For tests only (the daemon never calls it): a live view of the few internals the kcompressd
+   * tests wait on, and a way to set the two cost estimates the writer's choice depends on, so that
+   * tests need not cast their way into private fields.
+   */
+  testView(): KcompressdTestView {
+    const kc = this
+    return {
+      get queued() { return kc.ring.queued },
+      get sleepers() { return Atomics.load(kc.ring.meta, C_SLEEPERS) },
+      get releaseArmed() { return kc.releaseTimer !== null },
+      get mainWaiting() { return kc.waitPending },
+      setCosts(compressNs: number, wakeNs: number): void {
+        kc.compressNsEst = compressNs
+        kc.wakeNsEst = wakeNs
+      },
+    }
+  }
+}
+
+/** Kcompressd.testView(): read live, at each access. */
+export interface KcompressdTestView {
+  /** Pages on the submission queue that no worker has claimed yet. */
+  readonly queued: number
+  /** Workers asleep on the queue (past their poll window; a page staged now costs a wake-up). */
+  readonly sleepers: number
+  /** The one-shot timer that frees the reservations once requests stopped is armed. */
+  readonly releaseArmed: boolean
+  /** The main thread waits (Atomics.waitAsync) for a worker to wake it. */
+  readonly mainWaiting: boolean
+  /** Set compress_ns and wake_ns as if measured (the next measurement moves them again). */
+  setCosts(compressNs: number, wakeNs: number): void
 }
 
 /**

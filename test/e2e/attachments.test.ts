@@ -3,12 +3,13 @@
 // detach order swapoff -> umount -> losetup -d, including a failing umount.
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmdirSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs'
+import { once } from 'node:events'
+import { mkdirSync, mkdtempSync, readlinkSync, rmdirSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { detachSafely, detachSafelyAsync, findAttachments, mountDeviceOf } from '../../daemon/attachments'
 import { unescapeOctal } from '../../daemon/procfs'
 import { e2eSkipReason } from './daemon'
-import { isMountPoint, must, run, sleep, swapUsedKiB } from './util'
+import { isMountPoint, must, run, swapUsedKiB } from './util'
 
 t.test('unescapeOctal decodes /proc escapes', async (t) => {
   t.equal(unescapeOctal('/tmp/a\\040b\\011c\\134d'), '/tmp/a b\tc\\d')
@@ -86,7 +87,9 @@ if (why !== null) {
     t.teardown(() => {
       busy.kill('SIGKILL')
     })
-    await sleep(200)
+    // 'spawn' comes once the program runs, so its working directory is set (before exec).
+    await once(busy, 'spawn')
+    t.equal(readlinkSync(`/proc/${String(busy.pid)}/cwd`), mnt, 'a process works in the mount (precondition)')
     t.throws(() => detachSafely(file, () => {}), /umount failed/, 'detachSafely throws naming umount')
     t.same(findAttachments(file).loops, [loop], 'and the loop device was NOT detached')
     await t.rejects(detachSafelyAsync(file, () => {}), /umount failed/, 'so does detachSafelyAsync')

@@ -47,6 +47,11 @@ export interface Daemon {
   /** the daemon's log so far */
   log(): string
   /**
+   * Resolves once the log has a line of this pino `event`, or the daemon has exited, or timeoutMs
+   * (default 30 s) has passed, whichever comes first: the caller asserts what it needs.
+   */
+  waitForEvent(event: string, timeoutMs?: number): Promise<void>
+  /**
    * Resolves when the daemon process exits. Waiting on it keeps this process alive meanwhile (up
    * to a minute): the child handle is unref'd, so a test that awaited the exit event alone could
    * see the process gone (processAlive false for a zombie) and then its event loop empty before
@@ -151,6 +156,24 @@ function readLog(d: Live): string {
   } catch {
     return ''
   }
+}
+
+/** `text` (pino JSON lines) has a line of this event. */
+function hasEvent(text: string, event: string): boolean {
+  return text.split('\n').some((line) => {
+    if (!line.includes(`"${event}"`)) return false
+    try {
+      return (JSON.parse(line) as { event?: unknown }).event === event
+    } catch {
+      return false
+    }
+  })
+}
+
+/** Poll the daemon's log file (no event tells us it grew) until `event`, its exit or the deadline. */
+async function waitForEvent(d: Live, event: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!hasEvent(readLog(d), event) && !d.exited && Date.now() < deadline) await sleep(50)
 }
 
 function removeDirs(d: Live, errors: string[]): void {
@@ -391,15 +414,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const text = readLog(d)
-    const ready = text.split('\n').some((line) => {
-      if (!line.includes('"ready"')) return false
-      try {
-        return (JSON.parse(line) as { event?: unknown }).event === 'ready'
-      } catch {
-        return false
-      }
-    })
-    if (ready) {
+    if (hasEvent(text, 'ready')) {
       const dev = mountDeviceOf(mount)
       if (dev !== null) d.find = { mountDevice: dev }
       break
@@ -428,6 +443,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     logFile,
     stop: () => shutdown(d),
     log: () => readLog(d),
+    waitForEvent: (event, timeoutMs = 30_000) => waitForEvent(d, event, timeoutMs),
     exited: keptAliveUntil(exited, 60_000),
     scratch(name: string): string {
       const dir = join(base, name)

@@ -37,8 +37,13 @@ if (canRunE2E(t, ['fio'])) {
       '--refill_buffers', '--output-format=json'], { timeoutMs: 60_000 })
     // the live status view, alongside: the second table has fio's rates
     const watch = cli(['status', '--mount', d.mount, '--watch', '1', '--count', '2'], 30_000)
-    await sleep(2000)
-    const duringText = await scrape(port)
+    // "During": the first scrape that sees fio's writes (fio may take a while to start on a loaded machine).
+    const w = 'zramfuse_disk_writes_completed_total'
+    let duringText = await scrape(port)
+    for (const deadline = Date.now() + 60_000; !((values(duringText, 'zram0').get(w) ?? 0) > 0) && Date.now() < deadline;) {
+      await sleep(100)
+      duringText = await scrape(port)
+    }
     const during = values(duringText, 'zram0')
     const r = await fio
     t.equal(r.code, 0, 'fio exits 0', { stderr: r.stderr.slice(-2000) })
@@ -53,7 +58,6 @@ if (canRunE2E(t, ['fio'])) {
     const afterText = await scrape(port)
     const after = values(afterText, 'zram0')
 
-    const w = 'zramfuse_disk_writes_completed_total'
     const rd = 'zramfuse_disk_reads_completed_total'
     t.equal(before.get(w), 0)
     t.ok((during.get(w) ?? 0) > 0, `writes during fio: ${during.get(w)}`)

@@ -86,16 +86,22 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
     const on = await run(SWAP_SCRIPT, ['on', d.blockFile, '--priority', '10'])
     t.equal(on.code, 0, 'swap on', { stderr: on.stderr })
     process.kill(d.pid, 'SIGTERM')
-    await new Promise((r) => setTimeout(r, 1000))
+    // The daemon answers SIGTERM on active swap by logging stop_refused and serving on (daemon/start.ts).
+    await d.waitForEvent('stop_refused')
     t.ok(processAlive(d.pid), 'the daemon is still running')
     t.match(d.log(), /"event":"stop_refused"/, 'and logged why it refused')
+    t.doesNotThrow(() => d.mmStat(), 'and still answers')
     const off = await run(SWAP_SCRIPT, ['off', d.blockFile])
     t.equal(off.code, 0, 'swap off', { stderr: off.stderr })
     process.kill(d.pid, 'SIGTERM')
-    // Poll: the daemon's child handle is unref'd, so awaiting its exit alone would not keep us alive.
-    for (let i = 0; i < 100 && processAlive(d.pid); i++) await new Promise((r) => setTimeout(r, 100))
+    // Its exit, bounded: a daemon that does not stop fails here rather than leaving the test unfinished.
+    let timer: NodeJS.Timeout | undefined
+    const exit = await Promise.race([d.exited, new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), 60_000)
+    })])
+    clearTimeout(timer)
     t.notOk(processAlive(d.pid), 'once swap is off, SIGTERM stops it')
-    t.same(await d.exited, { code: 0, signal: null }, 'with exit code 0')
+    t.same(exit, { code: 0, signal: null }, 'with exit code 0')
     await d.stop()
   })
 }

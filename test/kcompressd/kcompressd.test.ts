@@ -3,9 +3,8 @@
 // needs a worker to hold a page, the worker's delay hook holds it and stopping the worker ends it.
 import t, { type Test } from 'tap'
 import { ZramDevice, type ZramDeviceOptions } from '../../src/device/zram-device'
-import { inlineIsCheaper, resultsDue } from '../../src/kcompressd/kcompressd'
+import { inlineIsCheaper, type Kcompressd, type KcompressdTestView, resultsDue } from '../../src/kcompressd/kcompressd'
 import { PAIRS, WARMUP, WINDOW } from '../../src/kcompressd/way-trial'
-import { C_SLEEPERS } from '../../src/kcompressd/protocol'
 import type { EventLog } from '../../src/log'
 import { extensionAttributes } from '../../src/sysfs/zramfuse-attributes'
 import { makePage, PAGE_KINDS, prng, seedFromEnv } from '../helpers/pages'
@@ -44,6 +43,14 @@ function sleep(ms: number): Promise<void> {
 async function until(t: Test, what: string, cond: () => boolean): Promise<void> {
   for (let i = 0; i < 6000 && !cond(); i++) await sleep(5)
   if (!cond()) t.fail(`gave up waiting for: ${what}`)
+}
+
+/**
+ * kcompressd's test view (Kcompressd.testView) of a device. ZramDevice keeps its Kcompressd private
+ * and has no accessor for it: this is the one cast into the device left here.
+ */
+function kcompressdOf(dev: ZramDevice): KcompressdTestView {
+  return (dev as unknown as { kcompressd: Kcompressd }).kcompressd.testView()
 }
 
 function errorLog(lines: object[]): EventLog {
@@ -207,17 +214,16 @@ t.test('results below a batch are committed without another request, and a small
   const rand = prng(seed ^ 0xba7c)
   const dev = device(t, 'lz4', { workers: 1, fifoSize: 4, kcompressd: { inlineWhenCheaper: false, pollUs: 1_000_000 } })
   await warm(dev)
-  const kc = (dev as unknown as { kcompressd: { ring: { queued: number }; releaseTimer: unknown } }).kcompressd
-  const ring = kc.ring
+  const kc = kcompressdOf(dev)
   const pages: Buffer[] = []
   let timers = 0
   for (let i = 0; i < 40; i++) {
     pages.push(makePage('text', rand))
     await dev.write(pages[i], i * PAGE)
     // The worker has published it (nothing queued, nothing being compressed): only the main thread holds the slot.
-    await until(t, `page ${i} compressed`, () => ring.queued === 0 && dev.kcompressdStats().inFlight === 0)
+    await until(t, `page ${i} compressed`, () => kc.queued === 0 && dev.kcompressdStats().inFlight === 0)
     t.ok(dev.kcompressdStats().fifoDepth <= 2, `page ${i}: at most half the ring waits to be taken`)
-    if (kc.releaseTimer !== null) timers++
+    if (kc.releaseArmed) timers++
   }
   // The worker polls for 1 s between these writes, so it never went to sleep: nothing woke the main
   // thread and no timer ran (a short timer in the event loop costs every request on a VM).
@@ -231,9 +237,12 @@ t.test('results below a batch are committed without another request, and a small
   // The worker went to sleep after its poll window and woke the main thread, which took them; the
   // reservations go 100 ms later, and then nothing wakes the idle daemon again.
   t.ok(st.mainWakeups >= 1, `the main thread was woken (${st.mainWakeups})`)
-  await until(t, 'the reservations freed once requests stopped', () => dev.kcompressdStats().reserved === 0 && kc.releaseTimer === null)
+  await until(t, 'the reservations freed once requests stopped', () => dev.kcompressdStats().reserved === 0 && !kc.releaseArmed)
   const wakes = dev.kcompressdStats().mainWakeups
-  await sleep(100)
+  // Only a worker wakes the main thread, on its way to sleep (or idle, for drain), and a sleeping
+  // worker wakes only when a request stages a page (or a new pool chunk, or a stop): with the worker
+  // asleep, no timer armed and nothing staged or reserved, nothing can wake the idle daemon again.
+  await until(t, 'the worker sleeps', () => kc.sleepers === 1)
   t.equal(dev.kcompressdStats().mainWakeups, wakes, 'not woken again while idle')
   t.same(await read(dev, 40 * PAGE, 0), Buffer.concat(pages))
 })
@@ -243,14 +252,13 @@ t.test('a wake-up counts against a handoff only when every worker sleeps', async
   for (const pollUs of [1_000_000, 0]) {
     const dev = device(t, 'lz4', { workers: 1, kcompressd: { pollUs } })
     await warm(dev)
-    const kc = (dev as unknown as { kcompressd: { compressNsEst: number; wakeNsEst: number; ring: { meta: Int32Array } } }).kcompressd
+    const kc = kcompressdOf(dev)
     // The cost is unknown at first, so this page is staged; then the worker polls (poll_us 1 s) or sleeps (0).
     await dev.write(makePage('text', rand), 0)
     await dev.drain()
-    if (pollUs === 0) await until(t, 'the worker sleeps', () => Atomics.load(kc.ring.meta, C_SLEEPERS) === 1)
+    if (pollUs === 0) await until(t, 'the worker sleeps', () => kc.sleepers === 1)
     // 15 us of compression: more than the least worth a handoff (12 us), less than a 30 us wake-up.
-    kc.compressNsEst = 15_000
-    kc.wakeNsEst = 30_000
+    kc.setCosts(15_000, 30_000)
     await dev.write(makePage('text', rand), PAGE)
     await dev.drain()
     const st = dev.kcompressdStats()
@@ -269,14 +277,12 @@ t.test('with every worker asleep, the second of two requests within poll_us is s
   // poll_us 1 s (the most): two writes in a row fall within it even on a stalled runner; short enough to wait for the worker to sleep.
   const dev = device(t, 'lz4', { workers: 1, kcompressd: { pollUs: 1_000_000 } })
   await warm(dev)
-  const kc = (dev as unknown as { kcompressd: { compressNsEst: number; wakeNsEst: number; ring: { meta: Int32Array } } }).kcompressd
+  const kc = kcompressdOf(dev)
   await dev.write(makePage('text', rand), 0) // cost unknown: staged
   await dev.drain()
-  const asleep = (): Promise<void> => until(t, 'the worker sleeps', () => Atomics.load(kc.ring.meta, C_SLEEPERS) === 1)
-  const costs = (): void => {
-    kc.compressNsEst = 15_000 // worth a handoff (over 12 us), but less than a wake-up
-    kc.wakeNsEst = 30_000
-  }
+  const asleep = (): Promise<void> => until(t, 'the worker sleeps', () => kc.sleepers === 1)
+  // 15 us: worth a handoff (over 12 us), but less than a wake-up
+  const costs = (): void => kc.setCosts(15_000, 30_000)
   await asleep()
   costs()
   await dev.write(makePage('text', rand), PAGE)
@@ -288,8 +294,9 @@ t.test('with every worker asleep, the second of two requests within poll_us is s
   t.equal(st.queued, 2, 'the next one, right after it: staged')
   t.equal(st.inlineCheaper, 1)
   await dev.drain()
+  // The worker goes to sleep only after poll_us without a page since it took the last one, staged
+  // after that request's choice: asleep, poll_us has passed since the last request.
   await asleep()
-  await sleep(1100) // longer than poll_us since the last request
   costs()
   await dev.write(makePage('text', rand), 3 * PAGE)
   st = dev.kcompressdStats()
@@ -605,11 +612,11 @@ t.test('fifo_size while the main thread waits on the old ring: the next drain st
   await dev.drain()
   // Past poll_us the worker goes to sleep and wakes the main thread, which, with reservations out,
   // arms its next wait on this ring; the sleeping worker, stopped by setFifoSize, will not wake it.
+  const kc = kcompressdOf(dev)
   await until(t, 'the worker sleeps and the main thread waits again', () => {
     const st = dev.kcompressdStats()
-    return st.mainWakeups >= 1 && st.reserved > 0
+    return st.mainWakeups >= 1 && st.reserved > 0 && kc.sleepers === 1 && kc.mainWaiting
   })
-  await sleep(20)
   dev.setFifoSize(32)
   await dev.write(data, 0)
   // Bounded, so that a drain that never ends fails here instead of leaving the test unfinished.
