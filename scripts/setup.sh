@@ -7,8 +7,9 @@
 #     next to ours in bench/codecs.ts; zstd --train makes the dictionaries of the tests)
 #   - /dev/fuse (modprobe fuse when it is missing)
 #   - node modules (npm ci with package-lock.json, else npm install; its postinstall builds the
-#     native code: scripts/build-fuse-native.sh, scripts/build-codec-addon.sh and
-#     scripts/build-memlock.sh; when the modules are up to date, only those run, each idempotent)
+#     native code: scripts/build-fuse-native.sh, scripts/build-codec-addon.sh,
+#     scripts/build-memlock.sh and scripts/build-fileio.sh; when the modules are up to date,
+#     only those run, each idempotent)
 #   - npm run build
 # Quiet on success; on failure it prints what failed and the command's output, and exits non-zero.
 # Environment: ZRAMFUSE_FORCE_INSTALL=1 reinstalls node modules even when they look up to date.
@@ -112,6 +113,7 @@ else
   run "patch and build fuse-native" bash scripts/build-fuse-native.sh
   run "build the codec addon" bash scripts/build-codec-addon.sh
   run "build native/memlock" bash scripts/build-memlock.sh
+  run "build native/fileio" bash scripts/build-fileio.sh
 fi
 
 # --- 4. build ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-import { execFile } from 'node:child_process'
 import { closeSync, constants, fstatSync, openSync, read, readFileSync, write } from 'node:fs'
 import { Errno, ErrnoError } from '../errno'
+import { fileio } from './fileio'
 
 /**
  * The lower file (zram's backing_dev): a regular file, created 0600 when missing, or a block device.
@@ -78,19 +78,23 @@ export class LowerFile {
   }
 
   /**
-   * Give a range back to the file system (fallocate PUNCH_HOLE|KEEP_SIZE). Node has no fallocate,
-   * so util-linux's fallocate(1) does it through /proc/PID/fd, which also works after the file was
-   * deleted. It runs off the request path, once per freed segment. Block devices are left alone.
+   * Give a range back to the file system: fallocate(2) PUNCH_HOLE|KEEP_SIZE on the descriptor we
+   * hold (native/fileio), on libuv's thread pool like our reads and writes, so neither the request
+   * path nor the JavaScript thread waits for it; it works after the file was deleted. Rejects with
+   * the kernel's errno as an fs-style error (code 'EOPNOTSUPP' on a file system without hole
+   * punching). Block devices are left alone.
    */
   punchHole(pos: number, len: number): Promise<void> {
     if (this.isBlockDevice || this.fd < 0 || this.closing) return Promise.resolve()
-    const target = `/proc/${process.pid}/fd/${this.fd}`
-    // In flight like a write: the descriptor must stay ours until fallocate(1) has used it.
+    let punched: Promise<void>
+    try {
+      punched = fileio.punchHole(this.fd, pos, len)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    // In flight like a write: the descriptor must stay ours until the thread pool has used it.
     this.inFlight++
-    return new Promise<void>((resolve, reject) => {
-      execFile('fallocate', ['--punch-hole', '--keep-size', '--offset', String(pos), '--length', String(len), target],
-        (err) => (err ? reject(err) : resolve()))
-    }).finally(() => this.settled())
+    return punched.finally(() => this.settled())
   }
 
   /** Bytes the file occupies on its file system (st_blocks * 512); 0 once closed. */

@@ -50,7 +50,9 @@ function pending(): Pending {
  * Every record carries its page index, length, algorithm and a CRC-32 (record.ts), checked on every
  * read. Freed records leave dead bytes; segments whose live bytes fall below cleanBelow of what was
  * written are cleaned: live records are copied into the open segment and the old segment is punched
- * out of the file (fallocate) once no read can still be looking at it.
+ * out of the file (fallocate(2), off the JavaScript thread) once no read can still be looking at it.
+ * A punch that fails (a file system without hole punching: EOPNOTSUPP) is counted and the segment
+ * is reused all the same: its blocks stay allocated and are overwritten in place.
  *
  * Counters (4 KiB units, bd_stat): bdCount = blocks of the lower file holding segment data
  * (written bytes of every segment in use, rounded up to 4 KiB per segment), bdWrites = blocks
@@ -63,6 +65,10 @@ export class PackedLayout implements LowerLayout {
   bdWrites = 0
   checksumErrors = 0
   segmentsCleaned = 0
+  /** Retired segments punched out of the file (a block device's are never punched), and punches the file system refused. */
+  segmentsPunched = 0
+  punchErrors = 0
+  lastPunchError: unknown = null
   readonly segmentBytes: number
   private readonly cleanBelow: number
   private readonly file: LowerFile
@@ -84,6 +90,9 @@ export class PackedLayout implements LowerLayout {
   private waiters: Array<() => void> = []
   private readonly epochs = new ReadEpochs()
   private cleaning = false
+  // Retired segments whose punch has not finished yet (waiting for reads, or on the thread pool).
+  private punchesPending = 0
+  private punchWaiters: Array<() => void> = []
 
   constructor(opts: PackedOptions) {
     this.file = opts.file
@@ -162,6 +171,12 @@ export class PackedLayout implements LowerLayout {
       this.buf = null
     }
     if (this.state[seg] === SEG_SEALED) this.retire(seg)
+  }
+
+  /** Resolves once no retired segment waits for its hole punch (tests and the bench wait on it). */
+  punchesSettled(): Promise<void> {
+    if (this.punchesPending === 0) return Promise.resolve()
+    return new Promise((resolve) => this.punchWaiters.push(resolve))
   }
 
   /** Sealed segments worth cleaning, emptiest first. */
@@ -305,11 +320,23 @@ export class PackedLayout implements LowerLayout {
     this.state[seg] = SEG_FREE
     this.bdCount -= Math.ceil(this.used[seg] / 4096)
     this.used[seg] = 0
+    this.punchesPending++
     this.epochs.defer(() => {
-      this.file.punchHole(seg * this.segmentBytes, this.segmentBytes).catch(() => undefined).finally(() => {
+      this.file.punchHole(seg * this.segmentBytes, this.segmentBytes).then(
+        () => { if (!this.file.isBlockDevice) this.segmentsPunched++ },
+        (err: unknown) => {
+          this.punchErrors++
+          this.lastPunchError = err
+        },
+      ).finally(() => {
         this.freeIds.push(seg)
         // Reuse the lowest ids first: the file stays short.
         this.freeIds.sort((a, b) => b - a)
+        if (--this.punchesPending === 0) {
+          const w = this.punchWaiters
+          this.punchWaiters = []
+          for (const f of w) f()
+        }
       })
     })
   }

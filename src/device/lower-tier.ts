@@ -135,6 +135,11 @@ export class LowerTier {
     }
   }
 
+  /** Resolves once the packed layout has no hole punch pending (for tests and the bench). */
+  punchesSettled(): Promise<void> {
+    return this.layout instanceof PackedLayout ? this.layout.punchesSettled() : Promise.resolve()
+  }
+
   /** Bytes the lower file occupies on its file system (for tests and the bench). */
   allocatedBytes(): number {
     return this.file?.allocatedBytes() ?? 0

@@ -183,13 +183,17 @@ t.test('packed layout: 10x rewrite with cleaning keeps the file under 2x the liv
     await layout.flush()
     await Promise.all(writes)
     await layout.clean(owner)
-    // punchHole runs fallocate(1) in the background: give it a moment before measuring.
-    await new Promise((r) => setTimeout(r, 200))
+    // Retired segments are punched on the thread pool after clean() returns: measure once they are.
+    await layout.punchesSettled()
+    // What is left allocated is the segments in use: every retired one is out of the file.
+    if (file.allocatedBytes() > layout.bdCount * 4096 + 64 * 1024) t.fail(`round ${round}: ${file.allocatedBytes()} bytes allocated, ${layout.bdCount * 4096} in use`)
     maxAllocated = Math.max(maxAllocated, file.allocatedBytes())
   }
   const live = layout.liveBytes
   t.comment(`live ${live} bytes, file allocated at most ${maxAllocated} (${(maxAllocated / live).toFixed(2)}x), ${layout.segmentsCleaned} segments cleaned`)
   t.ok(layout.segmentsCleaned > 0, 'segments were cleaned')
+  t.ok(layout.segmentsPunched >= layout.segmentsCleaned, `every cleaned segment was punched (${layout.segmentsPunched})`)
+  t.equal(layout.punchErrors, 0, 'no punch refused')
   t.ok(maxAllocated < 2 * live, 'allocated < 2x live')
   // Every page still reads back from wherever cleaning put it.
   for (let i = 0; i < pages; i += 97) {
