@@ -17,7 +17,7 @@ import { ErrnoError, errnoName } from '../../src/errno'
 import type { EventLog } from '../../src/log'
 import type { Attribute } from '../../src/sysfs/attribute'
 import { zramAttributes } from '../../src/sysfs/zram-attributes'
-import { ConfigError } from './ini'
+import { type ConfigPlace, ConfigError } from './ini'
 import type { DeviceConfig, ZramConfig } from './zram-generator'
 
 function attribute(name: string): Attribute<ZramDevice> | undefined {
@@ -45,21 +45,21 @@ export function findProgram(name: string): string | null {
  */
 export function checkConfig(cfg: ZramConfig): void {
   for (const d of cfg.devices.filter((x) => x.enabled)) {
-    const algoLine = d.lines['compression-algorithm'] ?? d.line
+    const algoAt = d.places['compression-algorithm'] ?? d.header
     if (d.algorithms.length > 1 && attribute('recomp_algorithm') === undefined) {
-      throw new ConfigError(cfg.file, algoLine, 'compression-algorithm',
+      throw ConfigError.at(algoAt, 'compression-algorithm',
         `[${d.name}] names recompression algorithms (${d.algorithms.slice(1).map((a) => a.name).join(', ')}), ` +
         'but this zramfuse has no recomp_algorithm attribute (recompression is not supported yet): list one algorithm')
     }
     if (d.recompressParams !== '' && attribute('recompress') === undefined) {
-      throw new ConfigError(cfg.file, algoLine, 'compression-algorithm',
+      throw ConfigError.at(algoAt, 'compression-algorithm',
         `[${d.name}] gives recompression parameters (${d.recompressParams}), but this zramfuse has no recompress attribute`)
     }
     const tools = d.fsType === 'swap' ? ['mkswap', 'swapon', 'losetup'] : [`mkfs.${d.fsType}`, 'losetup', ...(d.mountPoint ? ['mount'] : [])]
     for (const tool of tools) {
       if (findProgram(tool) === null) {
-        const key = d.lines['fs-type'] !== undefined ? 'fs-type' : d.lines['mount-point'] !== undefined ? 'mount-point' : null
-        throw new ConfigError(cfg.file, key === null ? d.line : (d.lines[key] as number), key,
+        const key = d.places['fs-type'] !== undefined ? 'fs-type' : d.places['mount-point'] !== undefined ? 'mount-point' : null
+        throw ConfigError.at(key === null ? d.header : (d.places[key] as ConfigPlace), key,
           `[${d.name}] needs ${tool}, which is not installed`)
       }
     }
@@ -114,14 +114,14 @@ export async function applyConfig(devices: DeviceSet, cfg: ZramConfig, log: Even
       const dev = devices.get(d.id) as ZramDevice
       for (const w of deviceWrites(d)) {
         const attr = attribute(w.attr)
-        const line = d.lines[w.key] ?? d.line
-        if (attr?.store === undefined) throw new ConfigError(cfg.file, line, w.key, `[${d.name}] this zramfuse has no ${w.attr} attribute`)
+        const at = d.places[w.key] ?? d.header
+        if (attr?.store === undefined) throw ConfigError.at(at, w.key, `[${d.name}] this zramfuse has no ${w.attr} attribute`)
         if (w.attr === 'backing_dev' && !existsSync(w.text)) created.push(w.text)
         try {
           await attr.store(dev, w.text)
         } catch (err) {
           const errno = err instanceof ErrnoError ? ` (${errnoName(err.errno)})` : ''
-          throw new ConfigError(cfg.file, line, w.key,
+          throw ConfigError.at(at, w.key,
             `[${d.name}] writing ${JSON.stringify(w.text)} to ${w.attr} failed: ${(err as Error).message}${errno}`)
         }
       }

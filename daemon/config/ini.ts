@@ -22,8 +22,20 @@ export interface IniSection {
   entries: IniEntry[]
 }
 
+/** A line of a configuration file (a main file or one of its drop-ins). */
+export interface ConfigPlace {
+  file: string
+  /** 1-based */
+  line: number
+}
+
 /** A syntax or value error in a configuration file: names the file, the line and the key. */
 export class ConfigError extends Error {
+  static at(place: ConfigPlace, key: string | null, reason: string): ConfigError {
+    return new ConfigError(place.file, place.line, key, reason)
+  }
+
+
   constructor(
     readonly file: string,
     /** 1-based; 0 when the error is about the whole file */

@@ -1,14 +1,17 @@
 /**
  * zram-generator.conf, read as zram-generator (systemd/zram-generator, src/config.rs) reads it:
  * one `[zramN]` section per device, its keys, defaults and checks; `set!var = command` at the top
- * level; sizes evaluated against this host's MemTotal. Every bad value is a ConfigError naming the
- * file, line and key (zram-generator stops at the first one too); unknown keys and sections are
- * warnings. Nothing here touches a device: see apply.ts.
+ * level; sizes evaluated against this host's MemTotal. The main file and its drop-ins (dropins.ts
+ * says which, in which order) are read in turn into the same devices: a key read later overrides
+ * it, section by section, key by key, and sizes are evaluated once all are read. Every bad value is
+ * a ConfigError naming the file, line and key (zram-generator stops at the first one too); unknown
+ * keys and sections are warnings. Nothing here touches a device: see apply.ts.
  */
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { isAbsolute, normalize } from 'node:path'
-import { ConfigError, type IniEntry, parseIni } from './ini'
+import { configSources } from './dropins'
+import { type ConfigPlace, ConfigError, type IniEntry, parseIni } from './ini'
 import { evalSizeExpr, parseSizeExpr, type SizeExpr } from './size-expr'
 
 /** One algorithm of `compression-algorithm`: the first is the primary, later ones recompress. */
@@ -39,13 +42,16 @@ export interface DeviceConfig {
   /** swapon / mount options; default `discard`; empty: none */
   options: string
   /** where each key was last set (for errors raised when the value is applied) */
-  lines: Record<string, number>
-  /** the section's header line */
-  line: number
+  places: Record<string, ConfigPlace>
+  /** the section's first header */
+  header: ConfigPlace
 }
 
 export interface ZramConfig {
+  /** the main file (`--config FILE`) */
   file: string
+  /** every file read, in order: the main file (unless only drop-ins exist), then the drop-ins */
+  files: string[]
   memTotalMb: number
   devices: DeviceConfig[]
   warnings: string[]
@@ -56,6 +62,14 @@ export interface ConfigHost {
   memTotalMb: number
   /** run a `set!` command with /bin/sh -c; returns its stdout (default: really run it) */
   runSetCommand?: (command: string) => string
+  /** where zram-generator's /usr/lib, /etc, /run are (default $ZRAM_GENERATOR_ROOT, else /) */
+  root?: string
+}
+
+/** One file's text, to be read in turn with the others. */
+export interface ConfigText {
+  file: string
+  text: string
 }
 
 /** The largest device number we hot-add up to (each one in between exists meanwhile). */
@@ -85,10 +99,15 @@ function defaultRunSetCommand(command: string): string {
   }
 }
 
+interface PlacedExpr {
+  expr: SizeExpr
+  at: ConfigPlace
+}
+
 interface Pending {
   cfg: DeviceConfig
-  zramSize: { expr: SizeExpr; line: number } | null
-  residentLimit: { expr: SizeExpr; line: number } | null
+  zramSize: PlacedExpr | null
+  residentLimit: PlacedExpr | null
   hostMemoryLimitMb: number | null
   zramFraction: number | null
   /** undefined: not set; null: `none` */
@@ -96,12 +115,12 @@ interface Pending {
   fsTypeSet: string | null
 }
 
-function newDevice(id: number, line: number): Pending {
+function newDevice(id: number, header: ConfigPlace): Pending {
   return {
     cfg: {
       id, name: `zram${id}`, enabled: true, skipped: null, disksizeBytes: 0, memLimitBytes: 0, algorithms: [],
       recompressParams: '', writebackDevice: null, swapPriority: 100, fsType: 'swap', mountPoint: null,
-      options: 'discard', lines: {}, line,
+      options: 'discard', places: {}, header,
     },
     zramSize: null, residentLimit: null, hostMemoryLimitMb: null, zramFraction: null, maxZramSizeMb: undefined,
     fsTypeSet: null,
@@ -123,9 +142,9 @@ function absolutePath(file: string, e: IniEntry): string {
   return p.length > 1 ? p.replace(/\/$/, '') : p
 }
 
-function sizeExpr(file: string, e: IniEntry): { expr: SizeExpr; line: number } {
+function sizeExpr(file: string, e: IniEntry): PlacedExpr {
   try {
-    return { expr: parseSizeExpr(e.value), line: e.line }
+    return { expr: parseSizeExpr(e.value), at: { file, line: e.line } }
   } catch (err) {
     throw new ConfigError(file, e.line, e.key, (err as Error).message)
   }
@@ -201,63 +220,73 @@ function applyKey(file: string, p: Pending, e: IniEntry): void {
       p.maxZramSizeMb = optionalMb(file, e)
       break
   }
-  d.lines[e.key === 'memory-limit' ? 'host-memory-limit' : e.key] = e.line
+  d.places[e.key === 'memory-limit' ? 'host-memory-limit' : e.key] = { file, line: e.line }
 }
 
-function mib(file: string, d: DeviceConfig, key: string, line: number, value: number): number {
-  if (!Number.isFinite(value)) throw new ConfigError(file, line, key, `evaluates to ${value} MiB for ${d.name}`)
-  if (value < 0) throw new ConfigError(file, line, key, `${d.name}: ${key}=${value} < 0`)
+function mib(d: DeviceConfig, key: string, at: ConfigPlace, value: number): number {
+  if (!Number.isFinite(value)) throw ConfigError.at(at, key, `evaluates to ${value} MiB for ${d.name}`)
+  if (value < 0) throw ConfigError.at(at, key, `${d.name}: ${key}=${value} < 0`)
   // zram-generator: (value * 1024 * 1024) as u64, i.e. truncated to whole bytes
   return Math.trunc(value * 1024 * 1024)
 }
 
 /** Parse and evaluate a configuration text. Throws ConfigError at the first bad value. */
 export function parseConfig(text: string, file: string, host: ConfigHost): ZramConfig {
+  return parseConfigFiles([{ file, text }], host)
+}
+
+/**
+ * Parse a main file and its drop-ins, in the order given, into one set of devices, and evaluate
+ * it. Throws ConfigError at the first bad value, naming the file it is in.
+ */
+export function parseConfigFiles(texts: readonly ConfigText[], host: ConfigHost): ZramConfig {
   const warnings: string[] = []
   const vars: Record<string, number> = { ram: host.memTotalMb }
   const run = host.runSetCommand ?? defaultRunSetCommand
   const byId = new Map<number, Pending>()
-  for (const section of parseIni(text, file)) {
-    if (section.name === null) {
-      for (const e of section.entries) {
-        if (!e.key.startsWith('set!') || e.key.length === 4) {
-          warnings.push(`${file}:${e.line}: invalid outside-of-section key ${e.key}, ignoring`)
-          continue
+  for (const { file, text } of texts) {
+    for (const section of parseIni(text, file)) {
+      if (section.name === null) {
+        for (const e of section.entries) {
+          if (!e.key.startsWith('set!') || e.key.length === 4) {
+            warnings.push(`${file}:${e.line}: invalid outside-of-section key ${e.key}, ignoring`)
+            continue
+          }
+          const name = e.key.slice(4)
+          if (name === 'ram' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new ConfigError(file, e.line, e.key, `cannot set variable ${JSON.stringify(name)}`)
+          let out: string
+          try {
+            out = run(e.value)
+          } catch (err) {
+            throw new ConfigError(file, e.line, e.key, `running ${JSON.stringify(e.value)}: ${(err as Error).message}`)
+          }
+          try {
+            vars[name] = evalSizeExpr(parseSizeExpr(out.trim()), vars)
+          } catch (err) {
+            throw new ConfigError(file, e.line, e.key, `output ${JSON.stringify(out.trim())}: ${(err as Error).message}`)
+          }
         }
-        const name = e.key.slice(4)
-        if (name === 'ram' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new ConfigError(file, e.line, e.key, `cannot set variable ${JSON.stringify(name)}`)
-        let out: string
-        try {
-          out = run(e.value)
-        } catch (err) {
-          throw new ConfigError(file, e.line, e.key, `running ${JSON.stringify(e.value)}: ${(err as Error).message}`)
-        }
-        try {
-          vars[name] = evalSizeExpr(parseSizeExpr(out.trim()), vars)
-        } catch (err) {
-          throw new ConfigError(file, e.line, e.key, `output ${JSON.stringify(out.trim())}: ${(err as Error).message}`)
-        }
-      }
-      continue
-    }
-    const m = /^zram(\d+)$/.exec(section.name)
-    if (!m) {
-      warnings.push(`${file}:${section.line}: ignoring section [${section.name}]`)
-      continue
-    }
-    const id = Number(m[1])
-    if (id > MAX_DEVICE_ID) throw new ConfigError(file, section.line, null, `[${section.name}]: zramfuse serves zram0..zram${MAX_DEVICE_ID}`)
-    let p = byId.get(id)
-    if (p === undefined) {
-      p = newDevice(id, section.line)
-      byId.set(id, p)
-    }
-    for (const e of section.entries) {
-      if (!KNOWN_KEYS.has(e.key)) {
-        warnings.push(`${file}:${e.line}: [${section.name}] unknown key ${e.key}, ignoring`)
         continue
       }
-      applyKey(file, p, e)
+      const m = /^zram(\d+)$/.exec(section.name)
+      if (!m) {
+        warnings.push(`${file}:${section.line}: ignoring section [${section.name}]`)
+        continue
+      }
+      const id = Number(m[1])
+      if (id > MAX_DEVICE_ID) throw new ConfigError(file, section.line, null, `[${section.name}]: zramfuse serves zram0..zram${MAX_DEVICE_ID}`)
+      let p = byId.get(id)
+      if (p === undefined) {
+        p = newDevice(id, { file, line: section.line })
+        byId.set(id, p)
+      }
+      for (const e of section.entries) {
+        if (!KNOWN_KEYS.has(e.key)) {
+          warnings.push(`${file}:${e.line}: [${section.name}] unknown key ${e.key}, ignoring`)
+          continue
+        }
+        applyKey(file, p, e)
+      }
     }
   }
 
@@ -267,7 +296,7 @@ export function parseConfig(text: string, file: string, host: ConfigHost): ZramC
     // fs-type: as given; else ext2 with a mount point, swap without (Device::effective_fs_type)
     d.fsType = p.fsTypeSet ?? (d.mountPoint !== null ? 'ext2' : 'swap')
     if (d.fsType === 'swap' && d.mountPoint !== null) {
-      throw new ConfigError(file, d.lines['mount-point'] ?? d.line, 'mount-point', `[${d.name}] has fs-type=swap: a swap area is not mounted`)
+      throw ConfigError.at(d.places['mount-point'] ?? d.header, 'mount-point', `[${d.name}] has fs-type=swap: a swap area is not mounted`)
     }
     if (p.hostMemoryLimitMb !== null && p.hostMemoryLimitMb < host.memTotalMb) {
       d.enabled = false
@@ -284,9 +313,9 @@ export function parseConfig(text: string, file: string, host: ConfigHost): ZramC
       try {
         v = evalSizeExpr(p.zramSize.expr, vars)
       } catch (err) {
-        throw new ConfigError(file, p.zramSize.line, 'zram-size', (err as Error).message)
+        throw ConfigError.at(p.zramSize.at, 'zram-size', (err as Error).message)
       }
-      d.disksizeBytes = mib(file, d, 'zram-size', p.zramSize.line, v)
+      d.disksizeBytes = mib(d, 'zram-size', p.zramSize.at, v)
     } else {
       d.disksizeBytes = Math.trunc(Math.min(host.memTotalMb / 2, 4096) * 1024 * 1024) // min(ram / 2, 4096)
     }
@@ -295,9 +324,9 @@ export function parseConfig(text: string, file: string, host: ConfigHost): ZramC
       try {
         v = evalSizeExpr(p.residentLimit.expr, vars)
       } catch (err) {
-        throw new ConfigError(file, p.residentLimit.line, 'zram-resident-limit', (err as Error).message)
+        throw ConfigError.at(p.residentLimit.at, 'zram-resident-limit', (err as Error).message)
       }
-      d.memLimitBytes = mib(file, d, 'zram-resident-limit', p.residentLimit.line, v)
+      d.memLimitBytes = mib(d, 'zram-resident-limit', p.residentLimit.at, v)
     }
     if (d.disksizeBytes === 0) {
       d.enabled = false
@@ -305,15 +334,28 @@ export function parseConfig(text: string, file: string, host: ConfigHost): ZramC
     }
     devices.push(d)
   }
-  return { file, memTotalMb: host.memTotalMb, devices, warnings }
+  const files = texts.map((x) => x.file)
+  return { file: files[0] ?? '', files, memTotalMb: host.memTotalMb, devices, warnings }
 }
 
-export function loadConfig(file: string, host: ConfigHost): ZramConfig {
-  let text: string
+function readConfigText(file: string): string {
   try {
-    text = readFileSync(file, 'utf8')
+    return readFileSync(file, 'utf8')
   } catch (err) {
     throw new ConfigError(file, 0, null, `cannot read: ${(err as Error).message}`)
   }
-  return parseConfig(text, file, host)
+}
+
+/**
+ * `--config FILE`: FILE and its drop-ins (FILE.d/*.conf; all four zram-generator.conf.d when FILE
+ * is one of zram-generator's main files), read as zram-generator reads its own. FILE may be
+ * missing when drop-ins exist, as zram-generator's main file may.
+ */
+export function loadConfig(file: string, host: ConfigHost): ZramConfig {
+  const sources = configSources(file, host.root ?? process.env.ZRAM_GENERATOR_ROOT ?? '/', existsSync)
+  const texts: ConfigText[] = []
+  if (sources.dropins.length === 0 || existsSync(file)) texts.push({ file, text: readConfigText(file) })
+  for (const dropin of sources.dropins) texts.push({ file: dropin, text: readConfigText(dropin) })
+  const cfg = parseConfigFiles(texts, host)
+  return { ...cfg, file, warnings: [...sources.warnings, ...cfg.warnings] }
 }

@@ -6,7 +6,7 @@
 // The swap here is 64 MiB and is always turned off before the daemon goes (the daemon itself
 // refuses to exit while a swap it did not make is on; the teardown never kills it with swap on).
 import t from 'tap'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { findAttachments } from '../../daemon/attachments'
 import { zramAttributes } from '../../src/sysfs/zram-attributes'
@@ -50,6 +50,9 @@ if (canRunE2E(t, ['mkswap', 'swapon', 'swapoff', 'mkfs.ext4'])) {
     const dir = mkdtempSync('/tmp/zramfuse-config-')
     t.teardown(() => rmSync(dir, { recursive: true, force: true }))
     const conf = fixtureIn('two-devices.conf', dir)
+    // a drop-in, as zram-generator.conf.d/ has them: overrides one key of zram0, the rest stays
+    mkdirSync(`${conf}.d`)
+    writeFileSync(join(`${conf}.d`, '50-priority.conf'), '[zram0]\nswap-priority = 91\n')
     const scratch = join(dir, 'scratch')
     const d = await startDaemon({ disksize: null, test: t, extraArgs: ['--config', conf] })
     // nothing below may leave the ext4 mount behind if an assertion throws
@@ -59,7 +62,7 @@ if (canRunE2E(t, ['mkswap', 'swapon', 'swapoff', 'mkfs.ext4'])) {
     const zram0 = findAttachments(d.blockFile)
     t.equal(zram0.swaps.length, 1, 'zram0 is swap')
     const sw = swapLine(zram0.swaps[0] as string)
-    t.equal(sw?.[4], '90', 'with swap-priority 90')
+    t.equal(sw?.[4], '91', 'with swap-priority 91 from the drop-in (the main file says 90)')
     t.equal(sw?.[2], String(64 * 1024 - 4), 'of zram-size 64 MiB (less the swap header page)')
     const zram1 = findAttachments(join(d.mount, 'dev/zram1'))
     t.same(zram1.mounts, [scratch], 'zram1 mounted at mount-point')
@@ -125,6 +128,14 @@ if (canRunE2E(t, ['mkswap', 'swapon', 'swapoff', 'mkfs.ext4'])) {
       t.same(findAttachments(join(mount, 'dev/zram0')).loops, [], `${name}: no loop device`)
     }
     t.notOk(existsSync(join(dir, 'late-writeback.img')), 'the backing file made on the way was removed')
+    // a good main file with a bad drop-in: the error names the drop-in
+    const good = fixtureIn('fedora-default.conf', dir)
+    mkdirSync(`${good}.d`)
+    writeFileSync(join(`${good}.d`, '10-bad.conf'), '[zram0]\n# a typo\nswap-priority = high\n')
+    const bad = await cli(['start', '--mount', mount, '--config', good])
+    t.equal(bad.code, 78, 'a bad drop-in: exit 78')
+    t.match(bad.stderr, `${good}.d/10-bad.conf:3: swap-priority: expected an integer`, bad.stderr.trim().split('\n')[0] ?? '')
+    t.notOk(isMountPoint(mount), 'not mounted')
     const conflict = await cli(['start', '--mount', mount, '--config', fixtureIn('fedora-default.conf', dir), '--disksize', '1G'])
     t.equal(conflict.code, 78)
     t.match(conflict.stderr, /--config sets the devices up: drop --disksize/)

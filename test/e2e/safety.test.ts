@@ -1,11 +1,11 @@
 // Running as a swap device safely:
-// - the daemon sits in a memory cgroup where it cannot be swapped out (v1 memory.swappiness=0,
-//   v2 memory.swap.max=0);
+// - the daemon sits in a memory cgroup where it cannot be swapped out (v1 memory.swappiness=0 in
+//   a child of the cgroup it was started in; v2 memory.swap.max=0 there or above, never outside);
 // - `zramfuse stop` refuses while the block file is on a loop device (or swap), succeeds once it
 //   is detached, and `--force` detaches in the safe order (swapoff, losetup -d) and stops.
 import tap from 'tap'
 import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { findAttachments } from '../../daemon/attachments'
 import { processAlive } from '../../daemon/procfs'
 import { canRunE2E, cli, startDaemon } from './daemon'
@@ -24,13 +24,25 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
       t.match(d.log(), /"mode":"none"/, 'without a memory cgroup the daemon says so')
     } else {
       t.not(dir, null, 'the daemon has a memory cgroup')
-      t.not(dir, ownDir, 'the daemon moved out of the cgroup it was started in')
+      const below = dir !== null && ownDir !== null && dir.startsWith(`${ownDir}/`)
+      if (layout.kind === 'v1') t.ok(below, 'cgroup v1: in a child of the cgroup it was started in')
+      else t.ok(below || dir === ownDir, 'cgroup v2: in the cgroup it was started in or below it, never outside')
       if (dir !== null && layout.kind === 'v1') {
         t.equal(readText(join(dir, 'memory.swappiness'))?.trim(), '0', 'cgroup v1: memory.swappiness is 0')
         t.ok(readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').includes(String(d.pid)), 'the daemon is in it')
       }
       if (dir !== null && layout.kind === 'v2') {
-        t.equal(readText(join(dir, 'memory.swap.max'))?.trim(), '0', 'cgroup v2: memory.swap.max is 0')
+        if (/"event":"no_swap_guard","mode":"cgroup-v2"/.test(d.log())) {
+          // its own leaf, or the cgroup it was started in when that (or one above) has it
+          let zero = false
+          for (let c = dir; c.startsWith(layout.root) && !zero; c = dirname(c)) {
+            zero = readText(join(c, 'memory.swap.max'))?.trim() === '0'
+            if (c === layout.root) break
+          }
+          t.ok(zero, 'cgroup v2: memory.swap.max is 0 in its cgroup or one above')
+        } else {
+          t.match(d.log(), /"event":"no_swap_guard","detail":"cgroup v2: /, 'cgroup v2 without a guard: the daemon says why')
+        }
       }
     }
     await d.stop()

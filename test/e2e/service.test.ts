@@ -22,6 +22,7 @@ t.test('contrib/systemd/zramfuse@.service passes systemd-analyze verify', { skip
   t.match(unit, /^Type=notify$/m)
   t.match(unit, /^SendSIGKILL=no$/m, 'never SIGKILLed with its swap on')
   t.match(unit, /^RestartPreventExitStatus=69 78$/m)
+  t.match(unit, /^MemorySwapMax=0$/m, "cgroup v2: the daemon's no-swap guard is the unit's own swap limit")
   // verify checks that ExecStart exists: point it at this build
   writeFileSync(join(dir, 'zramfuse@.service'), unit.split('/usr/local/bin/zramfuse').join(CLI))
   const r = await run('systemd-analyze', ['verify', join(dir, 'zramfuse@demo.service')])
