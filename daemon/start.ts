@@ -15,7 +15,7 @@ import { loadMemlock, madviseShimPath } from './memlock'
 import { prepareMountPoint } from './mount-point'
 import { pidFilePath, readPidFile, removePidFile, writePidFile } from './runtime-files'
 import { processAlive } from './procfs'
-import { applySwapSafety, ensureMadviseShim } from './swap-safety'
+import { applySwapSafety, ensureMadviseShim, swapSafetyVerdict } from './swap-safety'
 import { ReadyChannel } from './background'
 import { applyConfig } from './config/apply'
 import { ConfigError } from './config/ini'
@@ -101,13 +101,9 @@ function lockForSwap(wanted: boolean, whyNot: string, log: Logger): void {
   if (shimError !== null) return fail(shimError, {})
   const report = applySwapSafety(addon)
   const fields = { mlockall: report.mlockall, ioFlusher: report.ioFlusher }
-  if (!report.ok) return fail([report.mlockall.error, report.ioFlusher.error].filter((e) => e !== null).join('; '), fields)
-  if (!report.ioFlusher.ok) {
-    log.error({ event: 'swap_safety', applied: true, ...fields },
-      `memory locked; IO_FLUSHER not set: ${report.ioFlusher.error ?? ''}: under memory pressure the daemon's allocations may wait on swap-out`)
-    return
-  }
-  log.info({ event: 'swap_safety', applied: true, ...fields }, 'memory locked, IO_FLUSHER set')
+  const verdict = swapSafetyVerdict(report)
+  if (!verdict.start) return fail(verdict.message, fields)
+  log[verdict.level]({ event: 'swap_safety', applied: true, ...fields }, verdict.message)
 }
 
 /** Run the daemon in the foreground until SIGINT/SIGTERM or `zramfuse stop`. */
