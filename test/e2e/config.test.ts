@@ -180,6 +180,10 @@ if (canRunE2E(t, ['mkswap', 'swapon', 'swapoff', 'mkfs.ext4'])) {
     const hidden = await cli(['start', '--mount', d.mount, '--config', join(dir, 'z.conf')], 60_000)
     t.equal(hidden.code, 69, 'after a lazy unmount of the dead mount: still refused')
     t.match(hidden.stderr, `  ${loops[0]} on /dev/zram0: mounted at ${fsDir}\n`)
+    const st = await cli(['status', '--mount', d.mount])
+    t.equal(st.code, 1)
+    t.equal(st.stdout, `${d.mount}: daemon ${d.pid} is gone, nothing is mounted\n  ${loops[0]} on /dev/zram0: mounted at ${fsDir}\n` +
+      `    umount ${fsDir}\n    losetup -d ${loops[0]}\n`, 'status shows it')
     // undo it by hand, as the message says; then a start goes through
     await run('umount', [fsDir])
     await run('losetup', ['-d', loops[0] as string])
