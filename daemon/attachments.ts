@@ -15,7 +15,7 @@
 import { execFile, execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { unescapeOctal } from './procfs'
+import { readMountinfo, unescapeOctal, type MountEntry } from './procfs'
 
 export interface Attachments {
   /** loop devices whose backing file is the block file, e.g. `/dev/loop3` */
@@ -28,13 +28,29 @@ export interface Attachments {
   holders: string[]
 }
 
-interface LoopDevice {
+/** An attached loop device, as /sys shows it. */
+export interface LoopDevice {
   /** `/dev/loopN` */
   dev: string
+  /**
+   * The backing file as /sys/block/loopN/loop/backing_file shows it, without the " (deleted)" the
+   * kernel appends: absolute, or relative to a mount that was lazily unmounted since.
+   */
+  backingFile: string
   /** the loop device and its partitions: `loopN`, `loopNp1`, ... */
   names: string[]
   /** `major:minor` of the loop device and its partitions */
   devNumbers: string[]
+  /** kernel holders of the device and its partitions (device-mapper, md) */
+  holders: string[]
+}
+
+/** What uses loop devices, read from /sys and /proc only (never the backing files). */
+export interface SystemView {
+  loops: LoopDevice[]
+  /** active swap areas, the first column of /proc/swaps */
+  swaps: string[]
+  mounts: MountEntry[]
 }
 
 const SYS_BLOCK = '/sys/block'
@@ -77,8 +93,8 @@ function loopBackingDevices(): Map<string, string> {
   return out
 }
 
-function loopDevicesBackedBy(target: string, mountDevice?: string): LoopDevice[] {
-  const byDevice = mountDevice === undefined ? null : loopBackingDevices()
+/** Every attached loop device, in numeric order. */
+export function listLoopDevices(): LoopDevice[] {
   let entries: string[]
   try {
     entries = readdirSync(SYS_BLOCK)
@@ -90,8 +106,6 @@ function loopDevicesBackedBy(target: string, mountDevice?: string): LoopDevice[]
     if (!/^loop\d+$/.test(name)) continue
     const raw = readText(`${SYS_BLOCK}/${name}/loop/backing_file`)
     if (raw === null) continue // not attached
-    const backing = stripDeleted(raw.replace(/\n$/, ''))
-    if (resolve(backing) !== target && (byDevice === null || byDevice.get(name) !== mountDevice)) continue
     const names = [name]
     try {
       for (const sub of readdirSync(`${SYS_BLOCK}/${name}`)) {
@@ -101,21 +115,25 @@ function loopDevicesBackedBy(target: string, mountDevice?: string): LoopDevice[]
       // the device went away while we looked: keep what we have
     }
     const devNumbers: string[] = []
+    const holders: string[] = []
     for (const n of names) {
       const dir = n === name ? `${SYS_BLOCK}/${name}` : `${SYS_BLOCK}/${name}/${n}`
       const d = readText(`${dir}/dev`)
       if (d !== null) devNumbers.push(d.trim())
+      try {
+        holders.push(...readdirSync(`${dir}/holders`))
+      } catch {
+        // no holders directory: nothing stacked
+      }
     }
-    out.push({ dev: `/dev/${name}`, names, devNumbers })
+    out.push({ dev: `/dev/${name}`, backingFile: stripDeleted(raw.replace(/\n$/, '')), names, devNumbers, holders })
   }
   out.sort((a, b) => a.dev.localeCompare(b.dev, 'en', { numeric: true }))
   return out
 }
 
-/** Active swap areas: the first column of /proc/swaps. */
-export function activeSwaps(): string[] {
-  const text = readText('/proc/swaps')
-  if (text === null) return []
+/** The swap areas of a /proc/swaps text: its first column, decoded. */
+export function parseProcSwaps(text: string): string[] {
   return text
     .split('\n')
     .slice(1)
@@ -124,29 +142,34 @@ export function activeSwaps(): string[] {
     .map((l) => stripDeleted(unescapeOctal(l.split(/\s+/)[0] ?? '')))
 }
 
-interface MountEntry {
-  devNumber: string
-  mountPoint: string
-  source: string
+/** Active swap areas: the first column of /proc/swaps. */
+export function activeSwaps(): string[] {
+  const text = readText('/proc/swaps')
+  return text === null ? [] : parseProcSwaps(text)
 }
 
-function mountTable(): MountEntry[] {
-  const text = readText('/proc/self/mountinfo')
-  if (text === null) return []
-  const out: MountEntry[] = []
-  for (const line of text.split('\n')) {
-    if (line === '') continue
-    const sep = line.indexOf(' - ')
-    if (sep < 0) continue
-    const pre = line.slice(0, sep).split(' ')
-    const post = line.slice(sep + 3).split(' ')
-    const devNumber = pre[2]
-    const mountPoint = pre[4]
-    const source = post[1]
-    if (devNumber === undefined || mountPoint === undefined) continue
-    out.push({ devNumber, mountPoint: unescapeOctal(mountPoint), source: unescapeOctal(source ?? '') })
+export function readSystemView(): SystemView {
+  return { loops: listLoopDevices(), swaps: activeSwaps(), mounts: readMountinfo() }
+}
+
+/** What uses `loops`: their swap areas, the file systems mounted from them, their holders. */
+export function usersOf(loops: readonly LoopDevice[], view: SystemView): Attachments {
+  const swapSet = new Set(view.swaps)
+  const swaps: string[] = []
+  const mounts: string[] = []
+  const holders: string[] = []
+  for (const loop of loops) {
+    for (const n of loop.names) {
+      if (swapSet.has(`/dev/${n}`)) swaps.push(`/dev/${n}`)
+    }
+    const devs = new Set(loop.devNumbers)
+    const sources = new Set(loop.names.map((n) => `/dev/${n}`))
+    for (const m of view.mounts) {
+      if (devs.has(m.devNumber) || sources.has(m.source)) mounts.push(m.mountPoint)
+    }
+    holders.push(...loop.holders)
   }
-  return out
+  return { loops: loops.map((l) => l.dev), swaps, mounts: [...new Set(mounts)], holders }
 }
 
 export interface FindOptions {
@@ -167,7 +190,7 @@ export interface FindOptions {
 export function mountDeviceOf(dir: string): string | null {
   const want = resolve(dir)
   let found: string | null = null
-  for (const m of mountTable()) if (m.mountPoint === want) found = m.devNumber // the last one is on top
+  for (const m of readMountinfo()) if (m.mountPoint === want) found = m.devNumber // the last one is on top
   return found
 }
 
@@ -178,31 +201,11 @@ export function mountDeviceOf(dir: string): string | null {
  */
 export function findAttachments(blockFile: string, opts: FindOptions = {}): Attachments {
   const target = stripDeleted(resolve(blockFile))
-  const loops = loopDevicesBackedBy(target, opts.mountDevice)
-  const swapSet = new Set(activeSwaps())
-  const swaps: string[] = []
-  const mounts: string[] = []
-  const holders: string[] = []
-  const table = mountTable()
-  for (const loop of loops) {
-    for (const n of loop.names) {
-      if (swapSet.has(`/dev/${n}`)) swaps.push(`/dev/${n}`)
-    }
-    const devs = new Set(loop.devNumbers)
-    const sources = new Set(loop.names.map((n) => `/dev/${n}`))
-    for (const m of table) {
-      if (devs.has(m.devNumber) || sources.has(m.source)) mounts.push(m.mountPoint)
-    }
-    for (const n of loop.names) {
-      const dir = n === loop.names[0] ? `${SYS_BLOCK}/${n}` : `${SYS_BLOCK}/${loop.names[0]}/${n}`
-      try {
-        for (const h of readdirSync(`${dir}/holders`)) holders.push(h)
-      } catch {
-        // no holders directory: nothing stacked
-      }
-    }
-  }
-  return { loops: loops.map((l) => l.dev), swaps, mounts: [...new Set(mounts)], holders }
+  const byDevice = opts.mountDevice === undefined ? null : loopBackingDevices()
+  const view = readSystemView()
+  const loops = view.loops.filter((l) => resolve(l.backingFile) === target ||
+    (byDevice !== null && byDevice.get(l.dev.slice(5)) === opts.mountDevice))
+  return usersOf(loops, view)
 }
 
 /** True when nothing (loop device, swap, mount) uses the block file any more. */

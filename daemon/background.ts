@@ -3,7 +3,8 @@
  * closed, stdout/stderr appended to a log file) and return only when it is ready (exit 0) or
  * has failed (its exit code, with the reason printed). The child reports on an inherited pipe
  * (fd 3, named by $ZRAMFUSE_READY_FD): `READY <pid>` once the mount and the config are up, or
- * `ERROR <reason>` before it exits. CI scripts and provisioning can then chain
+ * `ERROR <reason as a JSON string>` before it exits (a reason may span lines: the commands of a
+ * refusal). CI scripts and provisioning can then chain
  * `zramfuse start --background ... && swapon ...` with no sleep or polling.
  */
 import { spawn } from 'node:child_process'
@@ -49,7 +50,7 @@ export class ReadyChannel {
   }
 
   failed(reason: string): void {
-    this.send(`ERROR ${reason}`)
+    this.send(`ERROR ${JSON.stringify(reason)}`)
   }
 }
 
@@ -68,6 +69,15 @@ function tail(file: string, lines = 20): string {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n')
   } catch {
     return ''
+  }
+}
+
+function decodeReason(text: string): string {
+  try {
+    const v: unknown = JSON.parse(text)
+    return typeof v === 'string' ? v : text
+  } catch {
+    return text
   }
 }
 
@@ -101,7 +111,7 @@ export function startInBackground(opts: BackgroundOptions): Promise<number> {
         resolve(0)
       } else if (line.startsWith('ERROR ')) {
         verdict = 'error'
-        reason = line.slice(6)
+        reason = decodeReason(line.slice(6))
       }
     })
     child.on('exit', (code, signal) => {

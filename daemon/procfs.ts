@@ -2,7 +2,7 @@
  * What the daemon, its CLI and the bench read from /proc about other processes and mounts.
  * One definition each, so every caller agrees on what "alive" and "this mount point" mean.
  */
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 
 /**
  * Is `pid` a live process? A zombie (exited, not yet reaped) counts as gone: it holds no memory,
@@ -47,4 +47,64 @@ export function mountPoints(): string[] {
     if (field !== undefined && field !== '') out.push(unescapeOctal(field))
   }
   return out
+}
+
+/** One line of /proc/<pid>/mountinfo, decoded. */
+export interface MountEntry {
+  /** `major:minor` of the mounted file system */
+  devNumber: string
+  mountPoint: string
+  /** e.g. `ext4`, `fuse.zramfuse` (FUSE's subtype after the dot) */
+  fsType: string
+  /** the mount source: a device path, or a FUSE fsname such as `zramfuse` */
+  source: string
+}
+
+/** Lines of mountinfo, in the kernel's order (a mount stacked on the same point comes later). */
+export function parseMountinfo(text: string): MountEntry[] {
+  const out: MountEntry[] = []
+  for (const line of text.split('\n')) {
+    if (line === '') continue
+    const sep = line.indexOf(' - ')
+    if (sep < 0) continue
+    const pre = line.slice(0, sep).split(' ')
+    const post = line.slice(sep + 3).split(' ')
+    const devNumber = pre[2]
+    const mountPoint = pre[4]
+    if (devNumber === undefined || mountPoint === undefined) continue
+    out.push({ devNumber, mountPoint: unescapeOctal(mountPoint), fsType: unescapeOctal(post[0] ?? ''), source: unescapeOctal(post[1] ?? '') })
+  }
+  return out
+}
+
+/** This process's mount table; empty when it cannot be read. */
+export function readMountinfo(): MountEntry[] {
+  try {
+    return parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'))
+  } catch {
+    return []
+  }
+}
+
+/**
+ * Is `pid` a live process that holds /dev/fuse open, as a serving daemon does? A pid file whose
+ * daemon died may name a pid the kernel has since given to another process. When its descriptors
+ * cannot be read (another user's process), only "alive" can be told.
+ */
+export function fuseDaemonAlive(pid: number): boolean {
+  if (!processAlive(pid)) return false
+  let fds: string[]
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`)
+  } catch {
+    return true
+  }
+  for (const fd of fds) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === '/dev/fuse') return true
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return false
 }

@@ -6,11 +6,14 @@
  * backed by a loop device whose file lived on the dead mount: the pages in it are gone, and a new,
  * empty daemon under the same mount would not bring them back; it would only add a second swap
  * area. So `start` refuses (EXIT_STALE_ATTACHMENTS) while the attachments a previous daemon
- * recorded for this mount, or loop devices on the dead mount still there, are active; the unit
- * file lists that code in RestartPreventExitStatus=, so systemd does not restart into it.
+ * recorded for this mount, or loop devices on the dead mount still there, are swap or mounted; the
+ * unit file lists that code in RestartPreventExitStatus=, so systemd does not restart into it.
+ * Loop devices that are merely attached are detached (leftovers.ts says why that alone is safe).
  */
-import { readdirSync, readFileSync } from 'node:fs'
-import { activeSwaps, findAttachments } from './attachments'
+import { execFileSync } from 'node:child_process'
+import type { EventLog } from '../src/log'
+import { listLoopDevices, readSystemView } from './attachments'
+import { leftoverFields, leftoversOn, mountState, planLeftovers, refusalMessage } from './leftovers'
 import { readManagedAttachments } from './setup-devices'
 
 /** sysexits EX_UNAVAILABLE: an earlier daemon's swap or mount on this mount point is still active. */
@@ -27,58 +30,40 @@ export class StartError extends Error {
 }
 
 /**
- * Block files under `mount` that loop devices are attached to, from /sys only (never losetup:
- * it would stat the files, and a dead FUSE connection still held open can hang that forever).
+ * Before a start on `mount` whose previous daemon is gone: refuse (EXIT_STALE_ATTACHMENTS, with
+ * the commands) while its loop devices are swap, mounted or held; detach the ones that are merely
+ * attached, when the kernel says the mount is dead (see leftovers.ts). Logs what it did. Runs
+ * before this daemon mounts anything: the synchronous losetup cannot wait on itself.
  */
-function attachedBlockFiles(mount: string): string[] {
-  const prefix = `${mount}/dev/`
-  const out = new Set<string>()
-  let names: string[] = []
-  try {
-    names = readdirSync('/sys/block').filter((n) => /^loop\d+$/.test(n))
-  } catch {
-    return []
+export function clearLeftovers(mount: string, log: EventLog): void {
+  const view = readSystemView()
+  const top = view.mounts.filter((m) => m.mountPoint === mount).pop()
+  const state = mountState(mount, view.mounts.map((m) => m.mountPoint))
+  if (state === 'live') return // someone serves it: prepareMountPoint refuses a live mount
+  // Detach only under a dead zramfuse mount: anything else at that path is not ours to judge.
+  const plan = planLeftovers(leftoversOn(mount, view, readManagedAttachments(mount)), top?.fsType === 'fuse.zramfuse' ? state : 'absent')
+  if (plan.refuse.length > 0) {
+    log.error({ event: 'stale_attachments', mount, leftovers: plan.refuse.map(leftoverFields) },
+      'refusing to start: a dead daemon\'s swap or mounts on this mount point are still active')
+    throw new StartError(refusalMessage(mount, plan.refuse), EXIT_STALE_ATTACHMENTS)
   }
-  for (const n of names) {
+  for (const l of plan.detach) {
     try {
-      const f = readFileSync(`/sys/block/${n}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '')
-      if (f.startsWith(prefix)) out.add(f)
-    } catch {
-      // not attached
+      execFileSync('losetup', ['-d', l.loop], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 })
+    } catch (err) {
+      const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim()
+      log.error({ event: 'stale_loop_detach_failed', mount, loop: l.loop, blockFile: l.blockFile, err: stderr || (err as Error).message },
+        `could not detach a loop device left by a killed daemon: losetup -d ${l.loop}`)
+      continue
     }
+    // Someone holding it open (udev, a reader) defers the detach to the last close (autoclear).
+    const still = listLoopDevices().some((x) => x.dev === l.loop && x.backingFile === l.blockFile)
+    log.warn({ event: still ? 'stale_loop_detach_deferred' : 'stale_loop_detached', mount, loop: l.loop, blockFile: l.blockFile },
+      still ? 'a loop device left by a killed daemon is still open: it detaches at its last close'
+        : 'detached a loop device left on the block file of a killed daemon')
   }
-  return [...out]
-}
-
-/** Swap areas and mounts a previous daemon on `mount` left active; empty when it is safe to start. */
-export function staleAttachments(mount: string): string[] {
-  const found: string[] = []
-  const swaps = new Set(activeSwaps())
-  const mounts = new Set<string>()
-  for (const a of readManagedAttachments(mount)) {
-    // the record's loop device, if it is still on that block file (the path relative to the lost
-    // mount once the dead mount was lazily unmounted); a reused loop number is someone else's
-    let backing = ''
-    try {
-      backing = readFileSync(`/sys/block/${a.loop.slice(5)}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '')
-    } catch {
-      continue // detached
-    }
-    if (backing !== a.blockFile && !backing.endsWith(`/dev/${a.device}`)) continue
-    if (swaps.has(a.loop)) found.push(`${a.loop} (swap of ${a.device})`)
-    if (a.mountPoint !== null) mounts.add(a.mountPoint)
+  if (plan.leave.length > 0) {
+    log.warn({ event: 'stale_loops_left', mount, leftovers: plan.leave.map(leftoverFields) },
+      'loop devices name block files under this mount point, which is not a dead zramfuse mount here: left alone')
   }
-  if (mounts.size > 0) {
-    for (const a of readManagedAttachments(mount)) {
-      const att = findAttachments(a.blockFile)
-      for (const mp of att.mounts) if (mounts.has(mp)) found.push(`${a.loop} (mounted at ${mp})`)
-    }
-  }
-  // loop devices still on the block files of a dead mount at this path (not yet lazily unmounted)
-  for (const file of attachedBlockFiles(mount)) {
-    const att = findAttachments(file)
-    for (const sw of att.swaps) found.push(`${sw} (swap on ${file})`)
-    for (const mp of att.mounts) found.push(`${mp} (mounted from ${file})`)
-  }
-  return [...new Set(found)]
 }

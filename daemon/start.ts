@@ -14,8 +14,8 @@ import { createLogger } from './logger'
 import { loadMemlock, madviseShimPath } from './memlock'
 import { prepareMountPoint } from './mount-point'
 import { pidFilePath, readPidFile, removePidFile, writePidFile } from './runtime-files'
-import { processAlive } from './procfs'
-import { applySwapSafety, ensureMadviseShim } from './swap-safety'
+import { fuseDaemonAlive } from './procfs'
+import { applySwapSafety, ensureMadviseShim, swapSafetyVerdict } from './swap-safety'
 import { ReadyChannel } from './background'
 import { applyConfig } from './config/apply'
 import { ConfigError } from './config/ini'
@@ -23,7 +23,7 @@ import { hostMemTotalMb, loadConfig, type ZramConfig } from './config/zram-gener
 import { parseListenAddress, serveMetrics, ZramMetrics } from './metrics'
 import { Notifier } from './notify'
 import { placeKcompressdWorkers } from './kcompressd-cpus'
-import { EXIT_CONFIG, EXIT_STALE_ATTACHMENTS, StartError, staleAttachments } from './service-guard'
+import { clearLeftovers, EXIT_CONFIG, StartError } from './service-guard'
 import { setUpDevices, tearDownDevices, type ManagedAttachment } from './setup-devices'
 import { rmSync, writeFileSync } from 'node:fs'
 
@@ -101,13 +101,9 @@ function lockForSwap(wanted: boolean, whyNot: string, log: Logger): void {
   if (shimError !== null) return fail(shimError, {})
   const report = applySwapSafety(addon)
   const fields = { mlockall: report.mlockall, ioFlusher: report.ioFlusher }
-  if (!report.ok) return fail([report.mlockall.error, report.ioFlusher.error].filter((e) => e !== null).join('; '), fields)
-  if (!report.ioFlusher.ok) {
-    log.error({ event: 'swap_safety', applied: true, ...fields },
-      `memory locked; IO_FLUSHER not set: ${report.ioFlusher.error ?? ''}: under memory pressure the daemon's allocations may wait on swap-out`)
-    return
-  }
-  log.info({ event: 'swap_safety', applied: true, ...fields }, 'memory locked, IO_FLUSHER set')
+  const verdict = swapSafetyVerdict(report)
+  if (!verdict.start) return fail(verdict.message, fields)
+  log[verdict.level]({ event: 'swap_safety', applied: true, ...fields }, verdict.message)
 }
 
 /** Run the daemon in the foreground until SIGINT/SIGTERM or `zramfuse stop`. */
@@ -129,15 +125,9 @@ export async function start(opts: StartOptions): Promise<void> {
   } catch (err) {
     throw new StartError((err as Error).message, EXIT_CONFIG)
   }
-  // Never start over the swap of a daemon that died with it on (see service-guard.ts).
+  // Never start over the swap of a daemon that died with it on; detach its idle loop devices (service-guard.ts).
   const previous = readPidFile(mount)
-  if (previous === null || !processAlive(previous)) {
-    const stale = staleAttachments(mount)
-    if (stale.length > 0) {
-      throw new StartError(`an earlier daemon on ${mount} left these active: ${stale.join(', ')}; ` +
-        'its data is gone: swapoff / umount them and losetup -d their loop devices, then start again', EXIT_STALE_ATTACHMENTS)
-    }
-  }
+  if (previous === null || !fuseDaemonAlive(previous)) clearLeftovers(mount, log)
 
   const workers = opts.workers === undefined ? 'auto' : intOption('workers', opts.workers, 0, 0, MAX_WORKERS)
   const fifoSize = intOption('fifo-size', opts.fifoSize, DEFAULT_FIFO_SIZE, 1, MAX_FIFO_SIZE)

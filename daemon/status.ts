@@ -1,6 +1,9 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { findAttachments } from './attachments'
+import { findAttachments, readSystemView, type SystemView } from './attachments'
+import { daemonAt, listDaemons, type DaemonEntry } from './daemons'
+import { describeLeftover, leftoverFields, leftoverKind, leftoversOn, shellWord, undoCommands, type Leftover } from './leftovers'
+import { readManagedAttachments } from './setup-devices'
 
 /** The mm_stat and io_stat fields, in the kernel's order, named as zram.rst names them. */
 export const MM_STAT_FIELDS = ['orig_data_size', 'compr_data_size', 'mem_used_total', 'mem_limit',
@@ -87,4 +90,87 @@ export function formatTable(devs: DeviceStatus[], bytes: boolean): string {
   const line = (cells: string[]): string => cells.map((c, i) =>
     (leftAligned.has(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' ').trimEnd()
   return [line(header), ...rows.map(line)].join('\n') + '\n'
+}
+
+/** A daemon of the host with what `status` shows of it. */
+export interface DaemonReport extends DaemonEntry {
+  /** a live daemon's devices */
+  devices: DeviceStatus[]
+  /** why the devices of a live daemon could not be read */
+  error?: string
+  /** loop devices a dead daemon left on its block files (leftovers.ts) */
+  leftovers: Leftover[]
+}
+
+export function reportOf(d: DaemonEntry, view: SystemView = readSystemView()): DaemonReport {
+  if (d.state === 'live') {
+    try {
+      return { ...d, devices: readStatus(d.mount), leftovers: [] }
+    } catch (err) {
+      return { ...d, devices: [], error: (err as Error).message, leftovers: [] }
+    }
+  }
+  const leftovers = d.state === 'unmounted' ? [] : leftoversOn(d.mount, view, readManagedAttachments(d.mount))
+  return { ...d, devices: [], leftovers }
+}
+
+function stateLine(r: DaemonReport): string {
+  const daemon = r.pid === null ? 'its daemon' : `daemon ${r.pid}`
+  switch (r.state) {
+    case 'live': return `${r.mount}: ${r.error === undefined ? 'live' : `cannot read its devices: ${r.error}`}`
+    case 'dead': return `${r.mount}: dead (${daemon} is gone; the mount does not answer)`
+    case 'unmounted': return `${r.mount}: ${daemon} runs, but ${r.mount} is not mounted`
+    case 'gone': return `${r.mount}: ${daemon} is gone, nothing is mounted`
+  }
+}
+
+/** The lines for a daemon that is not serving: its state, what it left, and how to take that away. */
+export function formatNotServing(r: DaemonReport): string {
+  const lines = [stateLine(r)]
+  for (const l of r.leftovers) {
+    lines.push(`  ${describeLeftover(l)}`)
+    const kind = leftoverKind(l)
+    if (kind === 'attached' && r.state === 'dead') lines.push(`    (zramfuse start --mount ${shellWord(r.mount)} detaches it, or:)`)
+    for (const c of undoCommands(l)) lines.push(`    ${c}`)
+  }
+  if (r.state === 'dead' && r.leftovers.length === 0) lines.push(`  nothing attached: zramfuse start --mount ${shellWord(r.mount)} cleans it, or fusermount -uz ${shellWord(r.mount)}`)
+  return `${lines.join('\n')}\n`
+}
+
+function reportJson(r: DaemonReport): Record<string, unknown> {
+  return { mount: r.mount, pid: r.pid, state: r.state, ...(r.error === undefined ? {} : { error: r.error }),
+    devices: r.devices, leftovers: r.leftovers.map(leftoverFields) }
+}
+
+export interface StatusOutput {
+  stdout: string
+  stderr: string
+  code: number
+}
+
+/**
+ * `status` without --mount, as zramctl without a device: every initialised device of every live
+ * daemon in one table; then the daemons that are not serving and what they left. Exit 0.
+ */
+export function statusOfHost(bytes: boolean, json: boolean): StatusOutput {
+  const view = readSystemView()
+  // A stale pid file with nothing left behind is no news.
+  const reports = listDaemons().map((d) => reportOf(d, view)).filter((r) => r.state !== 'gone' || r.leftovers.length > 0)
+  if (json) return { stdout: `${JSON.stringify({ daemons: reports.map(reportJson) }, null, 2)}\n`, stderr: '', code: 0 }
+  const devs = reports.flatMap((r) => r.devices)
+  const table = devs.some((d) => d.disksize > 0) ? formatTable(devs, bytes) : ''
+  const others = reports.filter((r) => r.state !== 'live' || r.error !== undefined).map(formatNotServing)
+  return { stdout: [table, ...others].filter((s) => s !== '').join('\n'), stderr: '', code: 0 }
+}
+
+/** `status --mount DIR`: its devices; for a daemon that is not serving, what it left, and exit 1. */
+export function statusOfMount(mountArg: string, bytes: boolean, json: boolean): StatusOutput {
+  const mount = resolve(mountArg)
+  const entry = daemonAt(mount) ?? { mount, pid: null, state: 'gone' as const }
+  const r = reportOf(entry)
+  if (r.state === 'live' && r.error === undefined) {
+    return { stdout: json ? `${JSON.stringify(r.devices, null, 2)}\n` : formatTable(r.devices, bytes), stderr: '', code: 0 }
+  }
+  if (r.state === 'gone' && r.leftovers.length === 0) return { stdout: '', stderr: `zramfuse: no daemon is serving ${mount}\n`, code: 1 }
+  return { stdout: json ? `${JSON.stringify(reportJson(r), null, 2)}\n` : formatNotServing(r), stderr: '', code: 1 }
 }

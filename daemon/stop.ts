@@ -1,8 +1,9 @@
 import { readdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { detachSafely, findAttachments } from './attachments'
-import { processAlive } from './procfs'
-import { readPidFile } from './runtime-files'
+import { daemonAt, runningDaemons, type DaemonEntry } from './daemons'
+import { fuseDaemonAlive, processAlive } from './procfs'
+import { readPidFile, runtimeDir } from './runtime-files'
 import { readManagedAttachments } from './setup-devices'
 
 function blockFiles(mount: string): string[] {
@@ -23,8 +24,11 @@ function blockFiles(mount: string): string[] {
 export async function stop(mountArg: string, force: boolean): Promise<number> {
   const mount = resolve(mountArg)
   const pid = readPidFile(mount)
-  if (pid === null || !processAlive(pid)) {
-    process.stderr.write(`zramfuse: no daemon is serving ${mount}\n`)
+  if (pid === null || !fuseDaemonAlive(pid)) {
+    const d = daemonAt(mount)
+    const why = d?.state === 'dead' ? `: its daemon died (zramfuse status --mount ${mount} shows what it left)`
+      : d?.state === 'live' ? ` with a pid file in ${runtimeDir()} (started with another ZRAMFUSE_RUNTIME_DIR?)` : ''
+    process.stderr.write(`zramfuse: no daemon is serving ${mount}${why}\n`)
     return 1
   }
   // What the daemon's --config set up (swap, mounts) is ours to undo; anything else needs --force.
@@ -55,4 +59,26 @@ export async function stop(mountArg: string, force: boolean): Promise<number> {
     await new Promise((r) => setTimeout(r, 50))
   }
   return 0
+}
+
+/** Which daemon `stop` without --mount stops: the only one running, else why none (exit code). */
+export function chooseDaemonToStop(running: readonly DaemonEntry[]): { mount: string } | { message: string; code: number } {
+  if (running.length === 1) return { mount: (running[0] as DaemonEntry).mount }
+  if (running.length === 0) return { message: 'zramfuse: no zramfuse daemon is running\n', code: 1 }
+  return {
+    message: `zramfuse: ${running.length} zramfuse daemons are running; name one with --mount DIR:\n` +
+      running.map((d) => `  ${d.mount}${d.pid === null ? '' : ` (pid ${d.pid})`}\n`).join(''),
+    code: 2,
+  }
+}
+
+/**
+ * `stop` without --mount: the one daemon that runs on this host. With none, or several (listed),
+ * nothing is stopped: which one is for the command line to say (exit 2).
+ */
+export async function stopTheOnlyDaemon(force: boolean): Promise<number> {
+  const choice = chooseDaemonToStop(runningDaemons())
+  if ('mount' in choice) return stop(choice.mount, force)
+  process.stderr.write(choice.message)
+  return choice.code
 }

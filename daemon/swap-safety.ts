@@ -18,8 +18,8 @@
  * such a call as MADV_DONTNEED_LOCKED (Linux 5.18).
  *
  * IO_FLUSHER needs CAP_SYS_RESOURCE. Where no process can ever hold it (it is not in the capability
- * bounding set: a default Docker container, some CI sandboxes) its absence is logged at error level
- * but does not stop the daemon; anywhere else a failure does, as does a failure of mlockall.
+ * bounding set: a default Docker container, some CI sandboxes) its absence is a warning and does not
+ * stop the daemon; anywhere else a failure does, as does a failure of mlockall (swapSafetyVerdict).
  *
  * The memory cgroup guard (cgroup.ts) stays as a second line.
  */
@@ -179,6 +179,32 @@ export function applySwapSafety(addon: MemlockAddon, inputs: SwapSafetyInputs = 
   ml.after = readProcessMemory()
   ml.ok = ml.error === null
   return { ok: ml.ok && (io.ok || !io.required), mlockall: ml, ioFlusher: io }
+}
+
+/** How the start reports a swap-safety report: the log level, and whether the daemon may go on. */
+export interface SwapSafetyVerdict {
+  level: 'info' | 'warn' | 'error'
+  /** false: the start fails (exit 1) unless run with --no-mlock */
+  start: boolean
+  message: string
+}
+
+/**
+ * Error, and no start, when mlockall failed or IO_FLUSHER could be had and was not: a swap device
+ * whose daemon can be reclaimed hangs the machine under pressure. Only a warning when the memory is
+ * locked and IO_FLUSHER cannot be had on this machine at all (CAP_SYS_RESOURCE outside the bounding
+ * set: a default container): nothing the admin of the daemon can fix, and the start succeeded.
+ */
+export function swapSafetyVerdict(report: SwapSafetyReport): SwapSafetyVerdict {
+  if (!report.ok) {
+    const why = [report.mlockall.error, report.ioFlusher.error].filter((e) => e !== null).join('; ')
+    return { level: 'error', start: false, message: why }
+  }
+  if (!report.ioFlusher.ok) {
+    return { level: 'warn', start: true,
+      message: `memory locked; IO_FLUSHER not set: ${report.ioFlusher.error ?? ''}: under memory pressure the daemon's allocations may wait on swap-out` }
+  }
+  return { level: 'info', start: true, message: 'memory locked, IO_FLUSHER set' }
 }
 
 /** Set in the environment of the re-executed daemon; removed again once it runs. */

@@ -7,6 +7,7 @@ import { release } from 'node:os'
 import { errnoName, loadMemlock, madviseShimPath, memlockAddonPath, type MemlockAddon } from '../../daemon/memlock'
 import {
   CAP_IPC_LOCK, CAP_SYS_RESOURCE, applySwapSafety, ensureMadviseShim, hasCapability, isMapped, parseCapSet, parseMemlockLimit,
+  swapSafetyVerdict,
 } from '../../daemon/swap-safety'
 
 const ADDON = memlockAddonPath()
@@ -227,4 +228,29 @@ t.test('applySwapSafety: what is applied, what stops the daemon', async (t) => {
   const enomem = run(fake({ mlock: 12 }), ALL_CAPS, LIMITS('unlimited'))
   t.notOk(enomem.ok)
   t.match(enomem.mlockall.error, /ENOMEM/)
+})
+
+t.test('swapSafetyVerdict: the log level and whether the daemon starts', async (t) => {
+  const run = (addon: MemlockAddon, st: string, lim: string) => swapSafetyVerdict(applySwapSafety(addon, { addon, status: st, limits: lim, threads: 9 }))
+
+  t.match(run(fake({}), ALL_CAPS, LIMITS('unlimited')), { level: 'info', start: true, message: 'memory locked, IO_FLUSHER set' })
+
+  // This machine: memory locked, IO_FLUSHER impossible (CAP_SYS_RESOURCE not in the bounding set):
+  // the start succeeded, so it is a warning, not an error.
+  const here = run(fake({ set: 1, get: -1 }), NO_SYS_RESOURCE, LIMITS('8388608'))
+  t.match(here, { level: 'warn', start: true })
+  t.match(here.message, /^memory locked; IO_FLUSHER not set: prctl\(PR_SET_IO_FLUSHER\): EPERM .*bounding set/)
+
+  // Real problems stay errors and stop the start.
+  const dropped = run(fake({ set: 1, get: -1 }), 'CapEff:\t000001fffeffffff\nCapBnd:\t000001ffffffffff\n', LIMITS('unlimited'))
+  t.match(dropped, { level: 'error', start: false }, 'IO_FLUSHER obtainable but not held')
+  t.match(dropped.message, /needs CAP_SYS_RESOURCE/)
+  const noLock = run(fake({ mlock: 12 }), ALL_CAPS, LIMITS('unlimited'))
+  t.match(noLock, { level: 'error', start: false }, 'mlockall failed')
+  t.match(noLock.message, /^mlockall\(MCL_CURRENT\|MCL_FUTURE\|MCL_ONFAULT\): ENOMEM$/)
+  const noLockHere = run(fake({ set: 1, get: -1, mlock: 12 }), NO_SYS_RESOURCE, LIMITS('unlimited'))
+  t.match(noLockHere, { level: 'error', start: false }, 'mlockall failed where IO_FLUSHER is impossible: still an error')
+  t.match(noLockHere.message, /ENOMEM; prctl\(PR_SET_IO_FLUSHER\): EPERM/, 'naming both')
+  const limited = run(fake({ set: 1 }), UNPRIVILEGED, LIMITS('8388608'))
+  t.match(limited, { level: 'error', start: false }, 'RLIMIT_MEMLOCK too small')
 })

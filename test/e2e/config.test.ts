@@ -182,7 +182,19 @@ if (canRunE2E(t, ['mkswap', 'swapon', 'swapoff', 'mkfs.ext4'])) {
     await exitOf(d)
     const again = await cli(['start', '--mount', d.mount, '--config', join(dir, 'z.conf')], 60_000)
     t.equal(again.code, 69, 'EX_UNAVAILABLE: systemd does not restart into it')
-    t.match(again.stderr, new RegExp(`an earlier daemon on ${d.mount} left these active: ${loops[0]} \\(mounted at ${fsDir}\\)`))
+    t.match(again.stderr, `an earlier daemon on ${d.mount} died and left these active; the data of its devices is gone:\n` +
+      `  ${loops[0]} on ${d.blockFile}: mounted at ${fsDir}\n`)
+    t.match(again.stderr, `undo them, then start again:\n  umount ${fsDir}\n  losetup -d ${loops[0]}`)
+    // Once the dead mount is lazily unmounted the kernel names the block file /dev/zram0, which no
+    // longer says whose it is: the daemon's record of its attachments still finds it.
+    await run('fusermount', ['-uz', d.mount])
+    const hidden = await cli(['start', '--mount', d.mount, '--config', join(dir, 'z.conf')], 60_000)
+    t.equal(hidden.code, 69, 'after a lazy unmount of the dead mount: still refused')
+    t.match(hidden.stderr, `  ${loops[0]} on /dev/zram0: mounted at ${fsDir}\n`)
+    const st = await cli(['status', '--mount', d.mount])
+    t.equal(st.code, 1)
+    t.equal(st.stdout, `${d.mount}: daemon ${d.pid} is gone, nothing is mounted\n  ${loops[0]} on /dev/zram0: mounted at ${fsDir}\n` +
+      `    umount ${fsDir}\n    losetup -d ${loops[0]}\n`, 'status shows it')
     // undo it by hand, as the message says; then a start goes through
     await run('umount', [fsDir])
     await run('losetup', ['-d', loops[0] as string])
