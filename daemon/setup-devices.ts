@@ -4,7 +4,8 @@
  * - fs-type=swap: a direct-I/O loop device on <mount>/dev/zramN, mkswap, swapon with the priority
  *   and the options (`discard` by default);
  * - a file system: the loop device, mkfs.<fs-type>, and mount at mount-point with the options.
- * The loop device is set up as scripts/zram-swap.sh and zram-mkfs.sh do (losetup --direct-io=on).
+ * The loop device is set up as scripts/zram-swap.sh and zram-mkfs.sh do (losetup --direct-io=on,
+ * its requests capped at what the transport takes in one: capLoopRequests).
  *
  * Every command runs asynchronously: mkswap, mkfs and swapoff do I/O through the loop device into
  * this very process, whose event loop must keep serving it. For the same reason attachments are
@@ -18,7 +19,9 @@
  */
 import { execFile } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { writeFile } from 'node:fs/promises'
+import { basename, join } from 'node:path'
+import { MAX_IO_BYTES } from '../src/fuse/mount'
 import type { EventLog } from '../src/log'
 import { detachSafelyAsync } from './attachments'
 import type { DeviceConfig, ZramConfig } from './config/zram-generator'
@@ -81,8 +84,24 @@ export function mkfsArgs(d: DeviceConfig, loop: string): string[] {
   return [...(/^ext[234]$/.test(d.fsType) ? ['-q'] : []), loop]
 }
 
+/**
+ * No request of the loop device larger than one FUSE request (queue/max_sectors_kb): FUSE splits
+ * a larger one, and a loop device takes a write whose later part failed (the pool at its limit)
+ * for done, so swap would read back pages that were never stored. Written asynchronously, as
+ * everything here (the daemon serves its own mount meanwhile).
+ */
+export async function capLoopRequests(loop: string, maxIoBytes = MAX_IO_BYTES): Promise<void> {
+  await writeFile(`/sys/block/${basename(loop)}/queue/max_sectors_kb`, `${Math.floor(maxIoBytes / 1024)}\n`)
+}
+
 async function setUpOne(d: DeviceConfig, blockFile: string, log: EventLog): Promise<ManagedAttachment | null> {
   const loop = (await run('losetup', ['--direct-io=on', '--find', '--show', blockFile])).trim()
+  try {
+    await capLoopRequests(loop)
+  } catch (err) {
+    await run('losetup', ['-d', loop])
+    throw new Error(`cannot cap ${loop}'s requests at ${MAX_IO_BYTES / 1024} KiB: ${(err as Error).message}`)
+  }
   const att: ManagedAttachment = { device: d.name, blockFile, loop, fsType: d.fsType, mountPoint: null }
   if (d.fsType === 'swap') {
     await run('mkswap', ['-q', loop])

@@ -52,7 +52,30 @@ attach() {
   if [ "$(cat "/sys/block/${loop#/dev/}/loop/dio" 2>/dev/null || echo 0)" != 1 ]; then
     echo "$(basename "$0"): WARNING: direct I/O is not active on $loop: pages will be cached twice" >&2
   fi
+  cap_requests "$loop" "$file"
   echo "$loop"
+}
+
+# detach LOOP: losetup -d, with the request cap of cap_requests taken off first (a loop device
+# keeps its queue settings for its next user)
+detach() {
+  local q="/sys/block/${1#/dev/}/queue"
+  cat "$q/max_hw_sectors_kb" > "$q/max_sectors_kb" 2>/dev/null || true
+  losetup -d "$1"
+}
+
+# cap_requests LOOP FILE: no request of LOOP larger than the daemon takes in one (its
+# queue/max_hw_sectors_kb). FUSE splits a larger one, and a loop device takes a write whose later
+# part failed (the pool at its limit) for done: the kernel's swap would then read back pages that
+# were never stored.
+cap_requests() {
+  local loop="$1" file="$2" kb
+  local attr="${file%/dev/*}/sys/block/${file##*/}/queue/max_hw_sectors_kb"
+  kb="$(cat "$attr" 2>/dev/null)" || die "cannot read $attr (is $file a zramfuse block file?)"
+  if ! echo "$kb" > "/sys/block/${loop#/dev/}/queue/max_sectors_kb"; then
+    detach "$loop" || true
+    die "cannot cap $loop's requests at $kb KiB (loop device detached again)"
+  fi
 }
 
 # orphan_loops: loop devices whose backing file is no longer at the path the kernel shows (its

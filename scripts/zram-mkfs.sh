@@ -41,14 +41,14 @@ cmd_mount() {
     ext2 | ext3 | ext4 | xfs) mkfs_opts=(-q "${mkfs_opts[@]}") ;;
   esac
   if ! "mkfs.$fs" "${mkfs_opts[@]}" "$loop" >/dev/null; then
-    losetup -d "$loop" || true
+    detach "$loop" || true
     die "mkfs.$fs ${mkfs_opts[*]} $loop failed (loop device detached again)"
   fi
   mkdir -p -- "$mp"
   local mo=()
   [ -z "$mount_opts" ] || mo=(-o "$mount_opts")
   if ! mount "${mo[@]}" -- "$loop" "$mp"; then
-    losetup -d "$loop" || true
+    detach "$loop" || true
     die "mount $loop $mp failed (loop device detached again)"
   fi
   echo "$loop"
@@ -73,7 +73,7 @@ cmd_umount() {
     echo "$(basename "$0"): $loop is still in use elsewhere: not detaching it" >&2
     return 0
   fi
-  losetup -d "$loop" || die "losetup -d $loop failed"
+  detach "$loop" || die "losetup -d $loop failed"
 }
 
 [ "$#" -ge 1 ] || usage

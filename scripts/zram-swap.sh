@@ -43,11 +43,11 @@ cmd_on() {
   loop="$(attach "$file")"
   # from here on, undo the loop device if a later step fails
   if ! mkswap -q -- "$loop" >/dev/null; then
-    losetup -d "$loop" || true
+    detach "$loop" || true
     die "mkswap $loop failed (loop device detached again)"
   fi
   if ! swapon "${swapon_opts[@]}" -- "$loop"; then
-    losetup -d "$loop" || true
+    detach "$loop" || true
     die "swapon ${swapon_opts[*]} $loop failed (loop device detached again)"
   fi
   echo "$loop"
@@ -89,7 +89,7 @@ cmd_off() {
       rc=1
       continue
     fi
-    if ! losetup -d "$loop"; then
+    if ! detach "$loop"; then
       echo "$(basename "$0"): ERROR: losetup -d $loop failed" >&2
       rc=1
     fi

@@ -3,6 +3,8 @@ import type { ZramDevice } from '../device/zram-device'
 import type { Attribute } from '../sysfs/attribute'
 import { controlAttributes, zramAttributes } from '../sysfs/zram-attributes'
 import { extensionAttributes } from '../sysfs/zramfuse-attributes'
+import { formatInt } from '../sysfs/format'
+import { MODE_RO } from '../sysfs/attribute'
 
 /** What a path of the mount names. Attribute nodes carry their target so open/read/write need no lookup. */
 export type Node =
@@ -37,9 +39,17 @@ export function nodeDevice(node: Node): ZramDevice | null {
  */
 export class PathTree {
   private readonly devices: DeviceSet
+  /**
+   * queue/max_hw_sectors_kb, as every block device has: the largest request the transport takes.
+   * A loop device must not send larger ones (scripts/lib-loop.sh caps its max_sectors_kb to it):
+   * FUSE would split them, and a loop device takes a write whose later part failed for done.
+   */
+  private readonly maxHwSectorsKb: Attribute<DeviceSet>
 
-  constructor(devices: DeviceSet) {
+  constructor(devices: DeviceSet, maxIoBytes: number) {
     this.devices = devices
+    const kb = Math.floor(maxIoBytes / 1024)
+    this.maxHwSectorsKb = { name: 'max_hw_sectors_kb', mode: MODE_RO, show: () => formatInt(kb) }
   }
 
   resolve(path: string): Node | undefined {
@@ -64,7 +74,7 @@ export class PathTree {
         if (parts[0] !== 'sys') return undefined
         if (parts[1] === 'block') {
           const dev = this.device(parts[2])
-          return dev && dir(() => [...zramAttributes.map((a) => a.name), 'zramfuse'], dev)
+          return dev && dir(() => [...zramAttributes.map((a) => a.name), 'queue', 'zramfuse'], dev)
         }
         if (parts[1] === 'class' && parts[2] === 'zram-control') return dir(() => controlAttributes.map((a) => a.name))
         return undefined
@@ -78,11 +88,16 @@ export class PathTree {
         const dev = this.device(parts[2])
         if (!dev) return undefined
         if (parts[3] === 'zramfuse') return dir(() => extensionAttributes.map((a) => a.name), dev)
+        if (parts[3] === 'queue') return dir(() => [this.maxHwSectorsKb.name], dev)
         const attr = zramAttributes.find((a) => a.name === parts[3])
         return attr && { kind: 'attr', attr, target: dev }
       }
       case 5: {
-        if (parts[0] !== 'sys' || parts[1] !== 'block' || parts[3] !== 'zramfuse') return undefined
+        if (parts[0] !== 'sys' || parts[1] !== 'block') return undefined
+        if (parts[3] === 'queue') {
+          return this.device(parts[2]) && parts[4] === this.maxHwSectorsKb.name ? { kind: 'control', attr: this.maxHwSectorsKb, target: this.devices } : undefined
+        }
+        if (parts[3] !== 'zramfuse') return undefined
         const dev = this.device(parts[2])
         const attr = extensionAttributes.find((a) => a.name === parts[4])
         return dev && attr && { kind: 'attr', attr, target: dev }

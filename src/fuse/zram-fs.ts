@@ -3,6 +3,7 @@ import type { DeviceSet } from '../device/device-set'
 import { Errno, ErrnoError, errnoName } from '../errno'
 import type { EventLog } from '../log'
 import { planFallocate } from './fallocate'
+import { MAX_IO_BYTES } from './mount'
 import { NodeMetaStore } from './node-meta'
 import { type Node, nodeDevice, PathTree } from './path-tree'
 
@@ -48,8 +49,9 @@ export class ZramFs {
   /** The scope of metadata of nodes that belong to no device (directories, zram-control). */
   private readonly devices: DeviceSet
 
-  constructor(devices: DeviceSet, log: EventLog) {
-    this.tree = new PathTree(devices)
+  /** maxIoBytes: the largest read or write the transport takes (queue/max_hw_sectors_kb). */
+  constructor(devices: DeviceSet, log: EventLog, maxIoBytes = MAX_IO_BYTES) {
+    this.tree = new PathTree(devices, maxIoBytes)
     this.devices = devices
     this.log = log
   }

@@ -4,82 +4,17 @@
 // Teardown order: kill the process, swapoff, losetup -d, rmdir the cgroup, stop the daemon.
 import tap from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { canRunE2E, daemonEnv, startDaemon } from './daemon'
-import { cgroupLayout, memoryCgroupDirOf, readText, REPO, run, sleep, swapUsedKiB } from './util'
+import { exitOf, type MemCgroup, makeMemCgroup, removeCgroup } from './memcg'
+import { cgroupLayout, readText, REPO, run, sleep, swapUsedKiB } from './util'
 
 const TOUCH_MIB = 256
 const LIMIT_MIB = 96
 const MEMHOG = join(__dirname, 'fixtures', 'memhog.js')
 const SWAP_SCRIPT = join(REPO, 'scripts', 'zram-swap.sh')
-
-interface MemCgroup {
-  dir: string
-  /** bytes of this cgroup's memory currently in swap, if the kernel tells */
-  swapBytes(): number | null
-}
-
-/** A fresh memory cgroup with a hard limit of `limitMiB` and unlimited swap. */
-function makeMemCgroup(name: string, limitMiB: number): MemCgroup {
-  const layout = cgroupLayout()
-  if (layout.kind === 'v2') {
-    const sub = join(layout.root, 'cgroup.subtree_control')
-    if (!readFileSync(sub, 'utf8').split(/\s+/).includes('memory')) writeFileSync(sub, '+memory\n')
-    const dir = join(layout.root, name)
-    mkdirSync(dir)
-    writeFileSync(join(dir, 'memory.max'), `${limitMiB * 1024 * 1024}\n`)
-    if (existsSync(join(dir, 'memory.swap.max'))) writeFileSync(join(dir, 'memory.swap.max'), 'max\n')
-    return {
-      dir,
-      swapBytes: () => {
-        const v = readText(join(dir, 'memory.swap.current'))
-        return v === null ? null : Number(v.trim())
-      },
-    }
-  }
-  if (layout.kind === 'v1') {
-    // a child of the cgroup this test runs in, so the limits around us still apply
-    const parent = memoryCgroupDirOf('self') ?? layout.memoryRoot
-    const dir = join(parent, name)
-    mkdirSync(dir)
-    writeFileSync(join(dir, 'memory.limit_in_bytes'), `${limitMiB * 1024 * 1024}\n`)
-    try {
-      writeFileSync(join(dir, 'memory.swappiness'), '100\n')
-    } catch {
-      // some kernels refuse per-cgroup swappiness: the default works too
-    }
-    return {
-      dir,
-      swapBytes: () => {
-        const memsw = readText(join(dir, 'memory.memsw.usage_in_bytes'))
-        const mem = readText(join(dir, 'memory.usage_in_bytes'))
-        return memsw === null || mem === null ? null : Math.max(0, Number(memsw) - Number(mem))
-      },
-    }
-  }
-  throw new Error('no memory cgroup controller (neither cgroup v2 nor a v1 memory hierarchy)')
-}
-
-async function removeCgroup(dir: string): Promise<void> {
-  for (let i = 0; ; i++) {
-    try {
-      rmdirSync(dir)
-      return
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      if (code === 'ENOENT') return
-      if (i >= 100) throw new Error(`rmdir ${dir}: ${(err as Error).message}`)
-      await sleep(100)
-    }
-  }
-}
-
-function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode })
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
-}
 
 if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
   if (cgroupLayout().kind === 'none') {
