@@ -55,9 +55,10 @@ export const SLOT_INCOMPRESSIBLE = 1 << 24
 export const SLOT_DIRECT = 1 << 25
 
 /**
- * Flags that survive a change of where the page's data lives (writeback, segment cleaning): not
- * of what it holds, which goes through clear(). SLOT_DIRECT among them: new contents on their way
- * to the lower file must still find the page theirs when the old contents were moved meanwhile.
+ * Flags that survive a change of where the page's data lives: not of what it holds, which goes
+ * through clear(). SLOT_DIRECT among them: new contents on their way to the lower file must still
+ * find the page theirs when the old contents were moved meanwhile (setWrittenBack keeps it too,
+ * with REF; IDLE goes, as zram_writeback_complete clears it).
  */
 const KEEP_ON_MOVE = SLOT_IDLE | SLOT_REF | SLOT_DIRECT
 
@@ -141,7 +142,7 @@ export class PageTable {
     this.value[index * 2] = location >>> 0
     this.value[index * 2 + 1] = Math.floor(location / 0x100000000)
     this.meta[index] = SLOT_ALLOCATED | SLOT_WB | (huge ? SLOT_HUGE : 0) | (size & SIZE_MASK) |
-      ((prio & PRIO_MASK) << PRIO_SHIFT) | (this.meta[index] & SLOT_REF)
+      ((prio & PRIO_MASK) << PRIO_SHIFT) | (this.meta[index] & (SLOT_REF | SLOT_DIRECT))
   }
 
   /** A written-back page's location on the lower file. */
