@@ -104,7 +104,7 @@ async function coldRun(ds: Dataset, unit: number | null): Promise<ColdRow> {
     let idle = 0
     for (let i = 0; table && i < table.pages; i++) if (table.meta[i] & (1 << 18)) idle++
     const t0 = performance.now()
-    await dev.recompress({ mode: RECOMPRESS_IDLE, threshold: 0, maxPages: Infinity, prio: 1, prioMax: null, algo: null })
+    await dev.recompress({ mode: RECOMPRESS_IDLE, threshold: 0, maxPages: Infinity, prio: 1 })
     recompressMBps = (idle * 4096) / MiB / ((performance.now() - t0) / 1000)
   }
   dev.compact()

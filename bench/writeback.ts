@@ -5,7 +5,7 @@
  *
  *  1. formats: the real-data image (an ext4 image of /usr/share/doc, as the fidelity bench makes it)
  *     and the generated mix are written to a device, `idle all` + `writeback idle`; per format
- *     (page = the kernel's, compressed = writeback_compressed, packed = ours): bytes written to the
+ *     (page = the kernel's, compressed = compressed_writeback, packed = ours): bytes written to the
  *     lower file per page written back, lower-file bytes in use against compr_data_size before the
  *     writeback, and writeback throughput (MB/s of pages written back);
  *  2. seed 000's scenario: a foreground writer writes the data past a pool limit of a quarter of

@@ -48,7 +48,8 @@ export interface LowerTierStats {
  * back pages run concurrently with it.
  */
 export class LowerTier {
-  // Configuration: backing_dev and writeback_compressed before init; the rest any time.
+  // Configuration: backing_dev and compressed_writeback before init; the rest any time. All but
+  // backing_dev survive a reset, as in zram_reset_device.
   backingPath: string | null = null
   compressed = false
   /** zramfuse/writeback_packed: pack compressed records into segments (when compressed). */
@@ -77,7 +78,7 @@ export class LowerTier {
     return this.file !== null
   }
 
-  /** The format in use: page (kernel default), compressed (writeback_compressed), packed (ours). */
+  /** The format in use: page (kernel default), compressed (compressed_writeback), packed (ours). */
   get format(): 'page' | 'compressed' | 'packed' {
     return !this.compressed ? 'page' : this.packed ? 'packed' : 'compressed'
   }
@@ -91,7 +92,7 @@ export class LowerTier {
     this.log.info({ event: 'backing_dev', path: this.backingPath, blockDevice: file.isBlockDevice })
   }
 
-  /** disksize_store: the layout is fixed for the device's life (writeback_compressed is init-time). */
+  /** disksize_store: the layout is fixed for the device's life (compressed_writeback is init-time). */
   initialise(pages: number): void {
     if (this.file === null) return
     this.layout = this.format === 'packed'
@@ -99,17 +100,16 @@ export class LowerTier {
       : new BlockLayout({ file: this.file, devicePages: pages })
   }
 
-  /** reset: drop the backing device and every setting (reset_bdev and the writeback defaults). */
+  /**
+   * reset: drop the backing device (reset_bdev). compressed_writeback, writeback_batch_size,
+   * writeback_limit and writeback_limit_enable stay: they live in struct zram, not in the stats
+   * zram_reset_device clears (mainline; zram.rst says the limit resets, the code does not).
+   */
   reset(): void {
     this.layout = null
     this.file?.close()
     this.file = null
     this.backingPath = null
-    this.compressed = false
-    this.packed = true
-    this.limitEnable = false
-    this.limit = 0
-    this.batchSize = 32
     this.queue = Promise.resolve()
     this.writtenBackPages = this.lowerErrors = 0
     this.inErrorEpisode = false

@@ -1,6 +1,6 @@
 /**
  * recompress (CONFIG_ZRAM_MULTI_COMP): scan_slots_for_recompress, then recompress_slot for each
- * selected page, as in mainline zram_drv.c (7.1 merge window); and our multi-page units when
+ * selected page, as in mainline zram_drv.c (7.1: one priority per run, no chaining); and our multi-page units when
  * zramfuse/recompress_unit_pages is 2..16.
  *
  * Off the request path: the scan is one synchronous pass over the page table (like the kernel's),
@@ -32,19 +32,13 @@ export interface RecompressRequest {
   threshold: number
   /** max_pages: pages to attempt (Infinity for the kernel's default ULLONG_MAX). */
   maxPages: number
-  /** The lowest priority to try (priority=, default 1). */
+  /** The one priority whose algorithm the run uses (1..3, configured: the store checked it). */
   prio: number
-  /** One past the highest (priority=N gives N + 1); null: every configured one. */
-  prioMax: number | null
-  /** algo=: try only the slot with this algorithm (from prio up). */
-  algo: string | null
 }
 
 /** What the recompressor needs from its device (the device stays the only writer of the table). */
 export interface RecompressHost {
   readonly pageTable: PageTable | null
-  /** num_active_comps: configured algorithms, the primary included. */
-  readonly numActiveComps: number
   readonly units: UnitStore
   /** comp_algs[prio], or null. */
   algorithmOf(prio: number): string | null
@@ -128,44 +122,34 @@ export class Recompressor {
   }
 
   /**
-   * recompress_store after its argument loop: EINVAL when not initialised, when algo= names no
-   * slot at or above prio, or when no priority is left to try; then the run, after any run
-   * already going (the kernel's dev_lock serialises post-processing). Resolves with the pages
+   * recompress_store after its checks (the attribute's store): the run, after any run already
+   * going (the kernel's dev_lock serialises post-processing). Resolves with the pages
    * recompressed; rejects with ENOMEM when the pool cannot take a new object, EIO when a page
    * cannot be read.
    */
   recompress(req: RecompressRequest): Promise<number> {
     const table = this.host.pageTable
     if (table === null) throw new ErrnoError(Errno.EINVAL, 'recompress on an uninitialised device')
-    let prio = req.prio
-    let prioMax = req.prioMax ?? this.host.numActiveComps
-    if (req.algo !== null) {
-      let found = false
-      for (; prio < ZRAM_MAX_COMPS; prio++) {
-        if (this.host.algorithmOf(prio) === req.algo) {
-          prioMax = prio + 1
-          found = true
-          break
-        }
-      }
-      if (!found) throw new ErrnoError(Errno.EINVAL, `recompress: algorithm ${JSON.stringify(req.algo)} is not a recompression algorithm`)
-    }
-    prioMax = Math.min(prioMax, this.host.numActiveComps)
-    if (prio >= prioMax) throw new ErrnoError(Errno.EINVAL, `recompress: no algorithm at priority ${prio} or above`)
+    if (this.host.contextFor(req.prio) === null) throw new ErrnoError(Errno.EINVAL, `recompress: no algorithm at priority ${req.prio}`)
     const unitPages = this.unitPages
-    const run = this.queue.then(() => this.run(table, req.mode, req.threshold, req.maxPages, prio, prioMax, unitPages))
+    const run = this.queue.then(() => this.run(table, req.mode, req.threshold, req.maxPages, req.prio, unitPages))
     this.queue = run.catch(() => undefined)
     return run
   }
 
-  private async run(table: PageTable, mode: number, threshold: number, maxPages: number, prio: number, prioMax: number,
-    unitPages: number): Promise<number> {
+  /** highest_priority_algorithm: no algorithm is configured above prio. */
+  private highestPriority(prio: number): boolean {
+    for (let p = prio + 1; p < ZRAM_MAX_COMPS; p++) if (this.host.algorithmOf(p) !== null) return false
+    return true
+  }
+
+  private async run(table: PageTable, mode: number, threshold: number, maxPages: number, prio: number, unitPages: number): Promise<number> {
     if (this.host.pageTable !== table) return 0
     this.runs++
     const before = this.recompressedPages
     const candidates = unitPages > 1
-      ? await this.scanForUnits(table, mode, threshold, prioMax)
-      : await this.scanSlots(table, mode, prioMax)
+      ? await this.scanForUnits(table, mode, threshold, prio)
+      : await this.scanSlots(table, mode, prio)
     let budget = maxPages
     let i = 0
     let started: number
@@ -187,14 +171,14 @@ export class Recompressor {
           while (n < unitPages && n < budget && i + n < candidates.length && candidates[i + n] === index + n &&
             (table.meta[index + n] & SLOT_PP) !== 0) n++
           try {
-            budget -= this.recompressRun(table, index, n, threshold, prio, prioMax)
+            budget -= this.recompressRun(table, index, n, threshold, prio)
           } finally {
             for (let k = 0; k < n; k++) table.clearFlag(index + k, SLOT_PP)
           }
           i += n
         } else {
           try {
-            if (this.recompressSlot(table, index, threshold, prio, prioMax)) budget--
+            if (this.recompressSlot(table, index, threshold, prio)) budget--
           } finally {
             table.clearFlag(index, SLOT_PP)
           }
@@ -245,14 +229,14 @@ export class Recompressor {
    * scan_slots_for_recompress, then select_pp_slot's order: buckets of 64 bytes of object size,
    * the largest bucket first, and in a bucket the slot placed last first (list_add).
    */
-  private async scanSlots(table: PageTable, mode: number, prioMax: number): Promise<number[]> {
+  private async scanSlots(table: PageTable, mode: number, prio: number): Promise<number[]> {
     const buckets: number[][] = []
     for (let b = 0; b < NUM_PP_BUCKETS; b++) buckets.push([])
     await this.scan(table, (index) => {
       const meta = table.meta[index]
       if (!this.eligible(meta, mode)) return
       // Already compressed with the same or a higher priority.
-      if (table.priority(index) + 1 >= prioMax) return
+      if (table.priority(index) >= prio) return
       table.setFlag(index, SLOT_PP)
       buckets[Math.floor(table.size(index) / PP_BUCKET_SIZE_RANGE)].push(index)
     })
@@ -268,7 +252,7 @@ export class Recompressor {
    * Unit mode: the pages the kernel's scan would take (and at least threshold bytes), plus every
    * live member of a unit that has fallen below half its pages (it is regrouped), in index order.
    */
-  private async scanForUnits(table: PageTable, mode: number, threshold: number, prioMax: number): Promise<number[]> {
+  private async scanForUnits(table: PageTable, mode: number, threshold: number, prio: number): Promise<number[]> {
     const out: number[] = []
     const units = this.host.units
     await this.scan(table, (index) => {
@@ -277,7 +261,7 @@ export class Recompressor {
       if ((meta & SLOT_UNIT) !== 0) {
         take = (meta & (SLOT_PP | SLOT_INCOMPRESSIBLE)) === 0 && units.liveMembers(table, index) * 2 < table.unitPages(index)
       } else {
-        take = this.eligible(meta, mode) && table.priority(index) + 1 < prioMax && table.size(index) >= threshold
+        take = this.eligible(meta, mode) && table.priority(index) < prio && table.size(index) >= threshold
       }
       if (!take) return
       table.setFlag(index, SLOT_PP)
@@ -287,43 +271,33 @@ export class Recompressor {
   }
 
   /**
-   * recompress_slot: decompress, then try each algorithm from prio up until one puts the page in a
-   * strictly smaller size class (and under threshold when one is set); if the last one fails too,
-   * ZRAM_INCOMPRESSIBLE. Returns whether the page counted against max_pages.
+   * recompress_slot (mainline 7.1, one algorithm: prio's): decompress, compress with prio, keep the
+   * result if it lands in a strictly smaller size class (and under threshold when one is set);
+   * if not, and prio is the highest configured priority, ZRAM_INCOMPRESSIBLE. Returns whether the
+   * page counted against max_pages.
    */
-  private recompressSlot(table: PageTable, index: number, threshold: number, prio: number, prioMax: number): boolean {
+  private recompressSlot(table: PageTable, index: number, threshold: number, prio: number): boolean {
     const lenOld = table.size(index)
     // Objects already "small enough" are not touched.
     if (lenOld < threshold) return false
     this.host.decompressPage(index, this.page)
     // Touched: no longer IDLE, so no other post-processing picks it for being idle.
     table.clearFlag(index, SLOT_IDLE)
-    const classOld = lookupClassIndex(lenOld)
-    prio = Math.max(prio, table.priority(index) + 1)
-    if (prio >= prioMax) return false
-    let lenNew = 0
-    let made = -1
-    for (; prio < prioMax; prio++) {
-      const ctx = this.host.contextFor(prio)
-      if (ctx === null) continue
-      let n: number
-      try {
-        n = ctx.compress(this.page, this.cbuf)
-      } catch (err) {
-        throw new ErrnoError(Errno.EIO, `page ${index}: recompression failed: ${String(err)}`)
-      }
-      // 0: not even two pages held it; no class is larger.
-      lenNew = n === 0 ? this.cbuf.length : n
-      if (lookupClassIndex(lenNew) >= classOld || (threshold !== 0 && lenNew >= threshold)) continue
-      made = prio
-      break
+    const ctx = this.host.contextFor(prio) as CodecContext
+    let n: number
+    try {
+      n = ctx.compress(this.page, this.cbuf)
+    } catch (err) {
+      throw new ErrnoError(Errno.EIO, `page ${index}: recompression failed: ${String(err)}`)
     }
-    if (made < 0) {
-      // Every algorithm up to the highest configured one failed: do not try this page again.
-      if (prio >= this.host.numActiveComps) table.setFlag(index, SLOT_INCOMPRESSIBLE)
+    // 0: not even two pages held it; no class is larger.
+    const lenNew = n === 0 ? this.cbuf.length : n
+    if (lookupClassIndex(lenNew) >= lookupClassIndex(lenOld) || (threshold !== 0 && lenNew >= threshold)) {
+      // A later run with a higher priority may still try it, unless none is configured.
+      if (this.highestPriority(prio)) table.setFlag(index, SLOT_INCOMPRESSIBLE)
       return true
     }
-    this.host.replaceObject(index, this.cbuf, lenNew, made)
+    this.host.replaceObject(index, this.cbuf, lenNew, prio)
     this.recompressedPages++
     return true
   }
@@ -331,12 +305,12 @@ export class Recompressor {
   /**
    * Unit mode, n consecutive selected pages from first: one page goes the kernel's way (a lone
    * member of a sparse unit is split out instead); a run of 2 or more is compressed as one unit
-   * with the first algorithm from prio up whose unit takes less pool memory than the pages do now.
-   * When none does, each page goes the kernel's way. Returns the pages counted against max_pages.
+   * by prio's algorithm if the unit takes less pool memory than the pages do now. If not, each
+   * page goes the kernel's way. Returns the pages counted against max_pages.
    */
-  private recompressRun(table: PageTable, first: number, n: number, threshold: number, prio: number, prioMax: number): number {
+  private recompressRun(table: PageTable, first: number, n: number, threshold: number, prio: number): number {
     if (n === 1) {
-      if ((table.meta[first] & SLOT_UNIT) === 0) return this.recompressSlot(table, first, threshold, prio, prioMax) ? 1 : 0
+      if ((table.meta[first] & SLOT_UNIT) === 0) return this.recompressSlot(table, first, threshold, prio) ? 1 : 0
       this.host.decompressPage(first, this.page)
       this.host.splitMember(first, this.page, table.priority(first))
       this.membersSplit++
@@ -358,29 +332,27 @@ export class Recompressor {
         : GEOMETRY.size[classIndexOf(table.size(index))]
     }
     const src = ubuf.subarray(0, n * PAGE_SIZE)
-    for (let p = prio; p < prioMax; p++) {
-      const ctx = this.host.contextFor(p)
-      if (ctx === null) continue
-      let len: number
-      try {
-        len = ctx.compress(src, cunit)
-      } catch (err) {
-        throw new ErrnoError(Errno.EIO, `pages ${first}..${first + n - 1}: unit compression failed: ${String(err)}`)
-      }
-      if (len === 0 || len > MAX_UNIT_BYTES) continue
+    let len: number
+    try {
+      len = (this.host.contextFor(prio) as CodecContext).compress(src, cunit)
+    } catch (err) {
+      throw new ErrnoError(Errno.EIO, `pages ${first}..${first + n - 1}: unit compression failed: ${String(err)}`)
+    }
+    if (len !== 0 && len <= MAX_UNIT_BYTES) {
       const layout = unitLayout(len)
-      if (units.footprint(layout) >= oldFootprint) continue
-      this.host.storeUnit(first, n, cunit, len, layout, p)
-      this.recompressedPages += n
-      this.unitsWritten++
-      return n
+      if (units.footprint(layout) < oldFootprint) {
+        this.host.storeUnit(first, n, cunit, len, layout, prio)
+        this.recompressedPages += n
+        this.unitsWritten++
+        return n
+      }
     }
     // No unit saves memory here: page by page, as the kernel would (already counted); members of
     // sparse units become pages of their own.
     for (let k = 0; k < n; k++) {
       const index = first + k
       if ((table.meta[index] & SLOT_UNIT) === 0) {
-        this.recompressSlot(table, index, threshold, prio, prioMax)
+        this.recompressSlot(table, index, threshold, prio)
       } else {
         this.host.splitMember(index, ubuf.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE), table.priority(index))
         this.membersSplit++

@@ -336,11 +336,6 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
 
   // ---- RecompressHost ----
 
-  /** num_active_comps: the primary and every configured recompression algorithm. */
-  get numActiveComps(): number {
-    return 1 + this.recomp.configured
-  }
-
   algorithmOf(prio: number): string | null {
     return prio === 0 ? this.codec.name : this.recomp.nameOf(prio)
   }

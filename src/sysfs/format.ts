@@ -203,7 +203,7 @@ export function formatU32(n: Counter): string {
   return `${u32(n, 'value')}\n`
 }
 
-/** `"%d\n"` (hot_add, and bools shown with %d: writeback_limit_enable, writeback_compressed). */
+/** `"%d\n"` (hot_add, and bools shown with %d: writeback_limit_enable, compressed_writeback). */
 export function formatInt(n: Counter | boolean): string {
   return `${s32(typeof n === 'boolean' ? (n ? 1 : 0) : n, 'value')}\n`
 }

@@ -410,6 +410,8 @@ export function parseKeyValues(text: string): KeyValue[] {
 export interface AlgorithmParamsArgs {
   /** `priority=`, default ZRAM_PRIMARY_COMP; not range-checked yet */
   priority: number
+  /** `priority=` was given (the kernel's prio_param) */
+  priorityGiven: boolean
   /** `algo=`, or null */
   algo: string | null
   /** `level=`, null when not given (or given as INT_MIN, which the kernel takes as "not set") */
@@ -433,12 +435,13 @@ export interface AlgorithmParams extends AlgorithmParamsArgs {
  */
 export function parseAlgorithmParamsArgs(text: string): AlgorithmParamsArgs {
   const out: AlgorithmParamsArgs = {
-    priority: ZRAM_PRIMARY_COMP, algo: null, level: null, dict: null, deflateWinbits: null,
+    priority: ZRAM_PRIMARY_COMP, priorityGiven: false, algo: null, level: null, dict: null, deflateWinbits: null,
   }
   for (const { key, value } of parseKeyValues(text)) {
     if (value === null || value === '') einval(`algorithm_params: "${key}" has no value`)
     switch (key) {
       case 'priority':
+        out.priorityGiven = true
         out.priority = parseS32(value, 10)
         break
       case 'level': {
@@ -465,10 +468,11 @@ export function parseAlgorithmParamsArgs(text: string): AlgorithmParamsArgs {
 }
 
 /**
- * Phase 2 of algorithm_params_store, after its EBUSY check: `algo=` overrides `priority=` and
- * selects the first priority slot (0 up) whose configured algorithm is exactly that name (strcmp),
- * no match -> EINVAL; then the priority must be 0..3 (EINVAL). A priority whose slot has no
- * algorithm is accepted, as in mainline.
+ * Phase 2 of algorithm_params_store, after its EBUSY check (mainline 7.1, "unify and harden
+ * algo/priority params handling"): a `priority=` must be 0..3; `algo=` with `priority=` must name
+ * the algorithm configured at that priority (validate_algo_priority); `algo=` alone selects the
+ * lowest priority (0 up) configured with exactly that name (lookup_algo_priority); each failure
+ * EINVAL. Neither: the primary. A `priority=` alone whose slot has no algorithm is accepted.
  *
  * @param compAlgs the device's configured algorithm per priority (comp_algs[0..3]); null,
  *   undefined or "" for an unset slot.
@@ -477,23 +481,35 @@ export function resolveAlgorithmParams(
   args: AlgorithmParamsArgs,
   compAlgs: readonly (string | null | undefined)[],
 ): AlgorithmParams {
-  let priority = args.priority
-  if (args.algo !== null) {
-    priority = -Errno.EINVAL
-    for (let p = ZRAM_PRIMARY_COMP; p < ZRAM_MAX_COMPS; p++) {
-      const name = compAlgs[p]
-      if (!name) continue
-      if (name === args.algo) {
-        priority = p
-        break
-      }
-    }
-    if (priority < 0) einval(`algorithm_params: algorithm ${JSON.stringify(args.algo)} is not configured`)
+  const priority = resolveAlgoPriority('algorithm_params', args.priorityGiven ? args.priority : null, args.algo, compAlgs,
+    ZRAM_PRIMARY_COMP)
+  return { ...args, priority: priority ?? ZRAM_PRIMARY_COMP }
+}
+
+/**
+ * The priority that `priority=` / `algo=` name, as algorithm_params_store and recompress_store
+ * decide it since mainline 7.1: a given priority must be minPrio..3; with algo= too, the two must
+ * agree (validate_algo_priority); algo= alone is the lowest priority from minPrio configured with
+ * that name (lookup_algo_priority); each failure EINVAL. Null when neither is given.
+ */
+export function resolveAlgoPriority(
+  attr: string,
+  priority: number | null,
+  algo: string | null,
+  compAlgs: readonly (string | null | undefined)[],
+  minPrio: number,
+): number | null {
+  if (priority !== null && (priority < minPrio || priority >= ZRAM_MAX_COMPS)) einval(`${attr}: priority ${priority} out of range`)
+  if (algo !== null && priority !== null) {
+    if (!compAlgs[priority]) einval(`${attr}: no algorithm at priority ${priority}`)
+    if (compAlgs[priority] !== algo) einval(`${attr}: priority ${priority} is ${compAlgs[priority] as string}, not ${algo}`)
+    return priority
   }
-  if (priority < ZRAM_PRIMARY_COMP || priority >= ZRAM_MAX_COMPS) {
-    einval(`algorithm_params: priority ${priority} out of range`)
+  if (algo !== null) {
+    for (let p = minPrio; p < ZRAM_MAX_COMPS; p++) if (compAlgs[p] && compAlgs[p] === algo) return p
+    einval(`${attr}: algorithm ${JSON.stringify(algo)} is not configured`)
   }
-  return { ...args, priority }
+  return priority
 }
 
 /**
@@ -613,10 +629,10 @@ export function parseWritebackBatchSize(text: string): number {
 }
 
 /**
- * writeback_compressed_store (the reference calls it compressed_writeback): kstrtobool, failure ->
+ * compressed_writeback_store (mainline since 7.0; linux-next's writeback_compressed): kstrtobool, failure ->
  * EINVAL. The store checks EBUSY (initialised) after this.
  */
-export function parseWritebackCompressed(text: string): boolean {
+export function parseCompressedWriteback(text: string): boolean {
   return parseBool(text)
 }
 

@@ -4,7 +4,9 @@ import { codecNames } from '../codec/registry'
 import { Errno, ErrnoError } from '../errno'
 import { type Attribute, MODE_RO, MODE_RW, MODE_WO } from './attribute'
 import { formatRecompAlgorithmList, formatU64 } from './format'
-import { parseRecompAlgorithm, parseU32 } from './parse'
+import { parseRecompAlgorithm, parseU32, resolveAlgoPriority } from './parse'
+
+const ZRAM_SECONDARY_COMP = 1
 import { parseRecompress } from './recompress-parse'
 
 /** comp_algs[0..3] as the kernel's stores look them up. */
@@ -33,10 +35,16 @@ export const recompressAttributes: readonly Attribute<ZramDevice>[] = [
     name: 'recompress',
     mode: MODE_WO,
     store: async (dev, text) => {
-      // recompress_store: the argument loop and the threshold check, then (device) EINVAL when
-      // uninitialised, algo= not configured or no priority left; the write returns once the run is over.
-      const req = parseRecompress(text, dev.hugeLimit)
-      await dev.recompress(req)
+      // recompress_store (mainline 7.1): the argument loop and the threshold check, then EINVAL
+      // when uninitialised, for a priority outside 1..3, an algo= that priority= contradicts or
+      // that is not configured, or no algorithm at the priority chosen (1 by default: one
+      // priority per run, no chaining); the write returns once the run is over.
+      const args = parseRecompress(text, dev.hugeLimit)
+      if (!dev.initialised) throw new ErrnoError(Errno.EINVAL, 'recompress on an uninitialised device')
+      const prio = resolveAlgoPriority('recompress', args.priority, args.algo, configuredAlgorithms(dev), ZRAM_SECONDARY_COMP) ??
+        ZRAM_SECONDARY_COMP
+      if (dev.contextFor(prio) === null) throw new ErrnoError(Errno.EINVAL, `recompress: no algorithm at priority ${prio}`)
+      await dev.recompress({ mode: args.mode, threshold: args.threshold, maxPages: args.maxPages, prio })
     },
   },
 ]

@@ -8,24 +8,28 @@
  *
  * - type=idle|huge|huge_idle selects the pages; any other value leaves the mode as it was (a
  *   plain strcmp chain with no error: `type=foo` recompresses every page);
- * - max_pages= kstrtoull base 10, threshold= kstrtouint base 10, priority= kstrtouint base 10:
+ * - max_pages= kstrtoull base 10, threshold= kstrtouint base 10, priority= kstrtoint base 10:
  *   their EINVAL / ERANGE are returned as they are;
- * - priority=0 means 1 (the primary is never a recompression algorithm), and priority=N limits
- *   the run to that one priority (prio_max = N + 1);
- * - algo= is taken as is (looked up later, against the configured slots);
+ * - priority= and algo= are taken as they are; the store checks them against the configured
+ *   slots once the device is known to be initialised (resolveAlgoPriority: no autocorrection,
+ *   one priority per run since "zram: remove chained recompression", mainline 7.1);
  * - unknown keys are ignored; a repeated key keeps its last value.
  */
 import { Errno, ErrnoError } from '../errno'
-import { RECOMPRESS_HUGE, RECOMPRESS_IDLE, type RecompressRequest } from '../device/recompressor'
-import { parseKeyValues, parseU32, parseU64 } from './parse'
+import { RECOMPRESS_HUGE, RECOMPRESS_IDLE } from '../device/recompressor'
+import { parseKeyValues, parseS32, parseU32, parseU64 } from './parse'
 
-const ZRAM_PRIMARY_COMP = 0
-const ZRAM_SECONDARY_COMP = 1
+/** recompress's arguments: the request, and the priority= / algo= it names (null when not given). */
+export interface RecompressArgs {
+  mode: number
+  threshold: number
+  maxPages: number
+  priority: number | null
+  algo: string | null
+}
 
-export function parseRecompress(text: string, hugeClassSize: number): RecompressRequest {
-  const req: RecompressRequest = {
-    mode: 0, threshold: 0, maxPages: Infinity, prio: ZRAM_SECONDARY_COMP, prioMax: null, algo: null,
-  }
+export function parseRecompress(text: string, hugeClassSize: number): RecompressArgs {
+  const req: RecompressArgs = { mode: 0, threshold: 0, maxPages: Infinity, priority: null, algo: null }
   for (const { key, value } of parseKeyValues(text)) {
     if (value === null || value === '') throw new ErrnoError(Errno.EINVAL, `recompress: "${key}" has no value`)
     switch (key) {
@@ -44,14 +48,9 @@ export function parseRecompress(text: string, hugeClassSize: number): Recompress
       case 'algo':
         req.algo = value
         break
-      case 'priority': {
-        let prio = parseU32(value, 10)
-        if (prio === ZRAM_PRIMARY_COMP) prio = ZRAM_SECONDARY_COMP
-        req.prio = prio
-        // u32 arithmetic: priority=4294967295 wraps prio_max to 0 (refused later as out of range).
-        req.prioMax = (prio + 1) >>> 0
+      case 'priority':
+        req.priority = parseS32(value, 10)
         break
-      }
       default:
         break
     }

@@ -3,7 +3,7 @@ import { Errno, ErrnoError } from '../errno'
 import { type Attribute, MODE_RO, MODE_RW, MODE_WO } from './attribute'
 import { formatBackingDev, formatBdStat, formatInt, formatU32, formatU64 } from './format'
 import {
-  memparse, parseBackingDev, parseBool, parseU32, parseIdle, parseWritebackBatchSize, parseWritebackCompressed, parseWritebackLimit,
+  memparse, parseBackingDev, parseBool, parseU32, parseIdle, parseWritebackBatchSize, parseCompressedWriteback, parseWritebackLimit,
   parseWritebackLimitEnable,
 } from './parse'
 import { parseWritebackRequest } from './writeback-parse'
@@ -72,13 +72,13 @@ export const writebackAttributes: readonly Attribute<ZramDevice>[] = [
     },
   },
   {
-    // The kernel's name (DEVICE_ATTR_RW(writeback_compressed)); some docs say compressed_writeback.
-    name: 'writeback_compressed',
+    // Mainline's name since 7.0 (linux-next had writeback_compressed): kstrtobool, then EBUSY once initialised.
+    name: 'compressed_writeback',
     mode: MODE_RW,
     show: (dev) => formatInt(dev.lower.compressed),
     store: (dev, text) => {
-      const v = parseWritebackCompressed(text)
-      if (dev.initialised) throw new ErrnoError(Errno.EBUSY, 'writeback_compressed is set before disksize')
+      const v = parseCompressedWriteback(text)
+      if (dev.initialised) throw new ErrnoError(Errno.EBUSY, 'compressed_writeback is set before disksize')
       dev.lower.compressed = v
     },
   },
@@ -97,7 +97,7 @@ export const bdStatAttribute: Attribute<ZramDevice> = {
 export const writebackExtensionAttributes: readonly Attribute<ZramDevice>[] = [
   {
     // Pack compressed records densely into segments (on by default; applies when
-    // writeback_compressed=1). Set before disksize, like writeback_compressed.
+    // compressed_writeback=1). Set before disksize, like compressed_writeback.
     name: 'writeback_packed',
     mode: MODE_RW,
     show: (dev) => formatInt(dev.lower.packed),

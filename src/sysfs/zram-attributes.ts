@@ -19,7 +19,7 @@ const SECTOR_SHIFT = 9
 /**
  * /sys/block/zramN/: the kernel's names, modes, formats and errno, in zram_disk_attrs order, as of
  * mainline (drivers/block/zram/zram_drv.c, 7.1 merge window; the interface of 6.18 plus
- * writeback_batch_size and writeback_compressed), with CONFIG_ZRAM_WRITEBACK and CONFIG_ZRAM_MULTI_COMP. Every store parses with src/sysfs/parse.ts, which
+ * writeback_batch_size and compressed_writeback), with CONFIG_ZRAM_WRITEBACK and CONFIG_ZRAM_MULTI_COMP. Every store parses with src/sysfs/parse.ts, which
  * copies the kernel function named in its comment, and keeps the kernel's order of checks (parse
  * errors before EBUSY). The FUSE layer hands a store the written bytes one char per byte (latin1),
  * cut at 4096 as sysfs does, and logs one JSON line for each store it refuses.

@@ -147,7 +147,7 @@ t.test('the shrinker on, writeback_limit spent: pages cannot go down, the write 
   const dev = new ZramDevice(0)
   t.teardown(() => dev.close())
   t.equal(await store(dev, 'backing_dev', tmpPath(t)), 0)
-  t.equal(await store(dev, 'writeback_compressed', '1'), 0)
+  t.equal(await store(dev, 'compressed_writeback', '1'), 0)
   t.equal(await store(dev, 'disksize', `${2048 * PAGE}`), 0)
   t.equal(await store(dev, 'pool_limit', '512K'), 0)
   t.equal(await store(dev, 'writeback_limit', '64'), 0)
@@ -174,7 +174,7 @@ t.test('the shrinker on, a lower file that fills up: EIO, never over the limit, 
     t.teardown(() => dev.close())
     const lower = smallTmpfs(t, 2 * MiB) as string
     t.equal(await store(dev, 'backing_dev', lower), 0)
-    if (format === 'packed') t.equal(await store(dev, 'writeback_compressed', '1'), 0)
+    if (format === 'packed') t.equal(await store(dev, 'compressed_writeback', '1'), 0)
     const pages = 8192 // 32 MiB of data against a 1 MiB pool and a 2 MiB file system
     t.equal(await store(dev, 'disksize', `${pages * PAGE}`), 0)
     t.equal(await store(dev, 'pool_limit', '1M'), 0)
@@ -227,7 +227,7 @@ t.test('a page on its way to the lower file is not written back or recompressed 
   const dev = new ZramDevice(0)
   t.teardown(() => dev.close())
   t.equal(await store(dev, 'backing_dev', tmpPath(t)), 0)
-  t.equal(await store(dev, 'writeback_compressed', '1'), 0)
+  t.equal(await store(dev, 'compressed_writeback', '1'), 0)
   const pages = 1024
   t.equal(await store(dev, 'disksize', `${pages * PAGE}`), 0)
   t.equal(await store(dev, 'pool_limit', '256K'), 0)

@@ -57,7 +57,7 @@ async function fixture(t: Test, pages: Buffer[], opts: { recomp?: string[]; work
     const dir = mkdtempSync(join(tmpdir(), 'zf-recomp-'))
     t.teardown(() => rmSync(dir, { recursive: true, force: true }))
     t.equal(await store(dev, 'backing_dev', join(dir, 'lower')), 0)
-    t.equal(await store(dev, 'writeback_compressed', '1'), 0)
+    t.equal(await store(dev, 'compressed_writeback', '1'), 0)
   }
   t.equal(await store(dev, 'disksize', `${Math.max(pages.length, 16) * 4096}`), 0)
   if (opts.unit !== undefined) t.equal(await store(dev, 'recompress_unit_pages', `${opts.unit}`), 0)
@@ -135,12 +135,11 @@ t.test('recomp_algorithm: the kernel\'s grammar, format and errno', async (t) =>
   for (const [input, errno, why] of cases) t.equal(await store(dev, 'recomp_algorithm', input), errno, `${JSON.stringify(input)}: ${why}`)
   t.equal(await store(dev, 'recomp_algorithm', 'algo=zstd priority=2 foo=bar'), 0, 'unknown keys are ignored')
   t.equal(await store(dev, 'disksize', '1M'), 0)
-  t.equal(dev.numActiveComps, 4, 'num_active_comps: the primary and three recompression algorithms')
+  t.equal(show(dev, 'recomp_algorithm').trim().split('\n').length, 3, 'three recompression algorithms configured')
   t.equal(await store(dev, 'recomp_algorithm', 'algo=nope'), Errno.EINVAL, 'after init: parse errors first')
   t.equal(await store(dev, 'recomp_algorithm', 'algo=zstd'), Errno.EBUSY, 'then EBUSY')
   t.equal(await store(dev, 'reset', '1'), 0)
   t.equal(show(dev, 'recomp_algorithm'), '', 'reset drops the recompression algorithms')
-  t.equal(dev.numActiveComps, 1)
 })
 
 t.test('algorithm_params priority=N: kept for its slot, checked at disksize, EBUSY after', async (t) => {
@@ -153,6 +152,12 @@ t.test('algorithm_params priority=N: kept for its slot, checked at disksize, EBU
   t.equal(await store(dev, 'disksize', '1M'), Errno.EINVAL, 'priority 2 still has level 99: the backend refuses it at disksize')
   t.notOk(dev.initialised, 'the device stays uninitialised')
   t.equal(await store(dev, 'algorithm_params', 'algo=zstd level=19'), 0, 'algo= resolves to priority 2')
+  // 7.1 "unify and harden algo/priority params handling": priority= and algo= must agree.
+  t.equal(await store(dev, 'algorithm_params', 'algo=zstd priority=1 level=3'), Errno.EINVAL, 'priority 1 holds no zstd: EINVAL, neither overrides')
+  t.equal(await store(dev, 'algorithm_params', 'algo=zstd priority=3 level=3'), Errno.EINVAL, 'no algorithm at priority 3')
+  t.equal(await store(dev, 'algorithm_params', 'algo=zstd priority=2 level=19'), 0, 'they agree')
+  t.equal(await store(dev, 'algorithm_params', 'algo=lz4 level=1'), 0, 'algo= alone is looked up from priority 0: the primary')
+  t.equal(await store(dev, 'algorithm_params', 'priority=-1 level=1'), Errno.EINVAL, 'priority below 0')
   t.equal(dev.recomp.nameOf(2), 'zstd')
   t.equal(await store(dev, 'disksize', '1M'), 0)
   t.equal(await store(dev, 'algorithm_params', 'priority=2 level=3'), Errno.EBUSY, 'after init: EBUSY (as for the primary)')
@@ -192,16 +197,22 @@ t.test('recompress: every option\'s parse errors and the device checks, in the k
     ['threshold=x', Errno.EINVAL, 'kstrtouint'],
     ['threshold=4294967296', Errno.ERANGE, 'kstrtouint overflow'],
     ['threshold=3625', Errno.EINVAL, 'threshold >= huge_class_size'],
-    ['priority=x', Errno.EINVAL, 'kstrtouint'],
-    ['priority=-1', Errno.EINVAL, 'kstrtouint takes no sign'],
-    ['priority=2', Errno.EINVAL, 'no algorithm at priority 2 (num_active_comps is 2)'],
-    ['priority=3 algo=zstd', Errno.EINVAL, 'algo= is looked up from priority 3 up'],
+    ['priority=x', Errno.EINVAL, 'kstrtoint'],
+    ['priority=2147483648', Errno.ERANGE, 'kstrtoint overflow'],
+    ['priority=-1', Errno.EINVAL, 'below 1 (kstrtoint takes the sign; the range check refuses it)'],
+    // 7.1 "do not autocorrect bad recompression parameters": 0 was taken for 1.
+    ['priority=0', Errno.EINVAL, 'priority 0 is the primary: refused, not corrected to 1'],
+    ['priority=4', Errno.EINVAL, 'ZRAM_MAX_COMPS is 4'],
+    ['priority=2', Errno.EINVAL, 'no algorithm at priority 2'],
+    // 7.1 "unify and harden algo/priority params handling".
+    ['priority=3 algo=zstd', Errno.EINVAL, 'priority 3 holds no zstd'],
+    ['priority=1 algo=lz4', Errno.EINVAL, 'priority= and algo= disagree: neither overrides the other'],
     ['algo=lz4', Errno.EINVAL, 'the primary is not a recompression algorithm'],
     ['algo=nope', Errno.EINVAL, 'algo= names no slot'],
   ]
   for (const [input, errno, why] of cases) t.equal(await store(dev, 'recompress', input), errno, `${JSON.stringify(input)}: ${why}`)
   for (const input of ['', 'type=idle', 'type=huge', 'type=huge_idle', 'type=foo', 'threshold=3624', 'max_pages=0',
-    'max_pages=18446744073709551615', 'priority=0', 'priority=1', 'algo=zstd', 'algo=zstd priority=1', 'foo=bar', '"type=idle"\n']) {
+    'max_pages=18446744073709551615', 'priority=1', 'algo=zstd', 'algo=zstd priority=1', 'priority=1 algo=zstd', 'foo=bar', '"type=idle"\n']) {
     t.equal(await store(dev, 'recompress', input), 0, `${JSON.stringify(input)} is accepted`)
   }
   const only1 = new ZramDevice(1)
@@ -209,18 +220,18 @@ t.test('recompress: every option\'s parse errors and the device checks, in the k
   t.equal(await store(only1, 'recompress', 'type=idle'), Errno.EINVAL, 'no recompression algorithm at all')
 })
 
-t.test('the kernel\'s quirk with a gap: only priority 2 configured, nothing can be recompressed', async (t) => {
+t.test('only priority 2 configured: recompress names it, the default (priority 1) is EINVAL', async (t) => {
+  // Mainline 7.1 dropped num_active_comps: comps[prio] must exist for the priority the run uses.
   const rand = prng(seed)
   const pages = [makePage('text', rand), makePage('binary', rand)]
   const { dev } = await fixture(t, pages, { recomp: ['algo=zstd priority=2'] })
-  t.equal(dev.numActiveComps, 2)
-  t.equal(await store(dev, 'recompress', 'priority=2'), Errno.EINVAL, 'prio_max = min(3, num_active_comps 2): nothing left')
-  t.equal(await store(dev, 'recompress', 'algo=zstd'), Errno.EINVAL, 'the same through algo=')
-  t.equal(await store(dev, 'recompress', ''), 0, 'the default range [1, 2) has no algorithm: none is tried...')
   const table = dev.pageTable!
-  t.ok(table.meta[0] & SLOT_INCOMPRESSIBLE, '...and each page is flagged incompressible, as recompress_slot does')
-  t.equal(table.priority(0), 0)
-  await readsBack(t, dev, pages, 'after the no-op run')
+  t.equal(await store(dev, 'recompress', ''), Errno.EINVAL, 'no algorithm at priority 1, the default')
+  t.notOk(table.meta[0] & SLOT_INCOMPRESSIBLE, 'and nothing was flagged')
+  t.equal(await store(dev, 'recompress', 'priority=2'), 0, 'priority=2 runs')
+  t.equal(table.priority(0), 2, 'the text page is held by priority 2')
+  t.equal(await store(dev, 'recompress', 'algo=zstd'), 0, 'algo=zstd finds priority 2 too')
+  await readsBack(t, dev, pages, 'after the runs')
 })
 
 // ---- the size-class rule, INCOMPRESSIBLE, accounting ----
@@ -322,16 +333,19 @@ t.test('type=, threshold= and max_pages= select as the kernel\'s scan and bucket
   }
 })
 
-t.test('three priorities: each page goes to the first algorithm that helps; algo= and priority= limit the range', async (t) => {
+t.test('no chained recompression: a run uses one priority; only the highest one flags pages incompressible', async (t) => {
   const rand = prng(seed + 2)
   const pages = [makePage('text', rand), makePage('binary', rand), nibblePage(rand), makePage('text', rand)]
   // Priority 1 is lz4 at acceleration 1 (the same as the primary: never a smaller class), 2 is zstd.
   const { dev } = await fixture(t, pages, { recomp: ['algo=lz4 priority=1', 'algo=zstd priority=2'] })
   const table = dev.pageTable!
-  t.equal(await store(dev, 'recompress', 'priority=1'), 0)
-  t.same(pages.map((_, i) => table.priority(i)), [0, 0, 0, 0], 'priority=1 alone (lz4 again) improves nothing...')
+  // 7.1 "zram: remove chained recompression": without priority=, priority 1 only (it was 1, then 2).
+  t.equal(await store(dev, 'recompress', ''), 0)
+  t.same(pages.map((_, i) => table.priority(i)), [0, 0, 0, 0], 'the default run uses priority 1 (lz4 again) and improves nothing: zstd was not tried')
   t.same(pages.map((_, i) => (table.meta[i] & SLOT_INCOMPRESSIBLE) !== 0), [false, false, false, false],
-    '...and flags nothing: priority 2 was not tried')
+    '...and flags nothing: priority 1 is not the highest configured')
+  t.equal(await store(dev, 'recompress', 'priority=1'), 0)
+  t.same(pages.map((_, i) => table.priority(i)), [0, 0, 0, 0], 'priority=1 alone: the same')
   t.equal(await store(dev, 'recompress', 'algo=zstd'), 0)
   t.same(pages.map((_, i) => table.priority(i)), [2, 2, 2, 2], 'algo=zstd: every page is held by priority 2')
   await readsBack(t, dev, pages, 'three priorities')
@@ -351,7 +365,7 @@ t.test('writeback after recompression: incompressible pages found, recompressed 
   t.equal(table.priority(2), 1)
   t.equal(await store(dev, 'writeback', 'page_index=2'), 0)
   t.ok(table.meta[2] & SLOT_WB)
-  t.equal(table.priority(2), 1, 'a compressed record keeps its priority (the kernel keeps it for writeback_compressed)')
+  t.equal(table.priority(2), 1, 'a compressed record keeps its priority (the kernel keeps it for compressed_writeback)')
   await readsBack(t, dev, pages, 'from the lower file, decompressed with zstd')
   checkAccounting(t, dev, 'after writeback')
 })
@@ -561,7 +575,7 @@ t.test('reset in the middle of a recompression: the run stops, the device is fre
     const rand = prng(seed + 7)
     const pages = Array.from({ length: 64 }, (_, i) => (i % 2 ? makePage('text', rand) : similarPages(1, rand)[0]))
     const { dev } = await fixture(t, pages, { unit })
-    const run = dev.recompress({ mode: 0, threshold: 0, maxPages: Infinity, prio: 1, prioMax: null, algo: null })
+    const run = dev.recompress({ mode: 0, threshold: 0, maxPages: Infinity, prio: 1 })
     for (let k = 0; k < 5; k++) await new Promise((resolve) => setImmediate(resolve))
     t.ok(num(dev, 'recompressed_pages') > 0 && num(dev, 'recompressed_pages') < 64, `unit ${unit}: the run is under way (${num(dev, 'recompressed_pages')} pages)`)
     t.equal(await store(dev, 'reset', '1'), 0)

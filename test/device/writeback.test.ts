@@ -34,7 +34,7 @@ async function fixture(t: Test, opts: { compressed?: boolean; packed?: boolean; 
   const path = tmpPath(t)
   if (opts.algorithm) t.equal(await store(dev, 'comp_algorithm', opts.algorithm), 0)
   t.equal(await store(dev, 'backing_dev', `${path}\n`), 0)
-  if (opts.compressed) t.equal(await store(dev, 'writeback_compressed', '1'), 0)
+  if (opts.compressed) t.equal(await store(dev, 'compressed_writeback', '1'), 0)
   if (opts.packed === false) t.equal(await store(dev, 'writeback_packed', '0'), 0)
   t.equal(await store(dev, 'disksize', `${PAGES * 4096}`), 0)
   const rand = prng(seed)
@@ -132,8 +132,8 @@ t.test('writeback errno and modes', async (t) => {
   await store(dev, 'disksize', '1M')
   t.equal(await store(dev, 'writeback', 'idle'), Errno.ENODEV, 'no backing device: ENODEV')
   t.equal(await store(dev, 'backing_dev', '/tmp/x'), Errno.EBUSY, 'backing_dev after init: EBUSY')
-  t.equal(await store(dev, 'writeback_compressed', '1'), Errno.EBUSY)
-  t.equal(await store(dev, 'writeback_compressed', 'maybe'), Errno.EINVAL, 'parse before EBUSY')
+  t.equal(await store(dev, 'compressed_writeback', '1'), Errno.EBUSY)
+  t.equal(await store(dev, 'compressed_writeback', 'maybe'), Errno.EINVAL, 'parse before EBUSY')
   const { dev: d2 } = await fixture(t)
   t.equal(await store(d2, 'writeback', 'warm'), Errno.EINVAL)
   t.equal(await store(d2, 'writeback', `page_index=${PAGES}`), Errno.ERANGE)
@@ -152,6 +152,27 @@ t.test('writeback errno and modes', async (t) => {
   const n0 = Number(show(d2, 'written_back_pages'))
   t.equal(await store(d2, 'writeback', 'huge_idle'), 0)
   t.equal(Number(show(d2, 'written_back_pages')), n0)
+})
+
+t.test('compressed_writeback (mainline\'s name): kstrtobool\'s words; it and the other writeback settings outlive reset, as in zram_reset_device', async (t) => {
+  const dev = new ZramDevice(0)
+  t.teardown(() => dev.close())
+  for (const [word, want] of [['yes', '1'], ['no', '0'], ['on\n', '1'], ['off', '0'], ['Y', '1'], ['0', '0'], ['1', '1']] as const) {
+    t.equal(await store(dev, 'compressed_writeback', word), 0, JSON.stringify(word))
+    t.equal(show(dev, 'compressed_writeback'), `${want}\n`)
+  }
+  t.equal(await store(dev, 'compressed_writeback', 'x'), Errno.EINVAL)
+  t.equal(await store(dev, 'writeback_batch_size', '64'), 0)
+  t.equal(await store(dev, 'writeback_limit', '1000'), 0)
+  t.equal(await store(dev, 'writeback_limit_enable', '1'), 0)
+  t.equal(await store(dev, 'backing_dev', tmpPath(t)), 0)
+  t.equal(await store(dev, 'disksize', '1M'), 0)
+  t.equal(await store(dev, 'writeback_batch_size', '16'), 0, 'writeback_batch_size may change after init')
+  t.equal(await store(dev, 'writeback_batch_size', '0'), Errno.EINVAL)
+  t.equal(await store(dev, 'reset', '1'), 0)
+  t.equal(show(dev, 'backing_dev'), 'none\n', 'reset_bdev drops the backing device...')
+  t.same(['compressed_writeback', 'writeback_batch_size', 'writeback_limit', 'writeback_limit_enable'].map((a) => show(dev, a)),
+    ['1\n', '16\n', '1000\n', '1\n'], '...and keeps the rest: struct zram fields, not stats')
 })
 
 t.test('writeback_limit: consumed in 4 KiB units, EIO at 0, only while enabled', async (t) => {
@@ -245,7 +266,7 @@ t.test('shrinker: a pool limit far below the data; every write succeeds and read
     t.teardown(() => dev.close())
     const path = tmpPath(t)
     await store(dev, 'backing_dev', path)
-    if (format === 'packed') await store(dev, 'writeback_compressed', '1')
+    if (format === 'packed') await store(dev, 'compressed_writeback', '1')
     const pages = 4096
     t.equal(await store(dev, 'disksize', `${pages * 4096}`), 0)
     t.equal(await store(dev, 'pool_limit', '2M'), 0)
@@ -275,7 +296,7 @@ t.test('packed: 10x rewrite of the device keeps the lower file under 2x the live
   const dev = new ZramDevice(0)
   t.teardown(() => dev.close())
   await store(dev, 'backing_dev', tmpPath(t))
-  await store(dev, 'writeback_compressed', '1')
+  await store(dev, 'compressed_writeback', '1')
   const pages = 2048
   await store(dev, 'disksize', `${pages * 4096}`)
   const rand = prng(seed + 9)

@@ -35,7 +35,7 @@ const CONFIG_GATED: Record<string, readonly string[]> = {
   CONFIG_ZRAM_WRITEBACK: ['bd_stat', 'backing_dev', 'writeback', 'writeback_limit', 'writeback_limit_enable'],
   CONFIG_ZRAM_MULTI_COMP: ['recomp_algorithm', 'recompress'],
   // CONFIG_ZRAM_WRITEBACK, in mainline after 6.18 (the writeback batching and compressed writeback series).
-  after_6_18: ['writeback_batch_size', 'writeback_compressed'],
+  after_6_18: ['writeback_batch_size', 'compressed_writeback'],
 }
 
 /** Why the kernel's zram0 cannot be the oracle now, or null. */

@@ -4,7 +4,7 @@ import {
   memparse, pageAlign, parseAlgorithmName, parseAlgorithmParamsArgs, parseBackingDev, parseBool,
   parseDisksize, parseHotRemove, parseIdle, parseKeyValues, parseMemLimit, parseMemUsedMax,
   parseRecompAlgorithm, parseReset, parseS32, parseU32, parseU64, parseWritebackBatchSize,
-  parseWritebackCompressed, parseWritebackLimit, parseWritebackLimitEnable, resolveAlgorithmParams,
+  parseCompressedWriteback, parseWritebackLimit, parseWritebackLimitEnable, resolveAlgorithmParams,
   sysfsStreq,
 } from '../../src/sysfs/parse'
 
@@ -264,25 +264,28 @@ t.test('parseAlgorithmParamsArgs + resolveAlgorithmParams (algorithm_params_stor
   const parseAlgorithmParams = (text: string, algs: readonly (string | null)[]) =>
     resolveAlgorithmParams(parseAlgorithmParamsArgs(text), algs)
   t.same(parseAlgorithmParams('level=3\n', comps), {
-    priority: 0, algo: null, level: 3, dict: null, deflateWinbits: null,
+    priority: 0, priorityGiven: false, algo: null, level: 3, dict: null, deflateWinbits: null,
   })
   t.same(parseAlgorithmParams('algo=zstd level=-5\n', comps), {
-    priority: 1, algo: 'zstd', level: -5, dict: null, deflateWinbits: null,
+    priority: 1, priorityGiven: false, algo: 'zstd', level: -5, dict: null, deflateWinbits: null,
   }, 'algo selects the priority; zstd levels may be negative')
   t.same(parseAlgorithmParams('priority=1 level=19 dict=/etc/zstd.dict', comps), {
-    priority: 1, algo: null, level: 19, dict: '/etc/zstd.dict', deflateWinbits: null,
+    priority: 1, priorityGiven: true, algo: null, level: 19, dict: '/etc/zstd.dict', deflateWinbits: null,
   })
-  t.same(parseAlgorithmParams('algo=lz4 priority=3', comps).priority, 0, 'algo overrides priority')
+  // Mainline 7.1 ("unify and harden algo/priority params handling"): the two must agree.
+  t.equal(errnoOf(() => parseAlgorithmParams('algo=lz4 priority=3', comps)), Errno.EINVAL, 'priority 3 is deflate, not lz4: EINVAL, no override')
+  t.equal(errnoOf(() => parseAlgorithmParams('algo=lz4 priority=2', comps)), Errno.EINVAL, 'no algorithm at priority 2')
+  t.same(parseAlgorithmParams('algo=deflate priority=3', comps).priority, 3, 'they agree')
   t.same(parseAlgorithmParams('priority=2 level=1', comps).priority, 2, 'an unset slot is accepted')
   t.same(parseAlgorithmParams('algo=deflate deflate.winbits=-12', comps), {
-    priority: 3, algo: 'deflate', level: null, dict: null, deflateWinbits: -12,
+    priority: 3, priorityGiven: false, algo: 'deflate', level: null, dict: null, deflateWinbits: -12,
   })
   t.same(parseAlgorithmParams('level=1 level=2', comps).level, 2, 'last value wins')
   t.same(parseAlgorithmParams('level=-2147483648', comps).level, null, 'INT_MIN is "not set"')
   t.same(parseAlgorithmParams('level=3 foo=bar', comps).level, 3, 'unknown keys are ignored')
   t.same(parseAlgorithmParams('dict="/a b/c"', comps).dict, '/a b/c')
   t.same(parseAlgorithmParams('', comps), {
-    priority: 0, algo: null, level: null, dict: null, deflateWinbits: null,
+    priority: 0, priorityGiven: false, algo: null, level: null, dict: null, deflateWinbits: null,
   }, 'an empty write resets the primary parameters')
 
   t.equal(errnoOf(() => parseAlgorithmParams('level\n', comps)), Errno.EINVAL, 'key without value')
@@ -300,7 +303,7 @@ t.test('parseAlgorithmParamsArgs + resolveAlgorithmParams (algorithm_params_stor
 
   // the two phases, for callers that check EBUSY between them as the kernel does
   const args = parseAlgorithmParamsArgs('algo=zstd level=7')
-  t.same(args, { priority: 0, algo: 'zstd', level: 7, dict: null, deflateWinbits: null })
+  t.same(args, { priority: 0, priorityGiven: false, algo: 'zstd', level: 7, dict: null, deflateWinbits: null })
   t.equal(resolveAlgorithmParams(args, comps).priority, 1)
   t.equal(errnoOf(() => resolveAlgorithmParams(args, ['lz4'])), Errno.EINVAL)
 })
@@ -359,7 +362,7 @@ t.test('store-specific parsers', async (t) => {
   t.equal(errnoOf(() => parseIdle('-1')), Errno.EINVAL)
   t.equal(errnoOf(() => parseIdle('4294967296')), Errno.EINVAL, 'ERANGE becomes EINVAL')
 
-  // writeback_limit*, writeback_batch_size, writeback_compressed
+  // writeback_limit*, writeback_batch_size, compressed_writeback
   t.equal(parseWritebackLimit('1024\n'), 1024n)
   t.equal(errnoOf(() => parseWritebackLimit('18446744073709551616')), Errno.EINVAL)
   t.equal(errnoOf(() => parseWritebackLimit('1K')), Errno.EINVAL)
@@ -370,9 +373,9 @@ t.test('store-specific parsers', async (t) => {
   t.equal(parseWritebackBatchSize('32\n'), 32)
   t.equal(errnoOf(() => parseWritebackBatchSize('0')), Errno.EINVAL)
   t.equal(errnoOf(() => parseWritebackBatchSize('4294967296')), Errno.EINVAL)
-  t.equal(parseWritebackCompressed('yes\n'), true)
-  t.equal(parseWritebackCompressed('0'), false)
-  t.equal(errnoOf(() => parseWritebackCompressed('2')), Errno.EINVAL)
+  t.equal(parseCompressedWriteback('yes\n'), true)
+  t.equal(parseCompressedWriteback('0'), false)
+  t.equal(errnoOf(() => parseCompressedWriteback('2')), Errno.EINVAL)
 
   // backing_dev: one trailing newline dropped, cut at PATH_MAX - 1
   t.equal(parseBackingDev('/dev/loop0\n'), '/dev/loop0')

@@ -147,7 +147,7 @@ const KERNEL_6_18_ATTRS = {
   block: ['size', 'stat'],
   // Added to mainline after 6.18 (the writeback batching and compressed writeback series, 2025),
   // which the writeback tier copies too (issue 9).
-  after_6_18: ['writeback_batch_size', 'writeback_compressed'],
+  after_6_18: ['writeback_batch_size', 'compressed_writeback'],
 }
 
 t.test('attribute names are the kernel 6.18 interface: nothing the kernel does not have', async (t) => {
