@@ -43,7 +43,7 @@ export interface StartOptions {
   kcompressdCpus?: string | undefined
   /** zram0's backing_dev: the lower file for writeback (created 0600 when missing). */
   backingFile?: string | undefined
-  /** page (the kernel's default), compressed (writeback_compressed=1) or packed (ours). */
+  /** page (the kernel's default), compressed (compressed_writeback=1) or packed (ours). */
   writebackFormat?: string | undefined
   /** Automatic writeback (the zswap-like shrinker), for every device. */
   shrinker?: boolean
