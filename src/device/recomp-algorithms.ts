@@ -44,13 +44,6 @@ export class RecompAlgorithms {
     return this.contexts[prio]
   }
 
-  /** Configured slots (the kernel's num_active_comps counts them with the primary). */
-  get configured(): number {
-    let n = 0
-    for (let p = ZRAM_SECONDARY_COMP; p < ZRAM_MAX_COMPS; p++) if (this.codecs[p] !== null) n++
-    return n
-  }
-
   /**
    * disksize_store's zcomp_create per configured slot. Throws what the backend throws (a
    * CodecParamsError for parameters it refuses); nothing is kept then.
