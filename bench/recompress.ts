@@ -15,8 +15,12 @@
  * With --mount (root, fio): the same data through the daemon's mount, as users see it: the
  * attributes written as files, then fio 4 KiB random reads at QD1 (psync, direct) on the block file.
  *
+ * With --latency (root, fio), only this: the real-data image through the mount, fio 4 KiB random
+ * reads at QD1 while `recompress type=idle` runs (zstd --level, single pages and units of 16),
+ * against the same reads just before (bench/recompress-latency.ts).
+ *
  *   node dist/bench/recompress.js [--runs 3] [--real-dir /usr/share/doc] [--mix-mib 128] [--reads 20000]
- *                                 [--mount] [--fio-seconds 4] [--out FILE]
+ *                                 [--mount] [--fio-seconds 4] [--latency [--level 9]] [--out FILE]
  */
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
@@ -27,6 +31,7 @@ import { generateMix, prng } from './mix'
 import { readRealImage } from './real-image'
 import { parseFioOutput, runFigures } from './fio-parse'
 import { BENCH_TMP, Cleanup, run, startDaemon, stopDaemon } from './sys'
+import { latencyTable, recompressLatency, type RecompressLatencyRow } from './recompress-latency'
 
 const { values } = parseArgs({
   options: {
@@ -36,6 +41,10 @@ const { values } = parseArgs({
     reads: { type: 'string', default: '20000' },
     mount: { type: 'boolean', default: false },
     'fio-seconds': { type: 'string', default: '4' },
+    latency: { type: 'boolean', default: false },
+    // another build of the daemon for --latency (e.g. an older commit's dist/daemon/cli.js), for A/B runs
+    cli: { type: 'string' },
+    level: { type: 'string', default: '9' },
     out: { type: 'string' },
   },
 })
@@ -171,7 +180,36 @@ function kernelNote(): string {
   return 'the running kernel has CONFIG_ZRAM_MULTI_COMP, but this bench does not drive it yet: kernel comparison skipped'
 }
 
+/** --latency: the recompression's cost to requests around it, through the mount. */
+async function latencyMain(): Promise<void> {
+  const real = readRealImage(values['real-dir'] as string)
+  const ds: Dataset = real ?? { name: `generated mix (${values['mix-mib']} MiB)`, data: generateMix((Number(values['mix-mib']) * MiB) / 4096, SEED).data }
+  mkdirSync(BENCH_TMP, { recursive: true })
+  const work = mkdtempSync(join(BENCH_TMP, 'recompress-latency-'))
+  const log = (m: string): void => void process.stderr.write(`${m}\n`)
+  const cleanup = new Cleanup(log, work)
+  cleanup.removeDirAtEnd(work)
+  const rows: RecompressLatencyRow[] = []
+  try {
+    for (let r = 0; r < RUNS; r++) {
+      for (const unitPages of [1, 16]) {
+        rows.push(await recompressLatency({
+          cleanup, work, cli: values.cli ?? join(__dirname, '..', 'daemon', 'cli.js'), data: ds.data, dataName: ds.name, unitPages,
+          zstdLevel: Number(values.level), baselineS: Number(values['fio-seconds']), seed: SEED, log,
+        }))
+        log(latencyTable(rows).at(-1) as string)
+      }
+    }
+  } finally {
+    cleanup.runSync()
+  }
+  const lines = [`# Recompression and the requests around it (${new Date().toISOString()}), ${RUNS} run(s)`, '', ...latencyTable(rows)]
+  process.stdout.write(lines.join('\n') + '\n')
+  if (values.out) writeFileSync(values.out, lines.join('\n') + '\n')
+}
+
 async function main(): Promise<void> {
+  if (values.latency) return latencyMain()
   const datasets: Dataset[] = []
   const real = readRealImage(values['real-dir'] as string)
   if (real) datasets.push(real)

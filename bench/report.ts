@@ -5,6 +5,7 @@ import { type AaBand, NOT_SIGNIFICANT, aaBand, classify, fmtBand } from './noise
 import { PAGE_KINDS } from './mix'
 import type { BenchResults, MemoryEntry, PerfCell, TargetInfo } from './results'
 import { cpuidleHonoursQos } from './cpuidle'
+import { latencyTable } from './recompress-latency'
 import { formatBytes } from './size'
 import { type Summary, ratio, summarize } from './stats'
 import { type BarChart, type Group, renderBarChart } from './svg'
@@ -396,6 +397,15 @@ export function renderReport(r: BenchResults, chartFiles: { file: string; title:
     out.push('- metadata B/page: page_table_bytes / (disksize / 4096); the kernel uses 16 (struct zram_table_entry, not exported).')
     out.push('- RSS beyond pool: the daemon\'s VmRSS with the data stored minus mem_used_total (the pool): the page table, the JS heap, code, buffers.')
     out.push('- used/compr: mem_used_total / compr_data_size, after writing, after zero-filling every third page (which frees pool objects and fragments the pool), and after `echo 1 > compact`.', '')
+  } else {
+    out.push('Not measured.', '')
+  }
+  out.push('## Recompression with reads going on', '')
+  if (r.recompression?.length) {
+    out.push('`recompress type=idle` to zstd level 9 after `idle all`, through the mount, while fio reads 4 KiB at random (QD1). ' +
+      'p99 ratio: during the run against the same reads just before; "after": the same reads once it is done (what zstd objects and units cost a read). ' +
+      'Pages the reads touch lose their selection (the kernel\'s mark_slot_accessed), so fewer pages move than on an idle device.', '')
+    out.push(...latencyTable(r.recompression), '')
   } else {
     out.push('Not measured.', '')
   }

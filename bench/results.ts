@@ -2,6 +2,7 @@
 import type { MmStat } from './mmstat'
 import type { PageKind } from './mix'
 import type { Mode } from './targets'
+import type { RecompressLatencyRow } from './recompress-latency'
 
 export const RESULTS_VERSION = 1
 
@@ -140,4 +141,6 @@ export interface BenchResults {
   fidelity: FidelityEntry[]
   memory: MemoryEntry[]
   background: BackgroundEntry[]
+  /** recompression to zstd with reads going on (bench/recompress-latency.ts); absent in older results */
+  recompression?: RecompressLatencyRow[]
 }

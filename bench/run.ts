@@ -15,6 +15,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { cpus, release, totalmem } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { runCodecBench } from './codecs'
+import { recompressLatency, type RecompressLatencyRow } from './recompress-latency'
 import { dirBytes, mkfsImage } from './real-image'
 import { parseFioOutput, runFigures } from './fio-parse'
 import { type DataMix, DEFAULT_MIX, JOBS, type JobSpec, REAL_READ_JOBS, REAL_WRITE_JOB, churnArgs, describeMix, fioArgs, jobDirection, jobUnit, jobValue, prefillArgs } from './jobs'
@@ -556,6 +557,24 @@ function writeOutputs(ctx: Ctx, startedAt: Date): string {
   return md
 }
 
+/**
+ * Recompression (lz4 to zstd level 9) of the dataset through the mount, single pages and units of
+ * 16, with 4 KiB reads at QD1 going on: its time, memory before and after, and the read p99
+ * against the same reads just before (bench/recompress-latency.ts).
+ */
+async function recompression(ctx: Ctx, ds: Dataset): Promise<void> {
+  const rows: RecompressLatencyRow[] = []
+  ctx.results.recompression = rows
+  const data = readFileSync(ds.path)
+  for (const unitPages of [1, 16]) {
+    err(`bench: recompression, ${unitPages === 1 ? 'single pages' : `units of ${unitPages}`}, of ${ds.title}`)
+    rows.push(await recompressLatency({
+      cleanup: ctx.cleanup, work: ctx.work, cli: CLI, data, dataName: ds.title, unitPages, zstdLevel: 9,
+      baselineS: ctx.opts.quick ? 2 : 4, seed: ctx.opts.seed, log: (m) => err(`bench: ${m}`),
+    }))
+  }
+}
+
 async function main(): Promise<number> {
   let opts: BenchOptions
   try {
@@ -699,6 +718,7 @@ async function main(): Promise<number> {
       const snap0 = cpuSnapshot([])
       await fidelity(ctx, [mixDs, ...(ctx.real ? [ctx.real] : [])], plan.targets)
       recordBackground(ctx, 'fidelity and memory', snap0, [])
+      await recompression(ctx, ctx.real ?? mixDs)
     }
   } catch (e) {
     note(ctx, `aborted: ${(e as Error).stack ?? String(e)}`)

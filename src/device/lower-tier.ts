@@ -163,7 +163,8 @@ export class LowerTier {
     const chosen: number[] = []
     if (table !== null) {
       for (const index of indexes) {
-        if (!eligible(table.meta[index])) continue
+        // SLOT_PP: a recompression or another writeback holds the page.
+        if (!eligible(table.meta[index]) || (table.meta[index] & SLOT_PP) !== 0) continue
         table.setFlag(index, SLOT_PP)
         chosen.push(index)
       }

@@ -39,6 +39,11 @@ export class RecompAlgorithms {
     return this.codecs[prio]
   }
 
+  /** params[prio]: level and dictionary, as algorithm_params set them. */
+  paramsOf(prio: number): CodecParams {
+    return this.params[prio]
+  }
+
   /** The context of a configured slot after disksize, else null. */
   contextOf(prio: number): CodecContext | null {
     return this.contexts[prio]

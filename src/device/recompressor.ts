@@ -1,13 +1,13 @@
 /**
  * recompress (CONFIG_ZRAM_MULTI_COMP): scan_slots_for_recompress, then recompress_slot for each
- * selected page, as in mainline zram_drv.c (7.1: one priority per run, no chaining); and our multi-page units when
- * zramfuse/recompress_unit_pages is 2..16.
+ * selected page, as in mainline zram_drv.c (7.1: one priority per run, no chaining); and our
+ * multi-page units when zramfuse/recompress_unit_pages is 2..16.
  *
- * Off the request path: the scan is one synchronous pass over the page table (like the kernel's),
- * then one page (or one unit) is recompressed per turn of the event loop, so reads and writes of
- * other pages wait for at most one page's or one unit's work. Each page's work is synchronous, so
- * no request can see it half done; a page read, written or discarded after the scan loses its
- * SLOT_PP mark and is skipped (the kernel's ZRAM_PP_SLOT rule), and a reset ends the run.
+ * Off the request path: the scan passes over the page table in stretches; the compression runs
+ * on a worker thread (src/kcompressd/recompress-offload.ts) while this thread only copies the
+ * selected pages out and commits the results, a few pages per turn of the event loop. A page
+ * read, written or discarded after the scan loses its SLOT_PP mark and is skipped (the kernel's
+ * ZRAM_PP_SLOT rule), and a reset ends the run.
  */
 import { performance } from 'node:perf_hooks'
 import type { CodecContext } from '../codec/codec'
@@ -19,7 +19,8 @@ import {
 } from './page-table'
 import { PAGE_SIZE } from '../page'
 import { ZRAM_MAX_COMPS } from './recomp-algorithms'
-import { MAX_UNIT_BYTES, MAX_UNIT_PAGES, type UnitLayout, unitLayout, type UnitStore } from './unit-store'
+import { MAX_UNIT_BYTES, type UnitLayout, unitLayout, type UnitStore } from './unit-store'
+import { RecompressBatch, type RecompressConfig, RecompressOffload } from '../kcompressd/recompress-offload'
 
 export const RECOMPRESS_IDLE = 1 << 0
 export const RECOMPRESS_HUGE = 1 << 1
@@ -52,6 +53,18 @@ export interface RecompressHost {
   storeUnit(first: number, pages: number, compressed: Uint8Array, len: number, layout: UnitLayout, prio: number): void
   /** Store a page out of its (sparse) unit as a page of its own, compressed by prio. */
   splitMember(index: number, page: Buffer, prio: number): void
+  /** The algorithm and parameters of priority prio, for the worker that compresses a run. */
+  compressionConfigOf(prio: number): RecompressConfig
+}
+
+/** Where a run is: its candidates, the next one, max_pages left, pages to try again singly. */
+interface Cursor {
+  candidates: number[]
+  i: number
+  budget: number
+  retry: number[]
+  unitPages: number
+  threshold: number
 }
 
 export interface RecompressStats {
@@ -75,8 +88,10 @@ export function lookupClassIndex(len: number): number {
 /** PP_BUCKET_SIZE_RANGE: candidates are taken largest bucket first. */
 const PP_BUCKET_SIZE_RANGE = 64
 const NUM_PP_BUCKETS = PAGE_SIZE / PP_BUCKET_SIZE_RANGE + 1
-/** Pages the scan looks at between two yields (about a millisecond's work). */
-const SCAN_STRETCH = 16384
+/** Pages the scan looks at between two yields (a few tens of microseconds' work). */
+const SCAN_STRETCH = 2048
+/** Pages copied into a batch, or committed, between two yields (tens of microseconds). */
+const SLICE_PAGES = 8
 
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
@@ -92,10 +107,6 @@ export class Recompressor {
   private queue: Promise<unknown> = Promise.resolve()
   private readonly host: RecompressHost
   private readonly page = Buffer.alloc(PAGE_SIZE)
-  /** The kernel's stream buffer: two pages, so any result fits. */
-  private readonly cbuf = Buffer.alloc(2 * PAGE_SIZE)
-  /** A run's pages and their unit, allocated at the first unit run (most devices never make one). */
-  private unitBuffers: { pages: Buffer; compressed: Buffer } | null = null
   private slices = 0
 
   constructor(host: RecompressHost) {
@@ -143,6 +154,15 @@ export class Recompressor {
     return true
   }
 
+  /**
+   * The run: the scan, then a pipeline of two batches. The main thread fills one (decompressing
+   * each selected page into the batch) while the worker compresses the other with prio's
+   * algorithm, then commits what came back; it yields every SLICE_PAGES pages, so requests wait
+   * for at most a slice, never for a compression. A page read, written or discarded between its
+   * copy into a batch and the commit has lost SLOT_PP (touch, clear) and is left as it is; nothing
+   * sets SLOT_PP on a page meanwhile (writeback and the shrinker pass such pages by), so a page
+   * that still has it is exactly what was copied.
+   */
   private async run(table: PageTable, mode: number, threshold: number, maxPages: number, prio: number, unitPages: number): Promise<number> {
     if (this.host.pageTable !== table) return 0
     this.runs++
@@ -150,47 +170,210 @@ export class Recompressor {
     const candidates = unitPages > 1
       ? await this.scanForUnits(table, mode, threshold, prio)
       : await this.scanSlots(table, mode, prio)
-    let budget = maxPages
-    let i = 0
-    let started: number
+    const cursor: Cursor = { candidates, i: 0, budget: maxPages, retry: [], unitPages, threshold }
+    const inFlight: Array<{ batch: RecompressBatch; done: Promise<Int32Array> }> = []
+    let offload: RecompressOffload | null = null
     try {
-      while (i < candidates.length) {
-        // recompress_store: `if (!num_recomp_pages) break;` before each slot.
-        if (budget === 0) break
-        await yieldTurn()
+      if (candidates.length === 0) return 0
+      offload = new RecompressOffload(this.host.compressionConfigOf(prio))
+      const highest = this.highestPriority(prio)
+      const spare = [new RecompressBatch(), new RecompressBatch()]
+      for (;;) {
+        while (spare.length > 0 && this.host.pageTable === table && (cursor.retry.length > 0 || (cursor.i < candidates.length && cursor.budget > 0))) {
+          const batch = spare.pop() as RecompressBatch
+          batch.clear()
+          await this.gather(table, cursor, batch)
+          if (batch.items === 0) {
+            spare.push(batch)
+            break
+          }
+          inFlight.push({ batch, done: offload.compress(batch) })
+        }
+        const next = inFlight.shift()
+        if (next === undefined) break
+        let lens: Int32Array
+        try {
+          lens = await next.done
+        } catch (err) {
+          inFlight.unshift(next)
+          throw new ErrnoError(Errno.EIO, `recompression failed: ${String(err)}`)
+        }
         if (this.host.pageTable !== table) break
-        started = performance.now()
-        const index = candidates[i]
-        if ((table.meta[index] & SLOT_PP) === 0) {
-          i++
-          this.endSlice(started)
-          continue
-        }
-        if (unitPages > 1) {
-          let n = 1
-          while (n < unitPages && n < budget && i + n < candidates.length && candidates[i + n] === index + n &&
-            (table.meta[index + n] & SLOT_PP) !== 0) n++
-          try {
-            budget -= this.recompressRun(table, index, n, threshold, prio)
-          } finally {
-            for (let k = 0; k < n; k++) table.clearFlag(index + k, SLOT_PP)
-          }
-          i += n
-        } else {
-          try {
-            if (this.recompressSlot(table, index, threshold, prio)) budget--
-          } finally {
-            table.clearFlag(index, SLOT_PP)
-          }
-          i++
-        }
-        this.endSlice(started)
+        await this.commitBatch(table, cursor, next.batch, lens, prio, highest)
+        spare.push(next.batch)
       }
     } finally {
-      // release_pp_ctl: slots selected but not reached lose the mark.
-      if (this.host.pageTable === table) for (; i < candidates.length; i++) table.clearFlag(candidates[i], SLOT_PP)
+      // release_pp_ctl: pages selected but not committed lose the mark.
+      if (this.host.pageTable === table) {
+        for (const { batch } of inFlight) {
+          for (let k = 0; k < batch.items; k++) for (let j = 0; j < batch.pages[k]; j++) table.clearFlag(batch.index[k] + j, SLOT_PP)
+        }
+        for (const index of cursor.retry) table.clearFlag(index, SLOT_PP)
+        for (let i = cursor.i; i < candidates.length; i++) table.clearFlag(candidates[i], SLOT_PP)
+      }
+      if (offload !== null) void offload.close()
     }
     return this.recompressedPages - before
+  }
+
+  /**
+   * Fill a batch: pages whose compression a unit did not pay for go again singly first, then the
+   * candidates, a unit run of up to unitPages consecutive selected pages per item (or one page).
+   * Each selected page is decompressed into the batch and loses IDLE (recompress_slot does that);
+   * max_pages counts pages attempted. A lone member of a sparse unit is split out here.
+   */
+  private async gather(table: PageTable, c: Cursor, batch: RecompressBatch): Promise<void> {
+    let started = performance.now()
+    let inSlice = 0
+    const copy = (index: number, n: number): void => {
+      const at = batch.add(index, n)
+      for (let k = 0; k < n; k++) {
+        this.host.decompressPage(index + k, batch.inputBytes.subarray(at + k * PAGE_SIZE, at + (k + 1) * PAGE_SIZE))
+        table.clearFlag(index + k, SLOT_IDLE)
+      }
+      inSlice += n
+    }
+    try {
+      while (batch.fits(1) && c.retry.length > 0) {
+        const index = c.retry.shift() as number
+        if ((table.meta[index] & SLOT_PP) === 0) continue
+        copy(index, 1)
+      }
+      while (c.i < c.candidates.length && c.budget > 0) {
+        if (inSlice >= SLICE_PAGES) {
+          this.endSlice(started)
+          await yieldTurn()
+          if (this.host.pageTable !== table) return
+          started = performance.now()
+          inSlice = 0
+        }
+        const index = c.candidates[c.i]
+        const meta = table.meta[index]
+        if ((meta & SLOT_PP) === 0) {
+          c.i++
+          continue
+        }
+        let n = 1
+        if (c.unitPages > 1) {
+          while (n < c.unitPages && n < c.budget && c.i + n < c.candidates.length && c.candidates[c.i + n] === index + n &&
+            (table.meta[index + n] & SLOT_PP) !== 0) n++
+        }
+        if (!batch.fits(n)) return
+        if (n === 1 && (meta & SLOT_UNIT) !== 0) {
+          // A lone live member of a sparse unit: it becomes a page of its own again.
+          this.host.decompressPage(index, this.page)
+          this.host.splitMember(index, this.page, table.priority(index))
+          this.membersSplit++
+          table.clearFlag(index, SLOT_PP)
+          c.budget--
+          c.i++
+          inSlice++
+          continue
+        }
+        c.i += n
+        // Objects already "small enough" are not touched, and not counted.
+        if (n === 1 && table.size(index) < c.threshold) {
+          table.clearFlag(index, SLOT_PP)
+          continue
+        }
+        copy(index, n)
+        c.budget -= n
+      }
+    } finally {
+      this.endSlice(started)
+    }
+  }
+
+  /** Commit a compressed batch, item by item, yielding every SLICE_PAGES pages. */
+  private async commitBatch(table: PageTable, c: Cursor, batch: RecompressBatch, lens: Int32Array, prio: number, highest: boolean): Promise<void> {
+    let started = performance.now()
+    let inSlice = 0
+    try {
+      for (let k = 0; k < batch.items; k++) {
+        if (inSlice >= SLICE_PAGES) {
+          this.endSlice(started)
+          await yieldTurn()
+          if (this.host.pageTable !== table) return
+          started = performance.now()
+          inSlice = 0
+        }
+        const index = batch.index[k]
+        const n = batch.pages[k]
+        inSlice += n
+        let untouched = true
+        for (let j = 0; j < n; j++) if ((table.meta[index + j] & SLOT_PP) === 0) untouched = false
+        if (!untouched) {
+          // Changed or read since it was copied: left as it is (the others keep their mark until then).
+          for (let j = 0; j < n; j++) table.clearFlag(index + j, SLOT_PP)
+          continue
+        }
+        if (n === 1) {
+          table.clearFlag(index, SLOT_PP)
+          this.commitSlot(table, index, lens[k], batch, k, c.threshold, prio, highest)
+        } else {
+          this.commitUnit(table, c, index, n, lens[k], batch, k, prio)
+        }
+      }
+    } finally {
+      this.endSlice(started)
+    }
+  }
+
+  /**
+   * recompress_slot's decision (mainline 7.1, one algorithm: prio's): keep the result if it lands
+   * in a strictly smaller size class (and under threshold when one is set); if not, and prio is
+   * the highest configured priority, ZRAM_INCOMPRESSIBLE.
+   */
+  private commitSlot(table: PageTable, index: number, len: number, batch: RecompressBatch, k: number, threshold: number, prio: number,
+    highest: boolean): void {
+    // 0: not even two pages held it; no class is larger.
+    const lenNew = len === 0 ? 2 * PAGE_SIZE : len
+    if (lookupClassIndex(lenNew) >= lookupClassIndex(table.size(index)) || (threshold !== 0 && lenNew >= threshold)) {
+      // A later run with a higher priority may still try it, unless none is configured.
+      if (highest) table.setFlag(index, SLOT_INCOMPRESSIBLE)
+      return
+    }
+    this.host.replaceObject(index, batch.result(k, lenNew), lenNew, prio)
+    this.recompressedPages++
+  }
+
+  /**
+   * A unit of n pages from first, compressed by prio: kept if it takes less pool memory than the
+   * pages do now (a member of a sparse unit carries its part of what that unit holds for its live
+   * members; any other page its size class). If not, each page goes the kernel's way: plain pages
+   * again singly, in a later batch; members of sparse units become pages of their own.
+   */
+  private commitUnit(table: PageTable, c: Cursor, first: number, n: number, len: number, batch: RecompressBatch, k: number, prio: number): void {
+    const units = this.host.units
+    let oldFootprint = 0
+    for (let j = 0; j < n; j++) {
+      const index = first + j
+      oldFootprint += (table.meta[index] & SLOT_UNIT) !== 0
+        ? units.footprintOf(table.handle(index)) / units.liveMembers(table, index)
+        : GEOMETRY.size[classIndexOf(table.size(index))]
+    }
+    if (len !== 0 && len <= MAX_UNIT_BYTES) {
+      const layout = unitLayout(len)
+      if (units.footprint(layout) < oldFootprint) {
+        for (let j = 0; j < n; j++) table.clearFlag(first + j, SLOT_PP)
+        this.host.storeUnit(first, n, batch.result(k, len), len, layout, prio)
+        this.recompressedPages += n
+        this.unitsWritten++
+        return
+      }
+    }
+    const at = batch.first[k] * PAGE_SIZE
+    for (let j = 0; j < n; j++) {
+      const index = first + j
+      if ((table.meta[index] & SLOT_UNIT) === 0) {
+        // Keeps SLOT_PP: it waits for its turn as a single page.
+        c.retry.push(index)
+      } else {
+        table.clearFlag(index, SLOT_PP)
+        this.host.splitMember(index, batch.inputBytes.subarray(at + j * PAGE_SIZE, at + (j + 1) * PAGE_SIZE), table.priority(index))
+        this.membersSplit++
+      }
+    }
   }
 
   private endSlice(startedMs: number): void {
@@ -268,96 +451,5 @@ export class Recompressor {
       out.push(index)
     })
     return out
-  }
-
-  /**
-   * recompress_slot (mainline 7.1, one algorithm: prio's): decompress, compress with prio, keep the
-   * result if it lands in a strictly smaller size class (and under threshold when one is set);
-   * if not, and prio is the highest configured priority, ZRAM_INCOMPRESSIBLE. Returns whether the
-   * page counted against max_pages.
-   */
-  private recompressSlot(table: PageTable, index: number, threshold: number, prio: number): boolean {
-    const lenOld = table.size(index)
-    // Objects already "small enough" are not touched.
-    if (lenOld < threshold) return false
-    this.host.decompressPage(index, this.page)
-    // Touched: no longer IDLE, so no other post-processing picks it for being idle.
-    table.clearFlag(index, SLOT_IDLE)
-    const ctx = this.host.contextFor(prio) as CodecContext
-    let n: number
-    try {
-      n = ctx.compress(this.page, this.cbuf)
-    } catch (err) {
-      throw new ErrnoError(Errno.EIO, `page ${index}: recompression failed: ${String(err)}`)
-    }
-    // 0: not even two pages held it; no class is larger.
-    const lenNew = n === 0 ? this.cbuf.length : n
-    if (lookupClassIndex(lenNew) >= lookupClassIndex(lenOld) || (threshold !== 0 && lenNew >= threshold)) {
-      // A later run with a higher priority may still try it, unless none is configured.
-      if (this.highestPriority(prio)) table.setFlag(index, SLOT_INCOMPRESSIBLE)
-      return true
-    }
-    this.host.replaceObject(index, this.cbuf, lenNew, prio)
-    this.recompressedPages++
-    return true
-  }
-
-  /**
-   * Unit mode, n consecutive selected pages from first: one page goes the kernel's way (a lone
-   * member of a sparse unit is split out instead); a run of 2 or more is compressed as one unit
-   * by prio's algorithm if the unit takes less pool memory than the pages do now. If not, each
-   * page goes the kernel's way. Returns the pages counted against max_pages.
-   */
-  private recompressRun(table: PageTable, first: number, n: number, threshold: number, prio: number): number {
-    if (n === 1) {
-      if ((table.meta[first] & SLOT_UNIT) === 0) return this.recompressSlot(table, first, threshold, prio) ? 1 : 0
-      this.host.decompressPage(first, this.page)
-      this.host.splitMember(first, this.page, table.priority(first))
-      this.membersSplit++
-      return 1
-    }
-    const units = this.host.units
-    this.unitBuffers ??= { pages: Buffer.alloc(MAX_UNIT_PAGES * PAGE_SIZE), compressed: Buffer.alloc(MAX_UNIT_BYTES + 2 * PAGE_SIZE) }
-    const { pages: ubuf, compressed: cunit } = this.unitBuffers
-    let oldFootprint = 0
-    for (let k = 0; k < n; k++) {
-      const index = first + k
-      this.host.decompressPage(index, ubuf.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE))
-      table.clearFlag(index, SLOT_IDLE)
-      // A member of a sparse unit carries its part of what the unit holds for its live members
-      // (moving them all frees the whole unit); any other page its size class.
-      const meta = table.meta[index]
-      oldFootprint += (meta & SLOT_UNIT) !== 0
-        ? units.footprintOf(table.handle(index)) / units.liveMembers(table, index)
-        : GEOMETRY.size[classIndexOf(table.size(index))]
-    }
-    const src = ubuf.subarray(0, n * PAGE_SIZE)
-    let len: number
-    try {
-      len = (this.host.contextFor(prio) as CodecContext).compress(src, cunit)
-    } catch (err) {
-      throw new ErrnoError(Errno.EIO, `pages ${first}..${first + n - 1}: unit compression failed: ${String(err)}`)
-    }
-    if (len !== 0 && len <= MAX_UNIT_BYTES) {
-      const layout = unitLayout(len)
-      if (units.footprint(layout) < oldFootprint) {
-        this.host.storeUnit(first, n, cunit, len, layout, prio)
-        this.recompressedPages += n
-        this.unitsWritten++
-        return n
-      }
-    }
-    // No unit saves memory here: page by page, as the kernel would (already counted); members of
-    // sparse units become pages of their own.
-    for (let k = 0; k < n; k++) {
-      const index = first + k
-      if ((table.meta[index] & SLOT_UNIT) === 0) {
-        this.recompressSlot(table, index, threshold, prio)
-      } else {
-        this.host.splitMember(index, ubuf.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE), table.priority(index))
-        this.membersSplit++
-      }
-    }
-    return n
   }
 }

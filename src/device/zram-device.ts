@@ -11,6 +11,7 @@ import {
 import { PAGE_SIZE } from '../page'
 import { RecompAlgorithms } from './recomp-algorithms'
 import { type RecompressHost, type RecompressRequest, Recompressor } from './recompressor'
+import type { RecompressConfig } from '../kcompressd/recompress-offload'
 import { type UnitLayout, UnitStore } from './unit-store'
 import { LowerTier, type LowerTierHost } from './lower-tier'
 import { Shrinker, type ShrinkerHost } from '../shrinker/shrinker'
@@ -395,6 +396,15 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     const n = (ctx ?? this.ctx).compress(page, this.cbuf)
     const len = n === 0 ? PAGE_SIZE : n
     this.commit(table, index, this.cbuf, 0, len, page, false, len >= ZsPool.hugeClassSize ? 0 : p)
+  }
+
+  /** RecompressHost: comp_algs[prio] and params[prio], as the worker of a recompression run needs them. */
+  compressionConfigOf(prio: number): RecompressConfig {
+    if (prio === 0) return { algorithm: this.codec.name, level: this.params.level, dict: this.params.dict }
+    const codec = this.recomp.codecOf(prio)
+    if (codec === null) throw new ErrnoError(Errno.EINVAL, `no algorithm at priority ${prio}`)
+    const p = this.recomp.paramsOf(prio)
+    return { algorithm: codec.name, level: p.level, dict: p.dict }
   }
 
   /** zs_malloc for recompression: no direct reclaim, a failure is ENOMEM and the page stays as it was. */

@@ -576,7 +576,9 @@ t.test('reset in the middle of a recompression: the run stops, the device is fre
     const pages = Array.from({ length: 64 }, (_, i) => (i % 2 ? makePage('text', rand) : similarPages(1, rand)[0]))
     const { dev } = await fixture(t, pages, { unit })
     const run = dev.recompress({ mode: 0, threshold: 0, maxPages: Infinity, prio: 1 })
-    for (let k = 0; k < 5; k++) await new Promise((resolve) => setImmediate(resolve))
+    // The run commits a few pages per turn once its worker answers: wait for the first commits.
+    const deadline = Date.now() + 30_000
+    while (num(dev, 'recompressed_pages') === 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
     t.ok(num(dev, 'recompressed_pages') > 0 && num(dev, 'recompressed_pages') < 64, `unit ${unit}: the run is under way (${num(dev, 'recompressed_pages')} pages)`)
     t.equal(await store(dev, 'reset', '1'), 0)
     const got = await run
