@@ -19,8 +19,8 @@ function modules(dir: string): string[] {
   for (const name of readdirSync(dir)) {
     const p = join(dir, name)
     if (statSync(p).isDirectory()) out.push(...modules(p))
-    // The worker runs its loop when loaded: it is a thread's entry point, not a module of the hot path.
-    else if (name.endsWith('.js') && name !== 'worker.js') out.push(p)
+    // Workers (kcompressd's worker.js, recompress-worker.js) run their loop when loaded: thread entry points, not modules of the hot path.
+    else if (name.endsWith('.js') && !name.endsWith('worker.js')) out.push(p)
   }
   return out
 }
