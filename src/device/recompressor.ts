@@ -95,6 +95,32 @@ const SLICE_PAGES = 8
 
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
+/** Main-thread work in slices of SLICE_PAGES pages, each timed into the run's stats. */
+class Slices {
+  private started = performance.now()
+  private pages = 0
+
+  constructor(private readonly onSlice: (startedMs: number) => void) {}
+
+  /** Count n pages of work; true when the slice is full and the caller should yield (next()). */
+  add(n: number): boolean {
+    this.pages += n
+    return this.pages >= SLICE_PAGES
+  }
+
+  /** End this slice, let requests in, start the next. */
+  async next(): Promise<void> {
+    this.end()
+    await yieldTurn()
+    this.started = performance.now()
+    this.pages = 0
+  }
+
+  end(): void {
+    this.onSlice(this.started)
+  }
+}
+
 export class Recompressor {
   /** zramfuse/recompress_unit_pages: 1 = the kernel's page-by-page recompression. */
   unitPages = 1
@@ -223,15 +249,15 @@ export class Recompressor {
    * max_pages counts pages attempted. A lone member of a sparse unit is split out here.
    */
   private async gather(table: PageTable, c: Cursor, batch: RecompressBatch): Promise<void> {
-    let started = performance.now()
-    let inSlice = 0
+    const slices = new Slices((t) => this.endSlice(t))
+    let full = false
     const copy = (index: number, n: number): void => {
       const at = batch.add(index, n)
       for (let k = 0; k < n; k++) {
         this.host.decompressPage(index + k, batch.inputBytes.subarray(at + k * PAGE_SIZE, at + (k + 1) * PAGE_SIZE))
         table.clearFlag(index + k, SLOT_IDLE)
       }
-      inSlice += n
+      full = slices.add(n)
     }
     try {
       while (batch.fits(1) && c.retry.length > 0) {
@@ -240,12 +266,10 @@ export class Recompressor {
         copy(index, 1)
       }
       while (c.i < c.candidates.length && c.budget > 0) {
-        if (inSlice >= SLICE_PAGES) {
-          this.endSlice(started)
-          await yieldTurn()
+        if (full) {
+          await slices.next()
           if (this.host.pageTable !== table) return
-          started = performance.now()
-          inSlice = 0
+          full = false
         }
         const index = c.candidates[c.i]
         const meta = table.meta[index]
@@ -267,7 +291,7 @@ export class Recompressor {
           table.clearFlag(index, SLOT_PP)
           c.budget--
           c.i++
-          inSlice++
+          full = slices.add(1)
           continue
         }
         c.i += n
@@ -280,26 +304,21 @@ export class Recompressor {
         c.budget -= n
       }
     } finally {
-      this.endSlice(started)
+      slices.end()
     }
   }
 
   /** Commit a compressed batch, item by item, yielding every SLICE_PAGES pages. */
   private async commitBatch(table: PageTable, c: Cursor, batch: RecompressBatch, lens: Int32Array, prio: number, highest: boolean): Promise<void> {
-    let started = performance.now()
-    let inSlice = 0
+    const slices = new Slices((t) => this.endSlice(t))
     try {
       for (let k = 0; k < batch.items; k++) {
-        if (inSlice >= SLICE_PAGES) {
-          this.endSlice(started)
-          await yieldTurn()
+        if (k > 0 && slices.add(batch.pages[k - 1])) {
+          await slices.next()
           if (this.host.pageTable !== table) return
-          started = performance.now()
-          inSlice = 0
         }
         const index = batch.index[k]
         const n = batch.pages[k]
-        inSlice += n
         let untouched = true
         for (let j = 0; j < n; j++) if ((table.meta[index + j] & SLOT_PP) === 0) untouched = false
         if (!untouched) {
@@ -315,7 +334,7 @@ export class Recompressor {
         }
       }
     } finally {
-      this.endSlice(started)
+      slices.end()
     }
   }
 

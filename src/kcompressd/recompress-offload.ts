@@ -13,13 +13,12 @@
  */
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
+import type { CodecParams } from '../codec/codec'
 import { PAGE_SIZE } from '../page'
 
-/** The codec parameters of the run's priority (comp_algs[prio], params[prio]). */
-export interface RecompressConfig {
+/** The codec and parameters of the run's priority (comp_algs[prio], params[prio]). */
+export interface RecompressConfig extends CodecParams {
   algorithm: string
-  level: number | null
-  dict: Uint8Array | null
 }
 
 /** One batch: items[k] are pages [first[k], first[k] + pages[k]) of input. */

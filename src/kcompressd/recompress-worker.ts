@@ -28,7 +28,7 @@ port.on('message', (m: RecompressWorkerMessage) => {
   if ('config' in m) {
     const codec = findCodec(m.config.algorithm)
     if (!codec) throw new Error(`recompress worker: unknown algorithm ${JSON.stringify(m.config.algorithm)}`)
-    ctx = codec.createContext({ level: m.config.level, dict: m.config.dict })
+    ctx = codec.createContext(m.config)
     return
   }
   port.postMessage(compressBatch(m))
