@@ -23,6 +23,7 @@ const OPTIONS = {
   'pool-limit': { type: 'string' },
   'log-level': { type: 'string' },
   'no-mlock': { type: 'boolean' },
+  transport: { type: 'string' },
   force: { type: 'boolean' },
   bytes: { type: 'boolean' },
   json: { type: 'boolean' },
@@ -64,7 +65,7 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
     synopsis: [
       'zramfuse start --mount DIR [--disksize SIZE] [--algorithm lz4|zstd] [--mem-limit SIZE] [--workers N] [--fifo-size PAGES]',
       '               [--kcompressd-cpus LIST] [--backing-file PATH [--writeback-format page|compressed|packed] [--shrinker] [--pool-limit SIZE]]',
-      '               [--no-mlock] [--log-level LEVEL]',
+      '               [--no-mlock] [--log-level LEVEL] [--transport native|fuse-native]',
       'zramfuse start --mount DIR --config FILE     (a zram-generator.conf: devices, swap, mkfs + mount)',
       '               [--metrics [HOST:]PORT] [--pid-file FILE] [--background [--log-file FILE]]',
     ],
@@ -90,6 +91,7 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
       ['background', '', "return once the device is ready (exit 0), or with the daemon's error"],
       ['log-file', 'FILE', 'with --background: the log (default: next to the pid file)'],
       ['no-mlock', '', 'do not lock memory or set IO_FLUSHER (then unsafe as swap under memory pressure)'],
+      ['transport', 'NAME', 'native: our own FUSE session on /dev/fuse (default); fuse-native: libfuse 2.9 through fuse-native'],
       ['log-level', 'LEVEL', 'trace, debug, info (default), warn, error, fatal'],
     ],
     footer: 'Exit status: 0 stopped cleanly, 1 failure, 2 usage, 69 a dead daemon\'s swap or mount is still\n' +

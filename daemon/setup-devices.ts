@@ -94,13 +94,13 @@ export async function capLoopRequests(loop: string, maxIoBytes = MAX_IO_BYTES): 
   await writeFile(`/sys/block/${basename(loop)}/queue/max_sectors_kb`, `${Math.floor(maxIoBytes / 1024)}\n`)
 }
 
-async function setUpOne(d: DeviceConfig, blockFile: string, log: EventLog): Promise<ManagedAttachment | null> {
+async function setUpOne(d: DeviceConfig, blockFile: string, log: EventLog, maxIoBytes: number): Promise<ManagedAttachment | null> {
   const loop = (await run('losetup', ['--direct-io=on', '--find', '--show', blockFile])).trim()
   try {
-    await capLoopRequests(loop)
+    await capLoopRequests(loop, maxIoBytes)
   } catch (err) {
     await run('losetup', ['-d', loop])
-    throw new Error(`cannot cap ${loop}'s requests at ${MAX_IO_BYTES / 1024} KiB: ${(err as Error).message}`)
+    throw new Error(`cannot cap ${loop}'s requests at ${maxIoBytes / 1024} KiB: ${(err as Error).message}`)
   }
   const att: ManagedAttachment = { device: d.name, blockFile, loop, fsType: d.fsType, mountPoint: null }
   if (d.fsType === 'swap') {
@@ -128,14 +128,14 @@ async function setUpOne(d: DeviceConfig, blockFile: string, log: EventLog): Prom
  * Swap / mkfs / mount for every enabled device of the config, in device order. Throws after
  * undoing everything it did when a step fails.
  */
-export async function setUpDevices(mount: string, cfg: ZramConfig, log: EventLog): Promise<ManagedAttachment[]> {
+export async function setUpDevices(mount: string, cfg: ZramConfig, log: EventLog, maxIoBytes = MAX_IO_BYTES): Promise<ManagedAttachment[]> {
   const done: ManagedAttachment[] = []
   const blockFiles: string[] = []
   try {
     for (const d of cfg.devices.filter((x) => x.enabled)) {
       const blockFile = join(mount, 'dev', d.name)
       blockFiles.push(blockFile)
-      const att = await setUpOne(d, blockFile, log)
+      const att = await setUpOne(d, blockFile, log, maxIoBytes)
       if (att !== null) done.push(att)
       writeManagedAttachments(mount, done)
     }

@@ -3,7 +3,8 @@ import { resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { DeviceSet } from '../src/device/device-set'
 import { findCodec } from '../src/codec/registry'
-import { mountFs } from '../src/fuse/mount'
+import { MAX_IO_BYTES, type Mounted, mountFs } from '../src/fuse/mount'
+import { mountNative, nativeMaxIoBytes } from '../src/fuse/kernel/mount'
 import { ZramFs } from '../src/fuse/zram-fs'
 import { memparse } from '../src/sysfs/parse'
 import { DEFAULT_FIFO_SIZE, MAX_FIFO_SIZE, MAX_WORKERS } from '../src/kcompressd/kcompressd'
@@ -12,7 +13,7 @@ import { pinNoSwap, unpinNoSwap } from './cgroup'
 import { sweepStaleCgroups } from './cgroup-sweep'
 import { createLogger } from './logger'
 import { loadMemlock, madviseShimPath } from './memlock'
-import { prepareMountPoint } from './mount-point'
+import { isMounted, prepareMountPoint } from './mount-point'
 import { pidFilePath, readPidFile, removePidFile, writePidFile } from './runtime-files'
 import { fuseDaemonAlive } from './procfs'
 import { applySwapSafety, ensureMadviseShim, swapSafetyVerdict } from './swap-safety'
@@ -63,7 +64,14 @@ export interface StartOptions {
   pidFile?: string | undefined
   /** the pipe to a waiting `start --background` (see background.ts) */
   ready?: ReadyChannel
+  /** native (our own FUSE session on /dev/fuse, the default) or fuse-native (libfuse 2.9 through fuse-native) */
+  transport?: string | undefined
 }
+
+export const TRANSPORTS = ['native', 'fuse-native'] as const
+export type Transport = (typeof TRANSPORTS)[number]
+/** The daemon's FUSE connection ended without a stop (aborted, `umount -l`): EX_IOERR. */
+export const EXIT_CONNECTION_LOST = 74
 
 /** Options that set up zram0 by hand, which a --config file does instead. */
 const DEVICE_FLAGS = [['disksize', 'disksize'], ['algorithm', 'algorithm'], ['memLimit', 'mem-limit'],
@@ -129,6 +137,8 @@ export async function start(opts: StartOptions): Promise<void> {
   const previous = readPidFile(mount)
   if (previous === null || !fuseDaemonAlive(previous)) clearLeftovers(mount, log)
 
+  const transport = (opts.transport ?? 'native') as Transport
+  if (!TRANSPORTS.includes(transport)) throw new StartError(`--transport must be one of ${TRANSPORTS.join(', ')}`, EXIT_CONFIG)
   const workers = opts.workers === undefined ? 'auto' : intOption('workers', opts.workers, 0, 0, MAX_WORKERS)
   const fifoSize = intOption('fifo-size', opts.fifoSize, DEFAULT_FIFO_SIZE, 1, MAX_FIFO_SIZE)
   if (opts.kcompressdCpus !== undefined) {
@@ -194,9 +204,28 @@ export async function start(opts: StartOptions): Promise<void> {
     if (swept.length) log.info({ event: 'stale_cgroups_removed', paths: swept })
   }
 
-  let mounted
+  let mounted: Mounted
+  let maxIoBytes = MAX_IO_BYTES
   try {
-    mounted = await mountFs(mount, new ZramFs(devices, log).operations())
+    if (transport === 'native') {
+      maxIoBytes = nativeMaxIoBytes()
+      const native = await mountNative(mount, new ZramFs(devices, log, maxIoBytes).operations(), log, maxIoBytes)
+      native.onLost((e) => {
+        // Nothing can reach the devices any more: their data is gone with the connection.
+        // An aborted connection leaves its mount behind (ENOTCONN): detach it, as the next start would.
+        const detached = isMounted(mount) ? native.detachDead() : null
+        log.error({ event: 'fuse_connection_lost', reason: e.reason, detail: e.detail, detachedMount: detached === 0 },
+          'the FUSE connection ended without a stop: exiting')
+        removePidFile(mount)
+        if (opts.pidFile !== undefined) rmSync(opts.pidFile, { force: true })
+        unpinNoSwap(pin)
+        log.flush()
+        process.exit(EXIT_CONNECTION_LOST)
+      })
+      mounted = native
+    } else {
+      mounted = await mountFs(mount, new ZramFs(devices, log).operations())
+    }
   } catch (err) {
     unpinNoSwap(pin)
     metricsServer?.server.close()
@@ -212,7 +241,7 @@ export async function start(opts: StartOptions): Promise<void> {
   let managed: ManagedAttachment[] = []
   if (config !== null) {
     try {
-      managed = await setUpDevices(mount, config, log)
+      managed = await setUpDevices(mount, config, log, maxIoBytes)
     } catch (err) {
       await mounted.unmount().catch(() => execFileSync('fusermount', ['-uz', mount], { stdio: 'ignore' }))
       await devices.close().catch(() => {})
@@ -222,7 +251,7 @@ export async function start(opts: StartOptions): Promise<void> {
       throw err
     }
   }
-  log.info({ event: 'ready', mount, devices: devices.ids().map((id) => `zram${id}`),
+  log.info({ event: 'ready', mount, transport, maxIoBytes, devices: devices.ids().map((id) => `zram${id}`),
     disksize: zram0.disksize, algorithm: zram0.algorithm, workers: zram0.workers, fifoSize,
     backingDev: zram0.lower.backingPath, writebackFormat: zram0.lower.hasBackingDev ? zram0.lower.format : undefined,
     shrinker: zram0.shrinker.enabled, poolLimit: zram0.poolLimitPages() * 4096, config: opts.config,

@@ -1,5 +1,5 @@
 # Sourced by the scripts that build native code from source, offline, with node-gyp
-# (scripts/build-fuse-native.sh, scripts/build-codec-addon.sh, scripts/build-memlock.sh,
+# (scripts/build-fuse-native.sh, scripts/build-codec-addon.sh, scripts/build-memlock.sh, build-fusedev.sh,
 # scripts/build-fileio.sh). Needs `die` defined by the caller.
 #
 #   node_gyp_path     prints node-gyp.js: npm's own (npm exports it to lifecycle scripts), else

@@ -8,7 +8,7 @@
 #   - /dev/fuse (modprobe fuse when it is missing)
 #   - node modules (npm ci with package-lock.json, else npm install; its postinstall builds the
 #     native code: scripts/build-fuse-native.sh, scripts/build-codec-addon.sh,
-#     scripts/build-memlock.sh and scripts/build-fileio.sh; when the modules are up to date,
+#     scripts/build-memlock.sh, scripts/build-fileio.sh and scripts/build-fusedev.sh; when the modules are up to date,
 #     only those run, each idempotent)
 #   - npm run build
 # Quiet on success; on failure it prints what failed and the command's output, and exits non-zero.
@@ -114,6 +114,7 @@ else
   run "build the codec addon" bash scripts/build-codec-addon.sh
   run "build native/memlock" bash scripts/build-memlock.sh
   run "build native/fileio" bash scripts/build-fileio.sh
+  run "build native/fusedev" bash scripts/build-fusedev.sh
 fi
 
 # --- 4. build ----------------------------------------------------------------------------

@@ -24,6 +24,8 @@ export interface DaemonOptions {
   algorithm?: string
   memLimit?: string
   extraArgs?: string[]
+  /** --transport (default: the daemon's, native; ZRAMFUSE_TEST_TRANSPORT overrides it for a whole run) */
+  transport?: 'native' | 'fuse-native'
   /** the test whose teardown stops the daemon (default: the file's root tap object) */
   test?: Test
   /** how long to wait for the `ready` event (default 30 s) */
@@ -376,6 +378,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   if (disksize !== null) args.push('--disksize', disksize)
   if (opts.algorithm !== undefined) args.push('--algorithm', opts.algorithm)
   if (opts.memLimit !== undefined) args.push('--mem-limit', opts.memLimit)
+  const transport = opts.transport ?? process.env.ZRAMFUSE_TEST_TRANSPORT
+  if (transport !== undefined && transport !== '') args.push('--transport', transport)
   args.push(...(opts.extraArgs ?? []))
 
   const logFd = openSync(logFile, 'a')

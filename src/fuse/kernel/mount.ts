@@ -1,0 +1,138 @@
+/**
+ * The native transport: our own FUSE session (session.ts) on a /dev/fuse descriptor opened with
+ * O_CLOEXEC (a child of the daemon never holds the mount), mounted with mount(2) and `fd=` as root,
+ * or through fusermount's descriptor passing otherwise. Served on the JavaScript thread: libuv polls
+ * the descriptor, and each wakeup reads every request that is ready (no thread hop, no copy of the
+ * request into another buffer). Mount options match the fuse-native transport's (src/fuse/mount.ts):
+ * default_permissions, no allow_other, every timeout 0, direct I/O on every open file.
+ */
+import { readFileSync } from 'node:fs'
+import type { Operations } from 'fuse-native'
+import { errnoName } from '../../errno'
+import type { EventLog } from '../../log'
+import type { Mounted } from '../mount'
+import { type FusedevAddon, loadFusedev } from './fusedev-addon'
+import { type FuseChannel, FuseSession, type SessionEnd } from './session'
+
+/** The largest request we ask for (FUSE_MAX_PAGES): 1 MiB, as the kernel's zram takes in one bio. */
+export const NATIVE_MAX_IO_BYTES = 1 << 20
+/** Requests the kernel may keep in flight to us (async reads, async direct I/O). */
+export const MAX_BACKGROUND = 64
+
+/** The largest request this kernel will send: 1 MiB, or less when fs.fuse.max_pages_limit says so (6.13+). */
+export function nativeMaxIoBytes(): number {
+  try {
+    const limit = Number(readFileSync('/proc/sys/fs/fuse/max_pages_limit', 'utf8').trim())
+    if (Number.isInteger(limit) && limit > 0) return Math.min(NATIVE_MAX_IO_BYTES, limit * 4096)
+  } catch {
+    // older kernels: 256 pages
+  }
+  return NATIVE_MAX_IO_BYTES
+}
+
+/** /dev/fuse through the addon: non-blocking reads, one write per answer, libuv's poll. */
+export class DevFuseChannel implements FuseChannel {
+  private readonly addon: FusedevAddon
+  readonly fd: number
+  private poller: { stop(): void } | null = null
+  private closed = false
+
+  constructor(addon: FusedevAddon, fd: number) {
+    this.addon = addon
+    this.fd = fd
+  }
+
+  read(buf: Buffer): number {
+    return this.addon.read(this.fd, buf)
+  }
+
+  write(buf: Buffer, len: number): number {
+    return this.addon.write(this.fd, buf, len)
+  }
+
+  watch(onReadable: () => void): void {
+    this.poller = this.addon.poll(this.fd, (status) => {
+      if (status === 0) onReadable()
+      else onReadable() // a poll error surfaces as the read's errno
+    })
+  }
+
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    this.poller?.stop()
+    this.poller = null
+    this.addon.close(this.fd)
+  }
+}
+
+export interface NativeMounted extends Mounted {
+  readonly maxIoBytes: number
+  /** Called once when the connection ends without unmount() (aborted, `umount -l`, a protocol error). */
+  onLost(fn: (e: SessionEnd) => void): void
+  /** After a lost connection: detach the dead mount (ENOTCONN for everyone) if it is still there; 0 or -errno. */
+  detachDead(): number
+}
+
+/**
+ * Mount `ops` at mountPoint (which must exist) over our own FUSE session. Resolves once the kernel
+ * has sent INIT and the session answered it, so the mount serves when this returns.
+ */
+export function mountNative(mountPoint: string, ops: Operations, log: EventLog, maxIoBytes = nativeMaxIoBytes()): Promise<NativeMounted> {
+  const addon = loadFusedev()
+  const uid = process.getuid?.() ?? 0
+  const gid = process.getgid?.() ?? 0
+  const common = ['default_permissions', `max_read=${maxIoBytes}`]
+  let fd: number
+  let viaFusermount = false
+  if (uid === 0) {
+    fd = addon.open()
+    if (fd < 0) throw new Error(`open /dev/fuse: ${errnoText(-fd)}`)
+    const data = [`fd=${fd}`, 'rootmode=40000', `user_id=${uid}`, `group_id=${gid}`, ...common].join(',')
+    const r = addon.mount('zramfuse', mountPoint, 'fuse.zramfuse', addon.MS_NOSUID | addon.MS_NODEV, data)
+    if (r < 0) {
+      addon.close(fd)
+      throw new Error(`mount ${mountPoint}: ${errnoText(-r)}`)
+    }
+  } else {
+    fd = addon.fusermount(mountPoint, ['fsname=zramfuse', 'subtype=zramfuse', ...common].join(','))
+    if (fd < 0) throw new Error(`fusermount ${mountPoint}: ${errnoText(-fd)}`)
+    viaFusermount = true
+  }
+  const channel = new DevFuseChannel(addon, fd)
+  const session = new FuseSession(channel, ops, log, { maxIoBytes, maxBackground: MAX_BACKGROUND })
+  let unmounting = false
+  const lost: Array<(e: SessionEnd) => void> = []
+  let ended: SessionEnd | null = null
+  session.onEnd((e) => {
+    ended = e
+    if (!unmounting) for (const fn of lost) fn(e)
+  })
+  const unmount = (): Promise<void> => new Promise<void>((resolve, reject) => {
+    unmounting = true
+    if (ended !== null) return resolve()
+    const r = viaFusermount ? addon.fusermountUnmount(mountPoint, false) : addon.umount(mountPoint, 0)
+    if (r !== 0) {
+      unmounting = false
+      return reject(new Error(`unmount ${mountPoint}: ${r < 0 ? errnoText(-r) : `fusermount exited ${r}`}`))
+    }
+    // The kernel ends the connection with the superblock: the next read sees ENODEV.
+    session.onEnd(() => resolve())
+    session.pump()
+  })
+  return new Promise<NativeMounted>((resolve, reject) => {
+    session.onEnd((e) => {
+      if (!session.isInitialised) reject(new Error(`FUSE session ended before INIT: ${e.detail}`))
+    })
+    const detachDead = (): number => (viaFusermount ? addon.fusermountUnmount(mountPoint, true) : addon.umount(mountPoint, addon.MNT_DETACH))
+    session.onInit(() => resolve({
+      mountPoint, maxIoBytes, unmount, detachDead, onLost: (fn) => (ended !== null && !unmounting ? fn(ended) : lost.push(fn)),
+    }))
+    session.start()
+    session.pump()
+  })
+}
+
+function errnoText(errno: number): string {
+  return errnoName(errno)
+}

@@ -1,0 +1,81 @@
+// The native transport as the kernel and the host see it: its /dev/fuse descriptor is close-on-exec
+// (children of the daemon never hold the mount), requests of 1 MiB arrive whole, and a connection
+// that ends under it (aborted in /sys/fs/fuse/connections, or `umount -l`) ends the daemon with a
+// log line and exit status 74 instead of a hang.
+import t from 'tap'
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
+import { canRunE2E, startDaemon } from './daemon'
+import { must, run } from './util'
+
+const O_CLOEXEC = 0o2000000
+const O_NONBLOCK = 0o4000
+const EXIT_CONNECTION_LOST = 74
+
+function fuseFds(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/fd`).map(Number).filter((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`) === '/dev/fuse'
+    } catch {
+      return false
+    }
+  })
+}
+
+function fdFlags(pid: number, fd: number): number {
+  const m = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))
+  if (m === null) throw new Error(`no flags in /proc/${pid}/fdinfo/${fd}`)
+  return parseInt(m[1]!, 8)
+}
+
+function writeIos(sys: string): number {
+  return Number(readFileSync(`${sys}/stat`, 'utf8').trim().split(/\s+/)[4])
+}
+
+if (canRunE2E(t, ['dd'])) {
+  t.test('the /dev/fuse descriptor is close-on-exec and non-blocking; fuse-native\'s is inherited', async (t) => {
+    const d = await startDaemon({ disksize: '16M', test: t })
+    const fds = fuseFds(d.pid)
+    t.equal(fds.length, 1, 'one /dev/fuse descriptor')
+    const flags = fdFlags(d.pid, fds[0]!)
+    t.ok(flags & O_CLOEXEC, `O_CLOEXEC (flags ${flags.toString(8)})`)
+    t.ok(flags & O_NONBLOCK, 'O_NONBLOCK: polled on the JavaScript thread')
+    const old = await startDaemon({ disksize: '16M', transport: 'fuse-native', test: t })
+    const oldFds = fuseFds(old.pid)
+    t.ok(oldFds.length >= 1)
+    t.notOk(fdFlags(old.pid, oldFds[0]!) & O_CLOEXEC, 'the fallback transport still leaks it (libfuse 2.9 opens it without O_CLOEXEC)')
+  })
+
+  t.test('a 1 MiB write is one request', async (t) => {
+    const d = await startDaemon({ disksize: '16M', test: t })
+    t.equal(readFileSync(`${d.sys}/queue/max_hw_sectors_kb`, 'utf8').trim(), '1024')
+    const before = writeIos(d.sys)
+    await must('dd', ['if=/dev/urandom', `of=${d.blockFile}`, 'bs=1M', 'count=8', 'oflag=direct', 'status=none'])
+    t.equal(writeIos(d.sys) - before, 8, '8 writes of 1 MiB reached the device as 8 requests')
+  })
+
+  for (const how of ['abort', 'umount -l'] as const) {
+    t.test(`the connection ending under the daemon (${how}) ends it with status ${EXIT_CONNECTION_LOST}`, async (t) => {
+      const d = await startDaemon({ disksize: '16M', test: t })
+      if (how === 'abort') {
+        // fusectl may not be mounted (containers): mount it for the test, and only then unmount it.
+        if (!existsSync('/sys/fs/fuse/connections/0') && readdirSync('/sys/fs/fuse/connections').length === 0) {
+          const m = await run('mount', ['-t', 'fusectl', 'fusectl', '/sys/fs/fuse/connections'])
+          if (m.code !== 0) {
+            t.comment(`skipped: fusectl cannot be mounted here: ${m.stderr.trim()}`)
+            return
+          }
+          t.teardown(() => run('umount', ['/sys/fs/fuse/connections']))
+        }
+        const dev = statSync(d.mount).dev
+        const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00)
+        writeFileSync(`/sys/fs/fuse/connections/${minor}/abort`, '1')
+      } else {
+        const r = await run('umount', ['-l', d.mount])
+        t.equal(r.code, 0, r.stderr)
+      }
+      const { code } = await d.exited
+      t.equal(code, EXIT_CONNECTION_LOST)
+      t.match(d.log(), /"event":"fuse_connection_lost"/)
+    })
+  }
+}
