@@ -48,8 +48,8 @@ function firstDifferences(a: Map<string, string>, b: Map<string, string>, max = 
 const SOURCES = [join(REPO, 'node_modules', 'typescript'), '/usr/share/doc'].filter((p) => existsSync(p))
 
 if (canRunE2E(t, ['mkfs.ext4', 'e2fsck'])) {
-  t.test('ext4 on the block file through a loop device', async (t) => {
-    const d = await startDaemon({ disksize: '768M', test: t })
+  for (const transport of ['native', 'fuse-native'] as const) t.test(`ext4 on the block file through a loop device (${transport} transport)`, async (t) => {
+    const d = await startDaemon({ disksize: '768M', test: t, transport })
     const mnt = d.scratch('ext4')
 
     const attach = async (): Promise<string> => {

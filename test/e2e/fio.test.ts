@@ -21,6 +21,8 @@ const WORKER_CONFIGS: { label: string; args: string[] }[] = [
   { label: '--workers 0 (inline)', args: ['--workers', '0'] },
   // Explicit: both paths, whatever defaultWorkers picks on this machine.
   { label: '--workers 1 (kcompressd)', args: ['--workers', '1'] },
+  // The fallback transport (libfuse 2.9 through fuse-native, 128 KiB requests).
+  { label: '--workers 1 --transport fuse-native', args: ['--workers', '1', '--transport', 'fuse-native'] },
 ]
 
 if (canRunE2E(t, ['fio'])) for (const cfg of WORKER_CONFIGS) {

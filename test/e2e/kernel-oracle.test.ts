@@ -331,8 +331,8 @@ if (canRunE2E(t)) {
   if (why !== null) {
     t.skip(`kernel oracle: ${why}`, () => {})
   } else {
-    t.test('zramfuse answers every attribute write as the kernel does', async (t) => {
-      const d = await startDaemon({ disksize: null, test: t })
+    for (const transport of ['native', 'fuse-native'] as const) t.test(`zramfuse answers every attribute write as the kernel does (${transport} transport)`, async (t) => {
+      const d = await startDaemon({ disksize: null, test: t, transport })
       const savedAlgorithm = selectedAlgorithm(readText(`${KERNEL_ZRAM0}/comp_algorithm`) ?? '')
       const savedMemLimit = (readText(`${KERNEL_ZRAM0}/mm_stat`) ?? '').trim().split(/\s+/)[3] ?? '0'
       t.comment(`kernel ${readText('/proc/sys/kernel/osrelease')?.trim() ?? '?'}; its zram0: ${savedAlgorithm}, mem_limit ${savedMemLimit}`)

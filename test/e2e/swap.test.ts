@@ -27,6 +27,8 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
     tap.teardown(() => rmSync(lowerFile, { force: true }))
     const CONFIGS = [
       { label: 'inline (--workers 0)', daemonArgs: ['--workers', '0'], swapArgs: [] as string[] },
+      // The fallback transport: swap over libfuse 2.9 through fuse-native.
+      { label: 'inline, --transport fuse-native', daemonArgs: ['--workers', '0', '--transport', 'fuse-native'], swapArgs: [] as string[] },
       { label: 'kcompressd (--workers 1), swapon --discard', daemonArgs: ['--workers', '1'], swapArgs: ['--discard'] },
       // Issue 9: a pool limit far below what the pool takes without one (peak mem_used_total
       // 37 MiB measured in the two runs above), the shrinker on, packed records on a lower file.
