@@ -384,7 +384,9 @@ static int spawn_fusermount(char **argv, char **envp, int keep_fd, pid_t *pid) {
       (err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0) {
     argv[0] = prog3;
     err = posix_spawnp(pid, prog3, &actions, &attr, argv, envp);
-    if (err == ENOENT) {
+    /* EACCES too: execvp reports it when a PATH entry it could not search (e.g. /root/... for a
+       user) hid the answer, though fusermount3 is simply not installed. */
+    if (err == ENOENT || err == EACCES) {
       argv[0] = prog;
       err = posix_spawnp(pid, prog, &actions, &attr, argv, envp);
     }

@@ -3,9 +3,10 @@
 // that ends under it (aborted in /sys/fs/fuse/connections, or `umount -l`) ends the daemon with a
 // log line and exit status 74 instead of a hang.
 import t from 'tap'
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
-import { canRunE2E, startDaemon } from './daemon'
-import { must, run } from './util'
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { CLI, canRunE2E, daemonEnv, startDaemon } from './daemon'
+import { mountsUnder, must, run } from './util'
 
 const O_CLOEXEC = 0o2000000
 const O_NONBLOCK = 0o4000
@@ -78,4 +79,41 @@ if (canRunE2E(t, ['dd'])) {
       t.match(d.log(), /"event":"fuse_connection_lost"/)
     })
   }
+}
+
+// Not root: fusermount mounts and hands the descriptor back (SCM_RIGHTS). This machine's /dev/fuse
+// is 0600, so the test opens it to others for its own run and puts the mode back.
+if (canRunE2E(t, ['su', 'dd'])) {
+  t.test('a user who is not root mounts through fusermount', async (t) => {
+    const probe = await run('su', ['nobody', '-s', '/bin/sh', '-c', `test -r "${CLI}" && command -v fusermount3 || command -v fusermount`])
+    if (probe.code !== 0) {
+      t.comment(`skipped: nobody cannot run ${CLI} or there is no fusermount here`)
+      return
+    }
+    const mode = statSync('/dev/fuse').mode & 0o777
+    chmodSync('/dev/fuse', 0o666)
+    t.teardown(() => chmodSync('/dev/fuse', mode))
+    const base = mkdtempSync('/tmp/zramfuse-e2e-user-')
+    chownSync(base, 65534, 65534)
+    const mnt = join(base, 'mnt')
+    // Whatever happens, nothing of the test stays mounted (a daemon left running loses its mount).
+    t.teardown(async () => {
+      if (mountsUnder(base).length > 0) await run('umount', ['-l', mnt])
+      rmSync(base, { recursive: true, force: true })
+    })
+    const script = [
+      `mkdir -p "${mnt}"`,
+      `node "${CLI}" start --mount "${mnt}" --disksize 16M > "${base}/daemon.log" 2>&1 &`,
+      `for i in $(seq 100); do [ -e "${mnt}/dev/zram0" ] && break; sleep 0.1; done`,
+      `dd if=/dev/urandom of="${base}/data" bs=1M count=2 status=none`,
+      `dd if="${base}/data" of="${mnt}/dev/zram0" bs=1M oflag=direct status=none`,
+      `cmp "${base}/data" "${mnt}/dev/zram0" -n 2097152 && echo same`,
+      `grep " ${mnt} " /proc/mounts`,
+      `node "${CLI}" stop --mount "${mnt}"`,
+    ].join('\n')
+    const r = await run('su', ['nobody', '-s', '/bin/sh', '-c', script], { timeoutMs: 60_000, env: daemonEnv() })
+    t.equal(r.code, 0, r.stderr)
+    t.match(r.stdout, /^same$/m, 'what was written reads back')
+    t.match(r.stdout, /fuse\.zramfuse .*user_id=65534/, 'mounted by the user, through fusermount')
+  })
 }
