@@ -282,3 +282,13 @@ t.test('the connection going away (ENODEV) ends the session once, with the reaso
   f.s.pump()
   t.same(ends, ['unmounted'])
 })
+
+t.test('one wakeup serves at most 64 requests: the event loop gets its turn under a full queue', async (t) => {
+  const f = initialised()
+  const reqs = Array.from({ length: 100 }, () => request(Op.GETATTR, 1, Buffer.alloc(16)))
+  const first = f.send(...reqs)
+  t.equal(first.length, 64)
+  t.equal(f.ch.queue.length, 36, 'the rest waits for the next wakeup')
+  f.s.pump()
+  t.equal(f.ch.queue.length, 0)
+})

@@ -54,8 +54,14 @@ const S_IFDIR = 0o040000
 const S_IFMT = 0o170000
 const DT_DIR = 4
 const DT_REG = 8
-/** Request buffers kept for reuse beyond the one in use: enough for max_background writes in flight. */
+/** Request and read-answer buffers kept for reuse beyond the ones in use. */
 const SPARE_BUFFERS = 8
+/**
+ * Requests served per wakeup before the event loop gets a turn (the poll is level-triggered, so it
+ * comes straight back): with a deep queue kept full, timers, kcompressd results, recompression
+ * slices and signals would otherwise never run.
+ */
+const MAX_PER_WAKEUP = 64
 
 export class FuseSession {
   private readonly ops: Operations
@@ -121,7 +127,7 @@ export class FuseSession {
 
   /** Read and serve every request that is ready. */
   pump(): void {
-    while (this.ended === null) {
+    for (let served = 0; this.ended === null && served < MAX_PER_WAKEUP; served++) {
       const buf = this.req
       const n = this.ch.read(buf)
       if (n < 0) {
@@ -454,7 +460,7 @@ export class FuseSession {
         const w = this.ch.write(out, OUT_HEADER + r)
         if (w < 0 && w !== -Errno.ENOENT) this.log.warn({ event: 'fuse_reply_failed', unique, errno: -w })
       }
-      if (!sync) this.readSpare.push(out)
+      if (!sync && this.readSpare.length < SPARE_BUFFERS) this.readSpare.push(out)
     })
     sync = false
     if (!answered) {
