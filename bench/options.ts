@@ -43,13 +43,15 @@ export interface BenchOptions {
 }
 
 export const USAGE = `usage: npm run bench [-- OPTIONS]   (node dist/bench/run.js [OPTIONS])
-  --quick              a short pass (about 2.5 minutes): 1 run of 0.5 s per figure, smaller data
+  --quick              a short pass (about 3.5 minutes): 1 run of 0.5 s per figure, smaller data
   --reps N             runs per figure (default 3; quick 1)
   --runtime SECONDS    seconds per timed fio run (default 2; quick 0.5)
   --region SIZE        bytes the jobs cover (default 256M; quick 64M)
   --disksize SIZE      device size (default 1G)
   --seed N             fio randseed and the mix generator's seed (default 20240611)
-  --only IDS           comma-separated targets: ceiling,zramfuse-lz4,zramfuse-zstd,kernel-lz4
+  --only IDS           comma-separated targets: ceiling,ceiling-c-1t,ceiling-c-mt,zramfuse-lz4,
+                       zramfuse-lz4-fuse-native,zramfuse-zstd,kernel-lz4 (ceiling-c-*: the C libfuse3 ceiling,
+                       built by scripts/build-ceiling.sh, missing with the reason when that fails)
   --jobs IDS           comma-separated fio jobs of the matrix (default all: ${JOBS.map((j) => j.id).join(',')})
   --no-real            skip the real-data pass and the real-data fidelity image
   --out DIR            where the report goes (default bench/results)

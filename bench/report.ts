@@ -99,7 +99,8 @@ export function fmtAa(band: AaBand | null): string {
 /** For each algorithm, the inline (workers=0) and async (workers>0) zramfuse targets, defaults first. */
 export function asyncInlinePairs(r: BenchResults): { algorithm: string; inline: TargetInfo; async: TargetInfo }[] {
   const out: { algorithm: string; inline: TargetInfo; async: TargetInfo }[] = []
-  const fuse = r.targets.filter((t) => t.kind === 'zramfuse' && t.twinOf === undefined)
+  // the default transport only: a fuse-native daemon is another arm, not an inline or async one
+  const fuse = r.targets.filter((t) => t.kind === 'zramfuse' && t.twinOf === undefined && t.transport === undefined)
   const byDefaultFirst = (a: TargetInfo, b: TargetInfo): number => Number(a.variant) - Number(b.variant)
   for (const algorithm of [...new Set(fuse.map((t) => t.algorithm ?? ''))]) {
     const same = fuse.filter((t) => (t.algorithm ?? '') === algorithm).sort(byDefaultFirst)
@@ -157,6 +158,44 @@ export function perfTable(r: BenchResults, mode: 'file' | 'loop'): string {
     ])
   }
   return mdTable(header, rows, [0, 1])
+}
+
+/** The C libfuse3 one-thread ceiling of a run (issue 27), if it ran. */
+export function ceilingCBase(r: BenchResults): TargetInfo | undefined {
+  return r.targets.find((t) => t.kind === 'ceiling-c' && t.threads === 'single')
+}
+
+/**
+ * Every job's figure as a ratio to the C libfuse3 one-thread ceiling, for each target shown in
+ * perfTable (variants and the A/A twin aside), marked n.s. inside the job's A/A band; null when the
+ * C ceiling did not run in this mode.
+ */
+export function ceilingCRatioTable(r: BenchResults, mode: 'file' | 'loop'): string | null {
+  const base = ceilingCBase(r)
+  if (!base || !base.modes.includes(mode)) return null
+  const targets = r.targets.filter((t) => !t.variant && t.id !== base.id && modeFor(t, mode) !== null)
+  const header = ['job', ...targets.map((t) => `${t.kind === 'kernel' && mode === 'loop' ? `${t.title} (block dev)` : t.title} / ${base.title}`)]
+  const rows: string[][] = []
+  for (const job of jobsFor(r)) {
+    const sum = (t: TargetInfo): Summary | null => {
+      const m = modeFor(t, mode)
+      return m ? cellSummary(findCell(r, t.id, m, job), job) : null
+    }
+    const den = sum(base)
+    if (den === null) continue
+    const band = aaBandFor(r, mode, job)
+    rows.push([job.title, ...targets.map((t) => fmtRatioVsNoise(ratio(sum(t), den), band))])
+  }
+  return rows.length === 0 ? null : mdTable(header, rows)
+}
+
+/** The ratio table to the C ceiling with the line that says what it is, or nothing. */
+function ceilingCSection(r: BenchResults, mode: 'file' | 'loop'): string[] {
+  const table = ceilingCRatioTable(r, mode)
+  const base = ceilingCBase(r)
+  if (table === null || !base) return []
+  return ['', `Ratio to ${base.title} (C RAM file over libfuse3's low-level API, fuse_session_loop; median over its median, ` +
+    `${NOT_SIGNIFICANT} inside the A/A band):`, '', table]
 }
 
 /** kcompressd: every zramfuse target on the block file, by worker count, with async / inline. */
@@ -344,6 +383,7 @@ export function summarySection(r: BenchResults): string {
       'fio on the block file with direct=1; the kernel zram as /dev/zram0.',
     '',
     perfTable(r, 'file'),
+    ...ceilingCSection(r, 'file'),
   ].join('\n')
 }
 
@@ -370,6 +410,14 @@ export function renderReport(r: BenchResults, chartFiles: { file: string; title:
   if (r.config.placement) out.push(`- CPU placement: ${r.config.placement}; targets in reverse order on even runs`)
   if (r.config.daemons) out.push(`- daemons: ${r.config.daemons}`)
   out.push('- targets: ' + r.targets.map((t) => `${workersLabel(t)} [${t.modes.join(', ')}]`).join('; '))
+  if (r.targets.some((t) => t.kind === 'ceiling-c')) {
+    out.push('- C libfuse3: bench/ceiling-c/ramfile.c, a RAM file over libfuse3\'s low-level API (no compression), direct_io on open, ' +
+      '128 KiB requests (max_write), default_permissions; 1 thread: fuse_session_loop, multi-threaded: fuse_session_loop_mt (up to 10 idle threads), ' +
+      'pinned like every FUSE daemon')
+  }
+  if (r.targets.some((t) => t.transport !== undefined)) {
+    out.push('- zramfuse transports: the default (native: our own FUSE session on /dev/fuse, 1 MiB requests) unless the title names another (fuse-native: libfuse 2.9 through fuse-native, `--transport fuse-native`)')
+  }
   out.push('- modes: file = fio on DIR/dev/zram0 (direct=1); loop = fio on a loop device attached with `losetup --direct-io=on`; dev = the kernel\'s /dev/zram0', '')
   if (r.notes.length) {
     out.push('## Notes', '')
@@ -379,7 +427,7 @@ export function renderReport(r: BenchResults, chartFiles: { file: string; title:
   out.push('## Summary: on the block file', '', summarySection(r), '')
   if (aaPair(r, 'file')) out.push(AA_NOTE, '')
   if (r.targets.some((t) => t.modes.includes('loop'))) {
-    out.push('## Through a loop device (losetup --direct-io=on)', '', perfTable(r, 'loop'), '')
+    out.push('## Through a loop device (losetup --direct-io=on)', '', perfTable(r, 'loop'), ...ceilingCSection(r, 'loop'), '')
   }
   const wt = workersTable(r)
   if (wt) {
@@ -422,7 +470,7 @@ export function renderReport(r: BenchResults, chartFiles: { file: string; title:
     }
     out.push('')
   }
-  out.push('## Reproduce', '', '```', 'npm run bench            # full run, about 17 minutes on 2 CPUs', 'npm run bench -- --quick # about 2 minutes', '```', '')
+  out.push('## Reproduce', '', '```', 'npm run bench            # full run, about 25 minutes on 2 CPUs', 'npm run bench -- --quick # about 3.5 minutes', '```', '')
   return out.join('\n')
 }
 

@@ -43,6 +43,10 @@ export interface TargetInfo {
   variant: boolean
   /** the A/A control: the id of the target it duplicates (absent in results of older runs) */
   twinOf?: string
+  /** zramfuse: a --transport other than the daemon's default (absent: the default) */
+  transport?: string
+  /** the C ceiling: 'single' (fuse_session_loop) or 'multi' (fuse_session_loop_mt) */
+  threads?: string
 }
 
 export interface DatasetInfo {

@@ -29,13 +29,18 @@ import { cpuidleDriver } from './cpuidle'
 import { formatBytes } from './size'
 import {
   BENCH_TMP, Cleanup, backgroundBetween, cpuSnapshot, type DaemonProc, KERNEL_ZRAM, SHM_PREFIX, attachLoop, busyProcesses, checkKernelZram, cleanStale,
-  clkTck, cpuTicks, detachLoop, holdNoHalt, kernelZramInit, kernelZramReset, must, readText, run, startDaemon, stopDaemon, vmRssBytes,
+  clkTck, cpuTicks, detachLoop, holdNoHalt, kernelZramInit, kernelZramReset, must, readText, run, startDaemon, startProgram, stopDaemon, vmRssBytes,
 } from './sys'
-import { type Mode, type TargetSpec, ZRAMFUSE_LZ4, ZRAMFUSE_ZSTD, daemonArgs, planTargets, resolveVariant } from './targets'
+import {
+  CEILING_C_MULTI, CEILING_C_SINGLE, type Mode, type TargetSpec, ZRAMFUSE_LZ4, ZRAMFUSE_ZSTD, ceilingCArgs, daemonArgs, planTargets, resolveVariant,
+} from './targets'
 
 const REPO = resolve(__dirname, '..', '..')
 const CLI = join(REPO, 'dist', 'daemon', 'cli.js')
 const CEILING = join(REPO, 'dist', 'bench', 'ceiling.js')
+/** The C ceiling (bench/ceiling-c/ramfile.c), built by scripts/build-ceiling.sh */
+const CEILING_C = join(REPO, 'bench', 'ceiling-c', 'build', 'ramfile')
+const BUILD_CEILING_C = join(REPO, 'scripts', 'build-ceiling.sh')
 
 function err(msg: string): void {
   process.stderr.write(msg + '\n')
@@ -300,6 +305,11 @@ async function startTarget(ctx: Ctx, t: TargetSpec, round: number): Promise<Up> 
   }
   const mount = join(ctx.work, `mnt-${t.id}`)
   mkdirSync(mount, { recursive: true })
+  if (t.kind === 'ceiling-c') {
+    const daemon = await startProgram(cleanup, t.kind, CEILING_C, ceilingCArgs(t, mount, opts.disksize), mount, join(ctx.work, `${t.id}-${round}.log`), ctx.pidsFile,
+      ctx.placement.daemonCpus)
+    return { t, daemon, base: join(mount, 'dev', 'zram0') }
+  }
   const args = t.kind === 'ceiling'
     ? ['--mount', mount, '--size', String(opts.disksize)]
     : ['start', '--mount', mount, '--disksize', String(opts.disksize), ...daemonArgs(t), ...kcompressdArgs(ctx.placement)]
@@ -324,7 +334,7 @@ async function perfRound(ctx: Ctx, planned: readonly TargetSpec[], reps: readonl
   try {
     for (const p of planned) {
       // A workers=0 variant is only worth running when the default is not already inline.
-      const base = results.targets.find((x) => x.kind === p.kind && x.algorithm === p.algorithm && !x.variant)
+      const base = results.targets.find((x) => x.kind === p.kind && x.algorithm === p.algorithm && !x.variant && x.transport === undefined)
       const t = resolveVariant(p, base?.workers ?? null)
       if (t !== p && first) {
         note(ctx, `${base?.title ?? 'the default'} already runs inline (kcompressd default: 0 workers on ${results.machine.cpus} CPUs): measuring ${t.title} instead of ${p.title} for the async / inline ratio`)
@@ -508,7 +518,25 @@ function targetInfo(t: TargetSpec): TargetInfo {
   return {
     id: t.id, title: t.title, kind: t.kind, modes: [...t.modes], algorithm: t.algorithm,
     workers: typeof t.workers === 'number' ? t.workers : null, variant: t.variant, ...(t.twinOf ? { twinOf: t.twinOf } : {}),
+    ...(t.transport ? { transport: t.transport } : {}), ...(t.threads ? { threads: t.threads } : {}),
   }
+}
+
+/**
+ * Build the C ceiling if it is missing or older than its source (scripts/build-ceiling.sh is
+ * idempotent and takes a fraction of a second). Never throws: a failed build leaves the two C
+ * targets out, with the script's error as the reason.
+ */
+function buildCeilingC(): { ok: boolean; reason: string } {
+  try {
+    execFileSync('bash', [BUILD_CEILING_C], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 })
+  } catch (e) {
+    const stderr = (e as { stderr?: unknown }).stderr
+    const text = typeof stderr === 'string' ? stderr : String(e)
+    const why = text.split('\n').filter((l) => /ERROR/.test(l)).map((l) => l.replace(/^build-ceiling\.sh: ERROR: /, '')).join('; ')
+    return { ok: false, reason: `bash scripts/build-ceiling.sh failed: ${why || text.trim().slice(-300)}` }
+  }
+  return existsSync(CEILING_C) ? { ok: true, reason: '' } : { ok: false, reason: `${CEILING_C} is missing after scripts/build-ceiling.sh` }
 }
 
 /** The measured source: the commit .git/HEAD names (read, git is not run) and when dist/ was built. */
@@ -698,7 +726,13 @@ async function main(): Promise<number> {
     const wantKernel = opts.only === null || opts.only.includes('kernel-lz4')
     const kz = wantKernel ? checkKernelZram() : { ok: false, reason: 'not selected', resetNote: null }
     if (kz.resetNote) note(ctx, kz.resetNote)
-    const plan = planTargets({ workers: /--workers\b/.test(usage), kernelZram: kz.ok, kernelZramReason: kz.reason }, opts.only)
+    // Only build the C ceiling when it is one of the targets.
+    const wantC = opts.only === null || opts.only.includes(CEILING_C_SINGLE.id) || opts.only.includes(CEILING_C_MULTI.id)
+    const cc = wantC ? buildCeilingC() : { ok: false, reason: 'not selected' }
+    const plan = planTargets({
+      workers: /--workers\b/.test(usage), kernelZram: kz.ok, kernelZramReason: kz.reason,
+      ceilingC: cc.ok, ceilingCReason: cc.reason, transports: /--transport\b/.test(usage),
+    }, opts.only)
     for (const s of plan.skipped) note(ctx, `skipped ${s.target.title}: ${s.reason}`)
     ctx.kernelOk = plan.targets.some((t) => t.kind === 'kernel')
     results.targets = plan.targets.map(targetInfo)

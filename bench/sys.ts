@@ -64,7 +64,7 @@ export interface CmdResult {
 }
 
 export interface DaemonProc {
-  kind: 'ceiling' | 'zramfuse'
+  kind: 'ceiling' | 'ceiling-c' | 'zramfuse'
   pid: number
   mount: string
   child: ChildProcess
@@ -197,10 +197,19 @@ export async function must(cleanup: Cleanup, file: string, args: string[], timeo
  */
 export async function startDaemon(cleanup: Cleanup, kind: 'ceiling' | 'zramfuse', script: string, args: string[], mount: string, logPath: string, pidsFile: string,
   cpus: string | null = null): Promise<DaemonProc> {
+  return startProgram(cleanup, kind, process.execPath, [script, ...args], mount, logPath, pidsFile, cpus)
+}
+
+/**
+ * startDaemon for any executable (the C ceiling): the same process group, log, ready line, pinning
+ * (taskset execs it, so the pid is the program's) and cleanup.
+ */
+export async function startProgram(cleanup: Cleanup, kind: DaemonProc['kind'], program: string, args: string[], mount: string, logPath: string, pidsFile: string,
+  cpus: string | null = null): Promise<DaemonProc> {
   const fd = openSync(logPath, 'a')
   let child: ChildProcess
   try {
-    const [file, argv] = cpus === null ? [process.execPath, [script, ...args]] : ['taskset', ['-c', cpus, process.execPath, script, ...args]]
+    const [file, argv] = cpus === null ? [program, args] : ['taskset', ['-c', cpus, program, ...args]]
     child = spawn(file, argv, { detached: true, stdio: ['ignore', 'ignore', fd], cwd: cleanup.workDir })
   } finally {
     closeSync(fd)

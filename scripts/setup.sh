@@ -4,13 +4,14 @@
 #     and build-essential python3 patch (fuse-native's binding is patched and built from source
 #     by scripts/build-fuse-native.sh, npm's postinstall), liblz4-dev libzstd-dev (the codec addon
 #     native/, built by scripts/build-codec-addon.sh), lz4 zstd (the C libraries' own benchmark
-#     next to ours in bench/codecs.ts; zstd --train makes the dictionaries of the tests)
+#     next to ours in bench/codecs.ts; zstd --train makes the dictionaries of the tests),
+#     libfuse3-dev pkg-config (the bench's C ceiling, bench/ceiling-c/ramfile.c)
 #   - /dev/fuse (modprobe fuse when it is missing)
 #   - node modules (npm ci with package-lock.json, else npm install; its postinstall builds the
 #     native code: scripts/build-fuse-native.sh, scripts/build-codec-addon.sh,
 #     scripts/build-memlock.sh, scripts/build-fileio.sh and scripts/build-fusedev.sh; when the modules are up to date,
 #     only those run, each idempotent)
-#   - npm run build
+#   - npm run build, and the bench's C ceiling (scripts/build-ceiling.sh)
 # Quiet on success; on failure it prints what failed and the command's output, and exits non-zero.
 # Environment: ZRAMFUSE_FORCE_INSTALL=1 reinstalls node modules even when they look up to date.
 set -euo pipefail
@@ -43,7 +44,7 @@ run() {
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # --- 1. system packages ------------------------------------------------------------------
-PACKAGES=(libfuse2 fuse fio e2fsprogs util-linux build-essential python3 patch liblz4-dev libzstd-dev lz4 zstd)
+PACKAGES=(libfuse2 fuse fio e2fsprogs util-linux build-essential python3 patch liblz4-dev libzstd-dev lz4 zstd libfuse3-dev pkg-config)
 
 package_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
@@ -120,3 +121,4 @@ fi
 # --- 4. build ----------------------------------------------------------------------------
 run "npm run build" npm run build
 [ -f dist/daemon/cli.js ] || die "npm run build succeeded but dist/daemon/cli.js is missing"
+run "build the bench's C ceiling" bash scripts/build-ceiling.sh
