@@ -36,6 +36,7 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM HUP
 
 if [ "$AWAKE" = 1 ]; then
   python3 -c 'import os,struct,time; f=os.open("/dev/cpu_dma_latency",os.O_WRONLY); os.write(f,struct.pack("i",0)); time.sleep(1e9)' &
