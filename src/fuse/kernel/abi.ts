@@ -49,8 +49,6 @@ export const FATTR_ATIME_NOW = 1 << 7
 export const FATTR_MTIME_NOW = 1 << 8
 
 export const FUSE_FSYNC_FDATASYNC = 1 << 0
-/** fuse_interrupt's own unique has this bit set (FUSE_INT_REQ_BIT). */
-export const FUSE_INT_REQ_BIT = 1
 
 /** Sizes and field offsets, in bytes. */
 export const IN_HEADER = 40 // len u32, opcode u32, unique u64, nodeid u64, uid, gid, pid u32, total_extlen u16, pad u16

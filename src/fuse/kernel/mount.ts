@@ -51,10 +51,8 @@ export class DevFuseChannel implements FuseChannel {
   }
 
   watch(onReadable: () => void): void {
-    this.poller = this.addon.poll(this.fd, (status) => {
-      if (status === 0) onReadable()
-      else onReadable() // a poll error surfaces as the read's errno
-    })
+    // A poll error (status < 0) is read too: the read then answers with the errno (ENODEV).
+    this.poller = this.addon.poll(this.fd, () => onReadable())
   }
 
   close(): void {
@@ -87,16 +85,16 @@ export function mountNative(mountPoint: string, ops: Operations, log: EventLog, 
   let viaFusermount = false
   if (uid === 0) {
     fd = addon.open()
-    if (fd < 0) throw new Error(`open /dev/fuse: ${errnoText(-fd)}`)
+    if (fd < 0) throw new Error(`open /dev/fuse: ${errnoName(-fd)}`)
     const data = [`fd=${fd}`, 'rootmode=40000', `user_id=${uid}`, `group_id=${gid}`, ...common].join(',')
     const r = addon.mount('zramfuse', mountPoint, 'fuse.zramfuse', addon.MS_NOSUID | addon.MS_NODEV, data)
     if (r < 0) {
       addon.close(fd)
-      throw new Error(`mount ${mountPoint}: ${errnoText(-r)}`)
+      throw new Error(`mount ${mountPoint}: ${errnoName(-r)}`)
     }
   } else {
     fd = addon.fusermount(mountPoint, ['fsname=zramfuse', 'subtype=zramfuse', ...common].join(','))
-    if (fd < 0) throw new Error(`fusermount ${mountPoint}: ${errnoText(-fd)}`)
+    if (fd < 0) throw new Error(`fusermount ${mountPoint}: ${errnoName(-fd)}`)
     viaFusermount = true
   }
   const channel = new DevFuseChannel(addon, fd)
@@ -114,7 +112,7 @@ export function mountNative(mountPoint: string, ops: Operations, log: EventLog, 
     const r = viaFusermount ? addon.fusermountUnmount(mountPoint, false) : addon.umount(mountPoint, 0)
     if (r !== 0) {
       unmounting = false
-      return reject(new Error(`unmount ${mountPoint}: ${r < 0 ? errnoText(-r) : `fusermount exited ${r}`}`))
+      return reject(new Error(`unmount ${mountPoint}: ${r < 0 ? errnoName(-r) : `fusermount exited ${r}`}`))
     }
     // The kernel ends the connection with the superblock: the next read sees ENODEV.
     session.onEnd(() => resolve())
@@ -133,6 +131,3 @@ export function mountNative(mountPoint: string, ops: Operations, log: EventLog, 
   })
 }
 
-function errnoText(errno: number): string {
-  return errnoName(errno)
-}

@@ -237,12 +237,14 @@ export class FuseSession {
         return this.ops.flush!(path, b.readUInt32LE(A), (err) => this.replyError(unique, -err))
       case Op.FSYNC:
         if (!need(FSYNC_IN)) return
-        return this.later(unique, (done) => this.ops.fsync!(path, b.readUInt32LE(A), (b.readUInt32LE(A + 8) & FUSE_FSYNC_FDATASYNC) !== 0, done),
+        this.later(unique, (done) => this.ops.fsync!(path, b.readUInt32LE(A), (b.readUInt32LE(A + 8) & FUSE_FSYNC_FDATASYNC) !== 0, done),
           (r) => this.replyError(unique, -r))
+        return
       case Op.FALLOCATE:
         if (!need(FALLOCATE_IN)) return
-        return this.later(unique, (done) => this.ops.fallocate!(path, b.readUInt32LE(A), b.readUInt32LE(A + 24), readU64(b, A + 8), readU64(b, A + 16), done),
+        this.later(unique, (done) => this.ops.fallocate!(path, b.readUInt32LE(A), b.readUInt32LE(A + 24), readU64(b, A + 8), readU64(b, A + 16), done),
           (r) => this.replyError(unique, -r))
+        return
       case Op.OPENDIR:
         return this.ops.getattr!(path, (err, st) => {
           if (err !== 0) return this.replyError(unique, -err)
@@ -445,29 +447,20 @@ export class FuseSession {
     const size = b.readUInt32LE(A + 16)
     if (size > this.maxIo) return this.malformed(unique, Op.READ, `read of ${size} bytes, more than max_read ${this.maxIo}`)
     const out = this.readBuf
-    let sync = true
-    let answered = false
-    const pend: Pending = { done: false }
-    this.ops.read!(path, fh, out.subarray(OUT_HEADER, OUT_HEADER + size), size, offset, (r) => {
-      if (pend.done || answered) return
-      answered = true
-      if (!sync) this.pending.delete(unique)
-      if (r < 0) this.replyError(unique, -r)
-      else {
-        out.writeUInt32LE(OUT_HEADER + r, 0)
-        out.writeInt32LE(0, 4)
-        writeU64(out, 8, unique)
-        const w = this.ch.write(out, OUT_HEADER + r)
-        if (w < 0 && w !== -Errno.ENOENT) this.log.warn({ event: 'fuse_reply_failed', unique, errno: -w })
-      }
-      if (!sync && this.readSpare.length < SPARE_BUFFERS) this.readSpare.push(out)
+    let waiting = false
+    waiting = this.later(unique, (done) => this.ops.read!(path, fh, out.subarray(OUT_HEADER, OUT_HEADER + size), size, offset, (r) => {
+      done(r)
+      if (waiting && this.readSpare.length < SPARE_BUFFERS) this.readSpare.push(out)
+    }), (r) => {
+      if (r < 0) return this.replyError(unique, -r)
+      out.writeUInt32LE(OUT_HEADER + r, 0)
+      out.writeInt32LE(0, 4)
+      writeU64(out, 8, unique)
+      const w = this.ch.write(out, OUT_HEADER + r)
+      if (w < 0 && w !== -Errno.ENOENT) this.log.warn({ event: 'fuse_reply_failed', unique, errno: -w })
     })
-    sync = false
-    if (!answered) {
-      // Answered later (kcompressd drain, lower file): the buffer is this request's until then.
-      this.pending.set(unique, pend)
-      this.readBuf = this.readSpare.pop() ?? Buffer.allocUnsafeSlow(OUT_HEADER + this.maxIo)
-    }
+    // Answered later (kcompressd drain, lower file): the buffer is this request's until then.
+    if (waiting) this.readBuf = this.readSpare.pop() ?? Buffer.allocUnsafeSlow(OUT_HEADER + this.maxIo)
   }
 
   private write(unique: number, path: string, b: Buffer, n: number): void {
@@ -478,34 +471,30 @@ export class FuseSession {
     const at = A + WRITE_IN
     if (size > this.maxIo) return this.malformed(unique, Op.WRITE, `write of ${size} bytes, more than max_write ${this.maxIo}`)
     if (at + size !== n) return this.malformed(unique, Op.WRITE, `write of ${size} bytes in a request of ${n}`)
-    let sync = true
-    let answered = false
-    const pend: Pending = { done: false }
-    this.ops.write!(path, fh, b.subarray(at, at + size), size, offset, (r) => {
-      if (!sync) this.releaseRequestBuffer(b)
-      if (pend.done || answered) return
-      answered = true
-      if (!sync) this.pending.delete(unique)
+    let waiting = false
+    waiting = this.later(unique, (done) => this.ops.write!(path, fh, b.subarray(at, at + size), size, offset, (r) => {
+      if (waiting) this.releaseRequestBuffer(b)
+      done(r)
+    }), (r) => {
       if (r < 0) return this.replyError(unique, -r)
       const o = this.outHeader(unique, WRITE_OUT)
       this.small.writeUInt32LE(r, OUT_HEADER)
       this.small.writeUInt32LE(0, OUT_HEADER + 4)
       this.ch.write(this.small, o)
     })
-    sync = false
-    if (!answered) {
-      // The data stays in this buffer until the device has taken it: read the next requests elsewhere.
-      this.pending.set(unique, pend)
-      this.req = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.bufSize)
-    }
+    // The data stays in this buffer until the device has taken it: read the next requests elsewhere.
+    if (waiting) this.req = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.bufSize)
   }
 
   private releaseRequestBuffer(b: Buffer): void {
     if (this.spare.length < SPARE_BUFFERS) this.spare.push(b)
   }
 
-  /** A request whose operation may answer later: tracked for INTERRUPT until it does. */
-  private later(unique: number, start: (done: (r: number) => void) => void, answer: (r: number) => void): void {
+  /**
+   * Start an operation that may answer later; true when it did not answer at once (it is then
+   * tracked for INTERRUPT until it does, and an answer after an interrupt is dropped).
+   */
+  private later(unique: number, start: (done: (r: number) => void) => void, answer: (r: number) => void): boolean {
     let sync = true
     let answered = false
     const pend: Pending = { done: false }
@@ -517,6 +506,7 @@ export class FuseSession {
     })
     sync = false
     if (!answered) this.pending.set(unique, pend)
+    return !answered
   }
 
   private readdir(unique: number, nodeid: number, path: string, offset: number, size: number): void {
