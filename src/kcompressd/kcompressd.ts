@@ -1167,6 +1167,15 @@ export class Kcompressd {
       get sleepers() { return Atomics.load(kc.ring.meta, C_SLEEPERS) },
       get releaseArmed() { return kc.releaseTimer !== null },
       get mainWaiting() { return kc.waitPending },
+      get mailUnread() {
+        let n = 0
+        for (const h of kc.handles) {
+          if (h.exited || h.ring !== kc.ring) continue
+          const b = workerBase(h.id)
+          n += Atomics.load(h.ring.meta, b + W_MAIL) - Atomics.load(h.ring.meta, b + W_POPULATED)
+        }
+        return n
+      },
       setCosts(compressNs: number, wakeNs: number): void {
         kc.compressNsEst = compressNs
         kc.wakeNsEst = wakeNs
@@ -1185,6 +1194,12 @@ export interface KcompressdTestView {
   readonly releaseArmed: boolean
   /** The main thread waits (Atomics.waitAsync) for a worker to wake it. */
   readonly mainWaiting: boolean
+  /**
+   * Pool chunks announced to workers and not faulted in yet. A chunk announced to a sleeping worker
+   * wakes it, so "asleep" holds for good only once this is 0: until then C_SLEEPERS still counts a
+   * worker that was notified and has not run yet.
+   */
+  readonly mailUnread: number
   /** Set compress_ns and wake_ns as if measured (the next measurement moves them again). */
   setCosts(compressNs: number, wakeNs: number): void
 }

@@ -242,7 +242,7 @@ t.test('results below a batch are committed without another request, and a small
   // Only a worker wakes the main thread, on its way to sleep (or idle, for drain), and a sleeping
   // worker wakes only when a request stages a page (or a new pool chunk, or a stop): with the worker
   // asleep, no timer armed and nothing staged or reserved, nothing can wake the idle daemon again.
-  await until(t, 'the worker sleeps', () => kc.sleepers === 1)
+  await until(t, 'the worker sleeps', () => kc.sleepers === 1 && kc.mailUnread === 0)
   t.equal(dev.kcompressdStats().mainWakeups, wakes, 'not woken again while idle')
   t.same(await read(dev, 40 * PAGE, 0), Buffer.concat(pages))
 })
@@ -256,7 +256,7 @@ t.test('a wake-up counts against a handoff only when every worker sleeps', async
     // The cost is unknown at first, so this page is staged; then the worker polls (poll_us 1 s) or sleeps (0).
     await dev.write(makePage('text', rand), 0)
     await dev.drain()
-    if (pollUs === 0) await until(t, 'the worker sleeps', () => kc.sleepers === 1)
+    if (pollUs === 0) await until(t, 'the worker sleeps', () => kc.sleepers === 1 && kc.mailUnread === 0)
     // 15 us of compression: more than the least worth a handoff (12 us), less than a 30 us wake-up.
     kc.setCosts(15_000, 30_000)
     await dev.write(makePage('text', rand), PAGE)
@@ -280,7 +280,7 @@ t.test('with every worker asleep, the second of two requests within poll_us is s
   const kc = kcompressdOf(dev)
   await dev.write(makePage('text', rand), 0) // cost unknown: staged
   await dev.drain()
-  const asleep = (): Promise<void> => until(t, 'the worker sleeps', () => kc.sleepers === 1)
+  const asleep = (): Promise<void> => until(t, 'the worker sleeps', () => kc.sleepers === 1 && kc.mailUnread === 0)
   // 15 us: worth a handoff (over 12 us), but less than a wake-up
   const costs = (): void => kc.setCosts(15_000, 30_000)
   await asleep()
@@ -615,7 +615,7 @@ t.test('fifo_size while the main thread waits on the old ring: the next drain st
   const kc = kcompressdOf(dev)
   await until(t, 'the worker sleeps and the main thread waits again', () => {
     const st = dev.kcompressdStats()
-    return st.mainWakeups >= 1 && st.reserved > 0 && kc.sleepers === 1 && kc.mainWaiting
+    return st.mainWakeups >= 1 && st.reserved > 0 && kc.sleepers === 1 && kc.mailUnread === 0 && kc.mainWaiting
   })
   dev.setFifoSize(32)
   await dev.write(data, 0)
