@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The transport against the FUSE protocol's own ceiling, interleaved in one run (issue 27):
 #   C libfuse3 low-level RAM file, one thread and multi-threaded (bench/ceiling-c/ramfile.c),
-#   the fuse-native RAM file (bench/ceiling.ts), zramfuse lz4 over the native transport and over
-#   fuse-native, and the kernel's zram (lz4), each job on each target in turn, every round.
+#   the fuse-native RAM file (bench/ceiling.ts), zramfuse lz4 over the native transport (classic
+#   /dev/fuse, and FUSE over io_uring where the kernel has it: enable_uring is set for the run and put
+#   back after) and over fuse-native, and the kernel's zram (lz4), each job on each target in turn,
+#   every round.
 # Prints a markdown table: IOPS (median of the rounds) and the ratio to the C one-thread ceiling.
 #   bash bench/transport.sh [--rounds 2] [--seconds 3] [--awake]     (root; npm run build first)
 # --awake holds a 0 us PM QoS request (/dev/cpu_dma_latency): idle vCPUs poll instead of halting,
@@ -26,12 +28,15 @@ W="$(mktemp -d /tmp/zramfuse-transport-XXXXXX)"
 SIZE_MB=256
 PIDS=()
 KZ=""
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+URING_WAS=""
 cleanup() {
   set +e
   for m in "$W"/c1 "$W"/cm "$W"/fn; do mountpoint -q "$m" && umount "$m"; done
-  for m in "$W"/zn "$W"/zf; do [ -d "$m/dev" ] && node "$REPO/dist/daemon/cli.js" stop --mount "$m" >/dev/null 2>&1; done
+  for m in "$W"/zn "$W"/zu "$W"/zf; do [ -d "$m/dev" ] && node "$REPO/dist/daemon/cli.js" stop --mount "$m" >/dev/null 2>&1; done
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   [ -n "$KZ" ] && echo 1 > /sys/block/zram0/reset
+  [ -n "$URING_WAS" ] && echo "$URING_WAS" > "$URING_PARAM"
   sleep 0.5
   rm -rf "$W"
 }
@@ -66,7 +71,18 @@ node "$REPO/dist/bench/ceiling.js" --mount "$W/fn" --size "${SIZE_MB}M" 2>"$W/fn
 node "$REPO/dist/daemon/cli.js" start --mount "$W/zn" --disksize "${SIZE_MB}M" 2>"$W/zn.log" & PIDS+=($!)
 node "$REPO/dist/daemon/cli.js" start --mount "$W/zf" --disksize "${SIZE_MB}M" --transport fuse-native 2>"$W/zf.log" & PIDS+=($!)
 wait_for "$W/fn/dev/zram0"; wait_for "$W/zn/dev/zram0"; wait_for "$W/zf/dev/zram0"
-FILE[fn]="$W/fn/dev/zram0"; FILE[zn]="$W/zn/dev/zram0"; FILE[zf]="$W/zf/dev/zram0"; TARGETS+=(fn zn zf)
+FILE[fn]="$W/fn/dev/zram0"; FILE[zn]="$W/zn/dev/zram0"
+TARGETS+=(fn zn)
+if [ -w "$URING_PARAM" ]; then
+  URING_WAS="$(cat "$URING_PARAM")"
+  echo Y > "$URING_PARAM"
+  mkdir -p "$W/zu"
+  node "$REPO/dist/daemon/cli.js" start --mount "$W/zu" --disksize "${SIZE_MB}M" --fuse-uring on 2>"$W/zu.log" & PIDS+=($!)
+  wait_for "$W/zu/dev/zram0"; FILE[zu]="$W/zu/dev/zram0"; TARGETS+=(zu)
+else
+  echo "# no $URING_PARAM (kernel without FUSE over io_uring, or not root): the io_uring target is left out" >&2
+fi
+FILE[zf]="$W/zf/dev/zram0"; TARGETS+=(zf)
 if [ -e /sys/block/zram0/disksize ] && ! grep -q '^/dev/zram0 ' /proc/swaps && ! grep -q '^/dev/zram0 ' /proc/mounts; then
   echo 1 > /sys/block/zram0/reset
   echo lz4 > /sys/block/zram0/comp_algorithm
@@ -93,7 +109,7 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-declare -A NAME=([c1]="C libfuse3, 1 thread" [cm]="C libfuse3, multi-threaded" [fn]="fuse-native RAM file" [zn]="zramfuse lz4, native" [zf]="zramfuse lz4, fuse-native" [kz]="kernel zram lz4")
+declare -A NAME=([c1]="C libfuse3, 1 thread" [cm]="C libfuse3, multi-threaded" [fn]="fuse-native RAM file" [zn]="zramfuse lz4, native" [zu]="zramfuse lz4, native over io_uring" [zf]="zramfuse lz4, fuse-native" [kz]="kernel zram lz4")
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2)}'; }
 echo "# Transport against the C ceiling, $(date -u +%FT%TZ), $(git -C "$REPO" rev-parse --short HEAD), ${ROUNDS} rounds of ${SECONDS_PER_JOB} s, $( [ "$AWAKE" = 1 ] && echo awake || echo 'vCPUs halting when idle')"
 echo

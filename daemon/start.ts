@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import { DeviceSet } from '../src/device/device-set'
 import { findCodec } from '../src/codec/registry'
 import { MAX_IO_BYTES, type Mounted, mountFs } from '../src/fuse/mount'
-import { mountNative, nativeMaxIoBytes } from '../src/fuse/kernel/mount'
+import { mountNative, nativeMaxIoBytes, URING_MODES, type UringMode } from '../src/fuse/kernel/mount'
 import { ZramFs } from '../src/fuse/zram-fs'
 import { memparse } from '../src/sysfs/parse'
 import { DEFAULT_FIFO_SIZE, MAX_FIFO_SIZE, MAX_WORKERS } from '../src/kcompressd/kcompressd'
@@ -66,6 +66,8 @@ export interface StartOptions {
   ready?: ReadyChannel
   /** native (our own FUSE session on /dev/fuse, the default) or fuse-native (libfuse 2.9 through fuse-native) */
   transport?: string | undefined
+  /** with the native transport: FUSE over io_uring, auto | on | off (default off: see docs/transport.md) */
+  fuseUring?: string | undefined
 }
 
 export const TRANSPORTS = ['native', 'fuse-native'] as const
@@ -139,6 +141,9 @@ export async function start(opts: StartOptions): Promise<void> {
 
   const transport = (opts.transport ?? 'native') as Transport
   if (!TRANSPORTS.includes(transport)) throw new StartError(`--transport must be one of ${TRANSPORTS.join(', ')}`, EXIT_CONFIG)
+  const fuseUring = (opts.fuseUring ?? 'off') as UringMode
+  if (!URING_MODES.includes(fuseUring)) throw new StartError(`--fuse-uring must be one of ${URING_MODES.join(', ')}`, EXIT_CONFIG)
+  if (fuseUring === 'on' && transport !== 'native') throw new StartError('--fuse-uring on needs --transport native', EXIT_CONFIG)
   const workers = opts.workers === undefined ? 'auto' : intOption('workers', opts.workers, 0, 0, MAX_WORKERS)
   const fifoSize = intOption('fifo-size', opts.fifoSize, DEFAULT_FIFO_SIZE, 1, MAX_FIFO_SIZE)
   if (opts.kcompressdCpus !== undefined) {
@@ -209,7 +214,7 @@ export async function start(opts: StartOptions): Promise<void> {
   try {
     if (transport === 'native') {
       maxIoBytes = nativeMaxIoBytes()
-      const native = await mountNative(mount, new ZramFs(devices, log, maxIoBytes).operations(), log, maxIoBytes)
+      const native = await mountNative(mount, new ZramFs(devices, log, maxIoBytes).operations(), log, maxIoBytes, fuseUring)
       native.onLost((e) => {
         // Nothing can reach the devices any more: their data is gone with the connection.
         // An aborted connection leaves its mount behind (ENOTCONN): detach it, as the next start would.

@@ -11,7 +11,7 @@
 # not load with every function and constant, refuse a bad argument with a TypeError, or carry bytes
 # through its own pipe(): src/fuse/kernel cannot reach /dev/fuse without it.
 #
-# Needs: node, a C compiler, make, python3 and glibc >= 2.32 (strerrorname_np); the node headers
+# Needs: node, a C compiler, make, python3, liburing (Debian liburing-dev) and glibc >= 2.32 (strerrorname_np); the node headers
 # (node_api.h and libuv's uv.h) come from npm's nodedir (or node's own prefix, e.g. /usr/include/node),
 # so nothing is downloaded.
 set -euo pipefail
@@ -45,7 +45,7 @@ verify() {
   node -e '
     const m = require(process.argv[1])
     const fail = (why) => { console.error(process.argv[1] + ": " + why); process.exit(1) }
-    for (const f of ["open", "close", "pipe", "mount", "umount", "fusermount", "fusermountUnmount", "read", "write", "writev", "poll", "cloneFd"]) {
+    for (const f of ["open", "close", "pipe", "mount", "umount", "fusermount", "fusermountUnmount", "read", "write", "writev", "poll", "cloneFd", "uringSetup", "uringFd", "uringRegister", "uringCommit", "uringSubmit", "uringReap", "uringClose"]) {
       if (typeof m[f] !== "function") fail("has no " + f + "()")
     }
     const consts = ["MNT_DETACH", "MS_NOSUID", "MS_NODEV", "MS_NOEXEC", "MS_NOATIME"]

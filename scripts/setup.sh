@@ -5,7 +5,8 @@
 #     by scripts/build-fuse-native.sh, npm's postinstall), liblz4-dev libzstd-dev (the codec addon
 #     native/, built by scripts/build-codec-addon.sh), lz4 zstd (the C libraries' own benchmark
 #     next to ours in bench/codecs.ts; zstd --train makes the dictionaries of the tests),
-#     libfuse3-dev pkg-config (the bench's C ceiling, bench/ceiling-c/ramfile.c)
+#     libfuse3-dev pkg-config (the bench's C ceiling, bench/ceiling-c/ramfile.c), liburing-dev (FUSE over
+#     io_uring in native/fusedev)
 #   - /dev/fuse (modprobe fuse when it is missing)
 #   - node modules (npm ci with package-lock.json, else npm install; its postinstall builds the
 #     native code: scripts/build-fuse-native.sh, scripts/build-codec-addon.sh,
@@ -44,7 +45,7 @@ run() {
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # --- 1. system packages ------------------------------------------------------------------
-PACKAGES=(libfuse2 fuse fio e2fsprogs util-linux build-essential python3 patch liblz4-dev libzstd-dev lz4 zstd libfuse3-dev pkg-config)
+PACKAGES=(libfuse2 fuse fio e2fsprogs util-linux build-essential python3 patch liblz4-dev libzstd-dev lz4 zstd libfuse3-dev pkg-config liburing-dev)
 
 package_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'

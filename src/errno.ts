@@ -2,7 +2,7 @@
 export const Errno = {
   EPERM: 1, ENOENT: 2, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13, ENOTBLK: 15, EBUSY: 16,
   EEXIST: 17, ENODEV: 19, ENOTDIR: 20, EISDIR: 21, EINVAL: 22, EFBIG: 27, ENOSPC: 28, ESPIPE: 29, EROFS: 30,
-  ERANGE: 34, ENOSYS: 38, EPROTO: 71, ENOTSUP: 95, EOPNOTSUPP: 95,
+  ERANGE: 34, ENOSYS: 38, EPROTO: 71, ENOTSUP: 95, EOPNOTSUPP: 95, ECONNABORTED: 103, ENOTCONN: 107, ECANCELED: 125,
 } as const
 
 /** An error that carries the errno the caller should see and, in its message, the reason (logged). */

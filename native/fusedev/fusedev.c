@@ -23,6 +23,8 @@
  *                              (polled already in this loop)
  *   cloneFd(fd)                a second /dev/fuse open of the same connection (FUSE_DEV_IOC_CLONE)
  *                                                                                   -> fd or -errno
+ *   uringSetup(entries) / uringFd / uringRegister / uringCommit / uringSubmit / uringReap / uringClose
+ *                              FUSE over io_uring: see the section of that name below
  *   MNT_DETACH, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_NOATIME                          the flag values
  *
  * What the kernel refuses comes back as a negative errno, not thrown (pipe() and poll() aside, which
@@ -55,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -63,6 +66,7 @@
 #include <unistd.h>
 #include <node_api.h>
 #include <uv.h>
+#include <liburing.h>
 
 /* posix_spawn_file_actions_adddup2(fd, fd) clears FD_CLOEXEC in the child from glibc 2.29 on
    (POSIX issue 8): how the child's end of the socket alone survives the exec. */
@@ -691,6 +695,233 @@ static napi_value do_poll(napi_env env, napi_callback_info info) {
   return failed != NULL ? throw_last(env, failed) : throw_errno(env, -err, "uv_poll_start");
 }
 
+/* ---- FUSE over io_uring (kernel 6.14+, off until /sys/module/fuse/parameters/enable_uring is Y) ----
+ *
+ * One ring per connection, made and driven on the JavaScript thread (SINGLE_ISSUER): entries are
+ * registered with FUSE_IO_URING_CMD_REGISTER, answered with COMMIT_AND_FETCH (which fetches the next
+ * request into the same entry), commits batched into one io_uring_enter per wakeup. The kernel copies
+ * a request into an entry in this thread's task context (task work), so COOP_TASKRUN: no IPI, the
+ * work runs on our next entry into the kernel or wakes us from epoll. The ring's fd is polled with
+ * poll() like /dev/fuse. Headers and payloads are the caller's Buffers (their memory never moves);
+ * the caller keeps them referenced while the ring lives. liburing: the SQ/CQ ring bookkeeping and
+ * memory barriers, which are easy to get subtly wrong by hand.
+ *
+ * The uapi below is from include/uapi/linux/fuse.h (7.42); Debian's 6.1 headers lack it. */
+#define FUSE_IO_URING_CMD_REGISTER 1
+#define FUSE_IO_URING_CMD_COMMIT_AND_FETCH 2
+struct fuse_uring_cmd_req {
+  uint64_t flags;
+  uint64_t commit_id;
+  uint16_t qid;
+  uint8_t padding[6];
+};
+#define FUSE_URING_HEADER_SIZE 288 /* struct fuse_uring_req_header */
+#define MAX_RINGS 8
+
+struct uring_slot {
+  struct io_uring ring;
+  int event_fd; /* DEFER_TASKRUN: signalled when work is queued for us; -1 otherwise */
+  struct iovec *iov; /* two per entry (header, payload), read by the kernel at REGISTER */
+  unsigned entries;
+  bool used;
+};
+static struct uring_slot rings[MAX_RINGS];
+
+static struct uring_slot *arg_ring(napi_env env, const char *fn, napi_value v) {
+  double d;
+  if (!arg_integer(env, fn, v, "ring", MAX_RINGS - 1, &d)) return NULL;
+  if (!rings[(int)d].used) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fusedev: no such ring");
+    return NULL;
+  }
+  return &rings[(int)d];
+}
+
+/* uringSetup(entries, mode) -> ring handle or -errno. mode: how the kernel's task work (a request
+   copied into an entry) reaches this thread. 0: COOP_TASKRUN (woken, no IPI while it runs); 1: the
+   default (a signal-like interruption, an IPI if it runs); 2: DEFER_TASKRUN (run only when reaping,
+   an eventfd says when: uringFd answers the eventfd). */
+static napi_value do_uring_setup(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  double entries, mode;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!arg_integer(env, "uringSetup", argv[0], "entries", 4096, &entries) || !arg_integer(env, "uringSetup", argv[1], "mode", 2, &mode)) return NULL;
+  int h = 0;
+  while (h < MAX_RINGS && rings[h].used) h++;
+  if (h == MAX_RINGS) return int_value(env, -EMFILE);
+  struct uring_slot *r = &rings[h];
+  struct io_uring_params p;
+  memset(&p, 0, sizeof p);
+  p.flags = IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_CQSIZE;
+  if (mode == 0) p.flags |= IORING_SETUP_COOP_TASKRUN;
+  if (mode == 2) p.flags |= IORING_SETUP_DEFER_TASKRUN;
+  p.cq_entries = 2 * (unsigned)entries;
+  r->iov = calloc(2 * (size_t)entries + 2, sizeof *r->iov);
+  if (r->iov == NULL) return int_value(env, -ENOMEM);
+  int err = io_uring_queue_init_params((unsigned)entries, &r->ring, &p);
+  if (err < 0) {
+    free(r->iov);
+    r->iov = NULL;
+    return int_value(env, err);
+  }
+  r->event_fd = -1;
+  if (mode == 2) {
+    r->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (r->event_fd < 0 || (err = io_uring_register_eventfd(&r->ring, r->event_fd)) < 0) {
+      err = r->event_fd < 0 ? -errno : err;
+      if (r->event_fd >= 0) close(r->event_fd);
+      io_uring_queue_exit(&r->ring);
+      free(r->iov);
+      r->iov = NULL;
+      return int_value(env, err);
+    }
+  }
+  r->entries = (unsigned)entries;
+  r->used = true;
+  return int_value(env, h);
+}
+
+/* uringFd(ring) -> the ring's fd, to poll */
+static napi_value do_uring_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct uring_slot *r = arg_ring(env, "uringFd", argv[0]);
+  return r == NULL ? NULL : int_value(env, r->event_fd >= 0 ? r->event_fd : r->ring.ring_fd);
+}
+
+/* an SQE, submitting what is queued when the SQ is full */
+static struct io_uring_sqe *next_sqe(struct uring_slot *r) {
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+  if (sqe == NULL && io_uring_submit(&r->ring) >= 0) sqe = io_uring_get_sqe(&r->ring);
+  if (sqe != NULL) memset(sqe, 0, 128);
+  return sqe;
+}
+
+static void prep_cmd(struct io_uring_sqe *sqe, int fuse_fd, uint32_t op, unsigned tag, unsigned qid, uint64_t commit_id) {
+  sqe->opcode = IORING_OP_URING_CMD;
+  sqe->fd = fuse_fd;
+  sqe->cmd_op = op;
+  sqe->user_data = tag;
+  struct fuse_uring_cmd_req *req = (struct fuse_uring_cmd_req *)sqe->cmd;
+  req->qid = (uint16_t)qid;
+  req->commit_id = commit_id;
+}
+
+/* uringRegister(ring, fuseFd, qid, tag, header, payload) -> 0 or -errno (queued; uringSubmit sends it) */
+static napi_value do_uring_register(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  int fd;
+  double qid, tag;
+  uint8_t *header, *payload;
+  size_t header_len, payload_len;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct uring_slot *r = arg_ring(env, "uringRegister", argv[0]);
+  if (r == NULL || !arg_fd(env, "uringRegister", argv[1], &fd) || !arg_integer(env, "uringRegister", argv[2], "qid", 65535, &qid) ||
+      !arg_integer(env, "uringRegister", argv[3], "tag", r->entries - 1, &tag) ||
+      !arg_bytes(env, "uringRegister", argv[4], "header", &header, &header_len) ||
+      !arg_bytes(env, "uringRegister", argv[5], "payload", &payload, &payload_len))
+    return NULL;
+  if (header_len < FUSE_URING_HEADER_SIZE) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "uringRegister: header must be at least 288 bytes");
+    return NULL;
+  }
+  struct iovec *iov = &r->iov[2 * (size_t)tag];
+  iov[0].iov_base = header;
+  iov[0].iov_len = FUSE_URING_HEADER_SIZE;
+  iov[1].iov_base = payload;
+  iov[1].iov_len = payload_len;
+  struct io_uring_sqe *sqe = next_sqe(r);
+  if (sqe == NULL) return int_value(env, -EBUSY);
+  prep_cmd(sqe, fd, FUSE_IO_URING_CMD_REGISTER, (unsigned)tag, (unsigned)qid, 0);
+  sqe->addr = (uintptr_t)iov;
+  sqe->len = 2;
+  return int_value(env, 0);
+}
+
+/* uringCommit(ring, fuseFd, qid, tag, commitId) -> 0 or -errno (queued; uringSubmit sends it) */
+static napi_value do_uring_commit(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  int fd;
+  double qid, tag, commit_id;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct uring_slot *r = arg_ring(env, "uringCommit", argv[0]);
+  if (r == NULL || !arg_fd(env, "uringCommit", argv[1], &fd) || !arg_integer(env, "uringCommit", argv[2], "qid", 65535, &qid) ||
+      !arg_integer(env, "uringCommit", argv[3], "tag", r->entries - 1, &tag) ||
+      !arg_integer(env, "uringCommit", argv[4], "commitId", 9007199254740991.0, &commit_id))
+    return NULL;
+  struct io_uring_sqe *sqe = next_sqe(r);
+  if (sqe == NULL) return int_value(env, -EBUSY);
+  prep_cmd(sqe, fd, FUSE_IO_URING_CMD_COMMIT_AND_FETCH, (unsigned)tag, (unsigned)qid, (uint64_t)commit_id);
+  return int_value(env, 0);
+}
+
+/* uringSubmit(ring) -> SQEs submitted, or -errno */
+static napi_value do_uring_submit(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct uring_slot *r = arg_ring(env, "uringSubmit", argv[0]);
+  if (r == NULL) return NULL;
+  int n;
+  do n = io_uring_submit(&r->ring);
+  while (n == -EINTR);
+  return int_value(env, n);
+}
+
+/* uringReap(ring, out Int32Array) -> completions copied (out[2i] = tag, out[2i+1] = res), at most out.length / 2 */
+static napi_value do_uring_reap(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool is_typed = false;
+  napi_typedarray_type type;
+  size_t len;
+  void *p = NULL;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct uring_slot *r = arg_ring(env, "uringReap", argv[0]);
+  if (r == NULL) return NULL;
+  if (napi_is_typedarray(env, argv[1], &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, argv[1], &type, &len, &p, NULL, NULL) != napi_ok || type != napi_int32_array) {
+    type_error(env, "uringReap", "out", "an Int32Array");
+    return NULL;
+  }
+  int32_t *out = p;
+  if (r->event_fd >= 0) {
+    uint64_t count;
+    while (read(r->event_fd, &count, sizeof count) > 0) {
+    }
+    io_uring_get_events(&r->ring); /* runs the deferred work: the requests land in their entries */
+  }
+  unsigned head, n = 0;
+  struct io_uring_cqe *cqe;
+  io_uring_for_each_cqe(&r->ring, head, cqe) {
+    if (2 * (size_t)n + 1 >= len) break;
+    out[2 * n] = (int32_t)cqe->user_data;
+    out[2 * n + 1] = cqe->res;
+    n++;
+  }
+  io_uring_cq_advance(&r->ring, n);
+  return int_value(env, (int)n);
+}
+
+/* uringClose(ring) -> 0: the ring goes (the kernel fails its entries' commands with -ENOTCONN/cancel) */
+static napi_value do_uring_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct uring_slot *r = arg_ring(env, "uringClose", argv[0]);
+  if (r == NULL) return NULL;
+  io_uring_queue_exit(&r->ring);
+  if (r->event_fd >= 0) close(r->event_fd);
+  free(r->iov);
+  r->iov = NULL;
+  r->used = false;
+  return int_value(env, 0);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "open", NULL, do_open, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -705,6 +936,13 @@ static napi_value init(napi_env env, napi_value exports) {
     { "writev", NULL, do_writev, NULL, NULL, NULL, napi_enumerable, NULL },
     { "poll", NULL, do_poll, NULL, NULL, NULL, napi_enumerable, NULL },
     { "cloneFd", NULL, do_clone_fd, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "uringSetup", NULL, do_uring_setup, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "uringFd", NULL, do_uring_fd, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "uringRegister", NULL, do_uring_register, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "uringCommit", NULL, do_uring_commit, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "uringSubmit", NULL, do_uring_submit, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "uringReap", NULL, do_uring_reap, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "uringClose", NULL, do_uring_close, NULL, NULL, NULL, napi_enumerable, NULL },
     { "MNT_DETACH", NULL, NULL, NULL, NULL, int_value(env, MNT_DETACH), napi_enumerable, NULL },
     { "MS_NOSUID", NULL, NULL, NULL, NULL, int_value(env, MS_NOSUID), napi_enumerable, NULL },
     { "MS_NODEV", NULL, NULL, NULL, NULL, int_value(env, MS_NODEV), napi_enumerable, NULL },

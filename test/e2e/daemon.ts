@@ -12,7 +12,7 @@
 // ZRAMFUSE_E2E_CLI=/path/to/cli.js runs another build of the CLI (default dist/daemon/cli.js).
 import t, { type Test } from 'tap'
 import { spawn, execFileSync } from 'node:child_process'
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { detachSafely, detachSafelyAsync, findAttachments, mountDeviceOf, type FindOptions } from '../../daemon/attachments'
 import { processAlive } from '../../daemon/procfs'
@@ -26,6 +26,11 @@ export interface DaemonOptions {
   extraArgs?: string[]
   /** --transport (default: the daemon's, native; ZRAMFUSE_TEST_TRANSPORT overrides it for a whole run) */
   transport?: 'native' | 'fuse-native'
+  /**
+   * FUSE over io_uring (--fuse-uring on, the native transport): enable_uring is Y only until the
+   * daemon is up (the connection keeps its ring), then put back. Check uringSkipReason() first.
+   */
+  uring?: boolean
   /** the test whose teardown stops the daemon (default: the file's root tap object) */
   test?: Test
   /** how long to wait for the `ready` event (default 30 s) */
@@ -83,6 +88,20 @@ export function attrNumber(d: Daemon, name: string): number {
 export async function echoAttr(d: Daemon, name: string, value: string): Promise<{ code: number | null; stderr: string }> {
   const r = await run('/bin/bash', ['-c', 'echo "$1" > "$2"', 'bash', value, join(d.sys, name)])
   return { code: r.code, stderr: r.stderr }
+}
+
+export const URING_PARAM = '/sys/module/fuse/parameters/enable_uring'
+
+/** Why a daemon cannot be started over io_uring here (DaemonOptions.uring), or null when it can. */
+export function uringSkipReason(): string | null {
+  if (!existsSync(URING_PARAM)) return 'this kernel has no FUSE over io_uring (no enable_uring parameter)'
+  try {
+    writeFileSync(URING_PARAM, readFileSync(URING_PARAM, 'utf8').trim())
+  } catch (err) {
+    return `enable_uring cannot be set here: ${(err as Error).message}`
+  }
+  if (process.env.ZRAMFUSE_TEST_TRANSPORT === 'fuse-native') return 'the run is on the fuse-native transport'
+  return null
 }
 
 export const CLI = process.env.ZRAMFUSE_E2E_CLI ?? join(REPO, 'dist', 'daemon', 'cli.js')
@@ -378,9 +397,20 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   if (disksize !== null) args.push('--disksize', disksize)
   if (opts.algorithm !== undefined) args.push('--algorithm', opts.algorithm)
   if (opts.memLimit !== undefined) args.push('--mem-limit', opts.memLimit)
-  const transport = opts.transport ?? process.env.ZRAMFUSE_TEST_TRANSPORT
+  const transport = opts.uring === true ? 'native' : opts.transport ?? process.env.ZRAMFUSE_TEST_TRANSPORT
   if (transport !== undefined && transport !== '') args.push('--transport', transport)
+  if (opts.uring === true) args.push('--fuse-uring', 'on')
   args.push(...(opts.extraArgs ?? []))
+  const uringWas = opts.uring === true ? readFileSync(URING_PARAM, 'utf8').trim() : null
+  if (uringWas !== null) writeFileSync(URING_PARAM, 'Y')
+  try {
+    return await spawnUntilReady(test, opts, args, base, mount, logFile)
+  } finally {
+    if (uringWas !== null) writeFileSync(URING_PARAM, uringWas)
+  }
+}
+
+async function spawnUntilReady(test: Test, opts: DaemonOptions, args: string[], base: string, mount: string, logFile: string): Promise<Daemon> {
 
   const logFd = openSync(logFile, 'a')
   const child = spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd], env: daemonEnv() })

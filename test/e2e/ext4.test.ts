@@ -4,7 +4,7 @@ import t from 'tap'
 import { createHash } from 'node:crypto'
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { join, relative } from 'node:path'
-import { canRunE2E, startDaemon } from './daemon'
+import { canRunE2E, startDaemon, uringSkipReason } from './daemon'
 import { must, readText, REPO, run } from './util'
 
 /** relative path -> sha256 (files) or "-> target" (symlinks) or "dir" for every entry */
@@ -48,8 +48,11 @@ function firstDifferences(a: Map<string, string>, b: Map<string, string>, max = 
 const SOURCES = [join(REPO, 'node_modules', 'typescript'), '/usr/share/doc'].filter((p) => existsSync(p))
 
 if (canRunE2E(t, ['mkfs.ext4', 'e2fsck'])) {
-  for (const transport of ['native', 'fuse-native'] as const) t.test(`ext4 on the block file through a loop device (${transport} transport)`, async (t) => {
-    const d = await startDaemon({ disksize: '768M', test: t, transport })
+  for (const transport of ['native', 'native over io_uring', 'fuse-native'] as const) t.test(`ext4 on the block file through a loop device (${transport} transport)`, async (t) => {
+    const uring = transport === 'native over io_uring'
+    const noUring = uring ? uringSkipReason() : null
+    if (noUring !== null) return t.skip(noUring)
+    const d = await startDaemon({ disksize: '768M', test: t, transport: uring ? 'native' : transport, uring })
     const mnt = d.scratch('ext4')
 
     const attach = async (): Promise<string> => {

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { canRunE2E, daemonEnv, startDaemon } from './daemon'
+import { canRunE2E, daemonEnv, startDaemon, uringSkipReason } from './daemon'
 import { exitOf, type MemCgroup, makeMemCgroup, removeCgroup } from './memcg'
 import { cgroupLayout, readText, REPO, run, sleep, swapUsedKiB } from './util'
 
@@ -30,6 +30,8 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
       // The fallback transport: swap over libfuse 2.9 through fuse-native.
       { label: 'inline, --transport fuse-native', daemonArgs: ['--workers', '0', '--transport', 'fuse-native'], swapArgs: [] as string[] },
       { label: 'kcompressd (--workers 1), swapon --discard', daemonArgs: ['--workers', '1'], swapArgs: ['--discard'] },
+      // FUSE over io_uring, where the kernel has it (skipped with the reason elsewhere).
+      { label: 'kcompressd (--workers 1), FUSE over io_uring', daemonArgs: ['--workers', '1'], swapArgs: [] as string[], uring: true },
       // Issue 9: a pool limit far below what the pool takes without one (peak mem_used_total
       // 37 MiB measured in the two runs above), the shrinker on, packed records on a lower file.
       {
@@ -39,8 +41,10 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff'])) {
       },
     ]
     for (const cfg of CONFIGS) tap.test(`swap on the block file under memory pressure: ${cfg.label}`, async (t) => {
+      const noUring = 'uring' in cfg ? uringSkipReason() : null
+      if (noUring !== null) return t.skip(noUring)
       // the daemon's own teardown goes on the root test: it runs after this subtest's teardown
-      const d = await startDaemon({ disksize: '512M', test: tap, extraArgs: cfg.daemonArgs })
+      const d = await startDaemon({ disksize: '512M', test: tap, extraArgs: cfg.daemonArgs, uring: 'uring' in cfg })
       let child: ChildProcess | null = null
       let cg: MemCgroup | null = null
       let swapOn = false

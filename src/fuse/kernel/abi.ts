@@ -33,6 +33,15 @@ export const InitFlag = {
   INIT_EXT: 1 << 30,
 } as const
 
+/** fuse_init_in.flags2 / fuse_init_out.flags2 (flags bits 32..63, with FUSE_INIT_EXT) */
+export const InitFlag2 = {
+  /** FUSE_OVER_IO_URING (bit 41): the kernel offers it while enable_uring is Y; granting it routes requests to the ring once every queue has an entry. */
+  OVER_IO_URING: 1 << (41 - 32),
+} as const
+/** fuse_init_in.flags2 and fuse_init_out.flags2 offsets */
+export const INIT_IN_FLAGS2 = 16
+export const INIT_OUT_FLAGS2 = 32
+
 /** fuse_open_out.open_flags */
 export const FOPEN_DIRECT_IO = 1 << 0
 export const FOPEN_PARALLEL_DIRECT_WRITES = 1 << 6

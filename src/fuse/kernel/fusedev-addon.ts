@@ -49,6 +49,21 @@ export interface FusedevAddon {
   poll(fd: number, callback: (status: number) => void): FusedevPoller
   /** A second /dev/fuse fd on the connection of fd (FUSE_DEV_IOC_CLONE), non-blocking, close-on-exec; or -errno */
   cloneFd(fd: number): number
+  /**
+   * FUSE over io_uring (native/fusedev/fusedev.c, "FUSE over io_uring"). uringSetup makes a ring of
+   * `entries` SQEs (SQE128, COOP_TASKRUN, SINGLE_ISSUER: only this thread may use it): its handle, or
+   * -errno. Register and commit queue one command each (-EBUSY when the SQ stays full); the header and
+   * payload Buffers must stay referenced while the ring lives. uringReap copies completions as
+   * (tag, res) pairs into out and returns how many.
+   */
+  uringSetup(entries: number, mode: number): number
+  uringFd(ring: number): number
+  uringRegister(ring: number, fuseFd: number, qid: number, tag: number, header: Uint8Array, payload: Uint8Array): number
+  uringCommit(ring: number, fuseFd: number, qid: number, tag: number, commitId: number): number
+  /** io_uring_enter for what is queued: SQEs submitted, or -errno */
+  uringSubmit(ring: number): number
+  uringReap(ring: number, out: Int32Array): number
+  uringClose(ring: number): number
   readonly MNT_DETACH: number
   readonly MS_NOSUID: number
   readonly MS_NODEV: number
@@ -58,6 +73,7 @@ export interface FusedevAddon {
 
 const FUNCTIONS = [
   'open', 'close', 'pipe', 'mount', 'umount', 'fusermount', 'fusermountUnmount', 'read', 'write', 'writev', 'poll', 'cloneFd',
+  'uringSetup', 'uringFd', 'uringRegister', 'uringCommit', 'uringSubmit', 'uringReap', 'uringClose',
 ] as const
 const CONSTANTS = ['MNT_DETACH', 'MS_NOSUID', 'MS_NODEV', 'MS_NOEXEC', 'MS_NOATIME'] as const
 

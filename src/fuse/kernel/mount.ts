@@ -13,6 +13,11 @@ import type { EventLog } from '../../log'
 import type { Mounted } from '../mount'
 import { type FusedevAddon, loadFusedev } from './fusedev-addon'
 import { type FuseChannel, FuseSession, type SessionEnd } from './session'
+import { DEFAULT_ENTRIES_PER_QUEUE, possibleCpus, UringChannel, type UringStats, uringEnabled } from './uring'
+
+/** --fuse-uring: on needs it (the mount fails without it), auto uses it where the kernel allows, off never. */
+export const URING_MODES = ['auto', 'on', 'off'] as const
+export type UringMode = (typeof URING_MODES)[number]
 
 /** The largest request we ask for (FUSE_MAX_PAGES): 1 MiB, as the kernel's zram takes in one bio. */
 export const NATIVE_MAX_IO_BYTES = 1 << 20
@@ -66,6 +71,8 @@ export class DevFuseChannel implements FuseChannel {
 
 export interface NativeMounted extends Mounted {
   readonly maxIoBytes: number
+  /** The ring's counts while requests come through FUSE over io_uring; null on the classic channel. */
+  uring(): UringStats | null
   /** Called once when the connection ends without unmount() (aborted, `umount -l`, a protocol error). */
   onLost(fn: (e: SessionEnd) => void): void
   /** After a lost connection: detach the dead mount (ENOTCONN for everyone) if it is still there; 0 or -errno. */
@@ -76,8 +83,13 @@ export interface NativeMounted extends Mounted {
  * Mount `ops` at mountPoint (which must exist) over our own FUSE session. Resolves once the kernel
  * has sent INIT and the session answered it, so the mount serves when this returns.
  */
-export function mountNative(mountPoint: string, ops: Operations, log: EventLog, maxIoBytes = nativeMaxIoBytes()): Promise<NativeMounted> {
+export function mountNative(mountPoint: string, ops: Operations, log: EventLog, maxIoBytes = nativeMaxIoBytes(), uringMode: UringMode = 'off'): Promise<NativeMounted> {
   const addon = loadFusedev()
+  const enabled = uringMode === 'off' ? null : uringEnabled()
+  if (uringMode === 'on' && enabled !== true) {
+    throw new Error(enabled === null ? 'FUSE over io_uring: this kernel has none (no /sys/module/fuse/parameters/enable_uring)'
+      : 'FUSE over io_uring is off in this kernel: as root, echo Y > /sys/module/fuse/parameters/enable_uring')
+  }
   const uid = process.getuid?.() ?? 0
   const gid = process.getgid?.() ?? 0
   const common = ['default_permissions', `max_read=${maxIoBytes}`]
@@ -97,8 +109,22 @@ export function mountNative(mountPoint: string, ops: Operations, log: EventLog, 
     if (fd < 0) throw new Error(`fusermount ${mountPoint}: ${errnoName(-fd)}`)
     viaFusermount = true
   }
-  const channel = new DevFuseChannel(addon, fd)
-  const session = new FuseSession(channel, ops, log, { maxIoBytes, maxBackground: MAX_BACKGROUND })
+  const classic = new DevFuseChannel(addon, fd)
+  let ring: UringChannel | null = null
+  if (enabled === true) {
+    try {
+      ring = new UringChannel(addon, classic, log, possibleCpus(), DEFAULT_ENTRIES_PER_QUEUE, maxIoBytes)
+    } catch (err) {
+      if (uringMode === 'on') {
+        classic.close()
+        throw err
+      }
+      log.warn({ event: 'fuse_uring_unavailable', reason: String((err as Error).message) }, 'FUSE over io_uring could not start: serving on /dev/fuse')
+    }
+  }
+  const channel: FuseChannel = ring ?? classic
+  const session = new FuseSession(channel, ops, log, { maxIoBytes, maxBackground: MAX_BACKGROUND, uring: ring !== null })
+  let ringServing = false
   let unmounting = false
   const lost: Array<(e: SessionEnd) => void> = []
   let ended: SessionEnd | null = null
@@ -123,9 +149,26 @@ export function mountNative(mountPoint: string, ops: Operations, log: EventLog, 
       if (!session.isInitialised) reject(new Error(`FUSE session ended before INIT: ${e.detail}`))
     })
     const detachDead = (): number => (viaFusermount ? addon.fusermountUnmount(mountPoint, true) : addon.umount(mountPoint, addon.MNT_DETACH))
-    session.onInit(() => resolve({
-      mountPoint, maxIoBytes, unmount, detachDead, onLost: (fn) => (ended !== null && !unmounting ? fn(ended) : lost.push(fn)),
-    }))
+    session.onInit(() => {
+      if (ring !== null && session.uringGranted) {
+        ringServing = true
+        ring.start((buf, n) => session.deliver(buf, n), (detail) => {
+          // The kernel turns the ring off for the connection and sends everything through /dev/fuse.
+          ringServing = false
+          log.warn({ event: 'fuse_uring_refused', detail }, 'FUSE over io_uring refused: serving on /dev/fuse')
+        })
+        log.info({ event: 'fuse_uring', queues: possibleCpus(), entries: ring.entryCount })
+      } else if (uringMode === 'on') {
+        unmounting = true
+        session.end({ reason: 'protocol', detail: 'the kernel did not offer FUSE_OVER_IO_URING at INIT' })
+        detachDead()
+        return reject(new Error('FUSE over io_uring: the kernel did not offer it at INIT'))
+      }
+      resolve({
+        mountPoint, maxIoBytes, unmount, detachDead, onLost: (fn) => (ended !== null && !unmounting ? fn(ended) : lost.push(fn)),
+        uring: () => (ringServing && ring !== null ? ring.stats : null),
+      })
+    })
     session.start()
     session.pump()
   })

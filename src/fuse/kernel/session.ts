@@ -15,7 +15,7 @@ import {
   ATTR_OUT, ATTR_SIZE, BATCH_FORGET_IN, DIRENT_HEADER, ENTRY_OUT, FALLOCATE_IN, FATTR_ATIME, FATTR_ATIME_NOW, FATTR_GID,
   FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, FOPEN_DIRECT_IO, FOPEN_PARALLEL_DIRECT_WRITES, FSYNC_IN,
   FUSE_FSYNC_FDATASYNC, FUSE_KERNEL_MINOR, FUSE_KERNEL_VERSION, FUSE_MIN_KERNEL_MINOR, FUSE_MIN_READ_BUFFER, FUSE_ROOT_ID, IN_HEADER,
-  INIT_IN_MIN, INIT_OUT, InitFlag, INTERRUPT_IN, Op, OPEN_IN, OPEN_OUT, OUT_HEADER, READ_IN, RELEASE_IN, SETATTR, SETATTR_IN,
+  INIT_IN_FLAGS2, INIT_IN_MIN, INIT_OUT, INIT_OUT_FLAGS2, InitFlag, InitFlag2, INTERRUPT_IN, Op, OPEN_IN, OPEN_OUT, OUT_HEADER, READ_IN, RELEASE_IN, SETATTR, SETATTR_IN,
   STATFS_OUT, WRITE_IN, WRITE_OUT,
 } from './abi'
 
@@ -25,6 +25,13 @@ export interface FuseChannel {
   read(buf: Buffer): number
   /** One answer: buf[0, len); the bytes written or -errno (-ENOENT: the request was interrupted meanwhile). */
   write(buf: Buffer, len: number): number
+  /**
+   * Where a read answer for `unique` is to be built (out header at 0, data after it), when the
+   * channel has a buffer of its own for it (io_uring: the request's entry); else the session's.
+   */
+  replyBuffer?(unique: number): Buffer | undefined
+  /** True when the channel owns the request's buffers until it is answered (io_uring entries). */
+  owns?(unique: number): boolean
   /** Call onReadable whenever a request may be ready, until stop(). */
   watch(onReadable: () => void): void
   /** Stop watching and close the descriptor. */
@@ -36,6 +43,8 @@ export interface SessionOptions {
   maxIoBytes: number
   /** max_background: requests the kernel keeps in flight to us at once (async reads and direct I/O). */
   maxBackground: number
+  /** Accept FUSE_OVER_IO_URING when the kernel offers it (the caller then registers the ring's entries). */
+  uring?: boolean
 }
 
 export type SessionEnd = { reason: 'unmounted' | 'destroyed' | 'protocol' | 'error'; detail: string }
@@ -48,6 +57,8 @@ interface NodeEntry {
 /** Requests answered later: their uniques, so an INTERRUPT finds them and a late answer is dropped. */
 interface Pending {
   done: boolean
+  /** Its buffers are the channel's (an io_uring entry): it cannot be answered before its operation ends. */
+  owned: boolean
 }
 
 const S_IFDIR = 0o040000
@@ -69,6 +80,7 @@ export class FuseSession {
   private readonly log: EventLog
   private readonly maxIo: number
   private readonly maxBackground: number
+  private readonly uringWanted: boolean
   private readonly bufSize: number
   private readonly byId = new Map<number, NodeEntry>()
   private readonly byPath = new Map<string, number>()
@@ -76,6 +88,7 @@ export class FuseSession {
   private readonly pending = new Map<number, Pending>()
   private highestUnique = 0
   private initialised = false
+  private uringGrantedFlag = false
   private ended: SessionEnd | null = null
   private readonly endListeners: Array<(e: SessionEnd) => void> = []
   private readonly initListeners: Array<() => void> = []
@@ -97,6 +110,7 @@ export class FuseSession {
     this.log = log
     this.maxIo = opts.maxIoBytes
     this.maxBackground = opts.maxBackground
+    this.uringWanted = opts.uring === true
     // The kernel refuses a read(2) smaller than the largest request it may send.
     this.bufSize = Math.max(FUSE_MIN_READ_BUFFER, IN_HEADER + WRITE_IN + this.maxIo)
     this.req = Buffer.allocUnsafeSlow(this.bufSize)
@@ -123,6 +137,18 @@ export class FuseSession {
 
   get isInitialised(): boolean {
     return this.initialised
+  }
+
+  /** INIT granted FUSE_OVER_IO_URING: requests go to the ring once its entries are registered. */
+  get uringGranted(): boolean {
+    return this.uringGrantedFlag
+  }
+
+  /** A request that arrived by another way than read() (an io_uring entry): served as one read. */
+  deliver(buf: Buffer, n: number): void {
+    if (this.ended !== null) return
+    this.stats.requests++
+    this.dispatch(buf, n)
   }
 
   /** Read and serve every request that is ready. */
@@ -192,7 +218,7 @@ export class FuseSession {
     }
     switch (op) {
       case Op.INIT:
-        if (need(INIT_IN_MIN)) this.init(unique, b)
+        if (need(INIT_IN_MIN)) this.init(unique, b, n)
         return
       case Op.FORGET:
         if (n >= A + 8) this.forget(nodeid, readU64(b, A))
@@ -288,7 +314,7 @@ export class FuseSession {
     }
   }
 
-  private init(unique: number, b: Buffer): void {
+  private init(unique: number, b: Buffer, n: number): void {
     const A = IN_HEADER
     const major = b.readUInt32LE(A)
     const minor = b.readUInt32LE(A + 4)
@@ -308,7 +334,9 @@ export class FuseSession {
       return this.end({ reason: 'protocol', detail: `kernel FUSE protocol ${major}.${minor} is too old` })
     }
     const want = InitFlag.ASYNC_READ | InitFlag.BIG_WRITES | InitFlag.ASYNC_DIO | InitFlag.MAX_PAGES | InitFlag.PARALLEL_DIROPS
-    const granted = (want & flags) >>> 0
+    const flags2 = (flags & InitFlag.INIT_EXT) !== 0 && n >= IN_HEADER + INIT_IN_FLAGS2 + 4 ? b.readUInt32LE(A + INIT_IN_FLAGS2) : 0
+    const uring = this.uringWanted && (flags2 & InitFlag2.OVER_IO_URING) !== 0
+    const granted = ((want & flags) | (uring ? InitFlag.INIT_EXT : 0)) >>> 0
     const o = this.outHeader(unique, INIT_OUT)
     const s = this.small
     s.fill(0, OUT_HEADER, OUT_HEADER + INIT_OUT)
@@ -321,8 +349,11 @@ export class FuseSession {
     s.writeUInt32LE(this.maxIo, OUT_HEADER + 20)
     s.writeUInt32LE(1, OUT_HEADER + 24) // time_gran: nanoseconds
     s.writeUInt16LE(Math.ceil(this.maxIo / 4096), OUT_HEADER + 28)
+    if (uring) s.writeUInt32LE(InitFlag2.OVER_IO_URING, OUT_HEADER + INIT_OUT_FLAGS2)
     this.initialised = true
-    this.log.info({ event: 'fuse_init', kernel: `${major}.${minor}`, minor: Math.min(minor, FUSE_KERNEL_MINOR), flags: granted, maxWrite: this.maxIo, maxBackground: this.maxBackground })
+    this.uringGrantedFlag = uring
+    this.log.info({ event: 'fuse_init', kernel: `${major}.${minor}`, minor: Math.min(minor, FUSE_KERNEL_MINOR), flags: granted, maxWrite: this.maxIo,
+      maxBackground: this.maxBackground, uring })
     this.ch.write(s, o)
     for (const fn of this.initListeners.splice(0)) fn()
   }
@@ -334,7 +365,11 @@ export class FuseSession {
 
   private interrupt(unique: number, target: number): void {
     const p = this.pending.get(target)
-    if (p !== undefined) {
+    if (p !== undefined && p.owned) {
+      // An io_uring entry: its buffers are the operation's until it ends (bounded: a kcompressd drain or
+      // a lower-file read), and committing the entry hands them to the next request: answered then.
+      this.log.info({ event: 'fuse_interrupt_deferred', unique: target })
+    } else if (p !== undefined) {
       // A request waiting on kcompressd or the lower file: answered EINTR now; its own answer is dropped.
       p.done = true
       this.pending.delete(target)
@@ -446,11 +481,12 @@ export class FuseSession {
     const offset = readU64(b, A + 8)
     const size = b.readUInt32LE(A + 16)
     if (size > this.maxIo) return this.malformed(unique, Op.READ, `read of ${size} bytes, more than max_read ${this.maxIo}`)
-    const out = this.readBuf
+    const own = this.ch.replyBuffer?.(unique)
+    const out = own ?? this.readBuf
     let waiting = false
     waiting = this.later(unique, (done) => this.ops.read!(path, fh, out.subarray(OUT_HEADER, OUT_HEADER + size), size, offset, (r) => {
       done(r)
-      if (waiting && this.readSpare.length < SPARE_BUFFERS) this.readSpare.push(out)
+      if (waiting && own === undefined && this.readSpare.length < SPARE_BUFFERS) this.readSpare.push(out)
     }), (r) => {
       if (r < 0) return this.replyError(unique, -r)
       out.writeUInt32LE(OUT_HEADER + r, 0)
@@ -460,7 +496,7 @@ export class FuseSession {
       if (w < 0 && w !== -Errno.ENOENT) this.log.warn({ event: 'fuse_reply_failed', unique, errno: -w })
     })
     // Answered later (kcompressd drain, lower file): the buffer is this request's until then.
-    if (waiting) this.readBuf = this.readSpare.pop() ?? Buffer.allocUnsafeSlow(OUT_HEADER + this.maxIo)
+    if (waiting && own === undefined) this.readBuf = this.readSpare.pop() ?? Buffer.allocUnsafeSlow(OUT_HEADER + this.maxIo)
   }
 
   private write(unique: number, path: string, b: Buffer, n: number): void {
@@ -471,9 +507,10 @@ export class FuseSession {
     const at = A + WRITE_IN
     if (size > this.maxIo) return this.malformed(unique, Op.WRITE, `write of ${size} bytes, more than max_write ${this.maxIo}`)
     if (at + size !== n) return this.malformed(unique, Op.WRITE, `write of ${size} bytes in a request of ${n}`)
+    const mine = b === this.req
     let waiting = false
     waiting = this.later(unique, (done) => this.ops.write!(path, fh, b.subarray(at, at + size), size, offset, (r) => {
-      if (waiting) this.releaseRequestBuffer(b)
+      if (waiting && mine) this.releaseRequestBuffer(b)
       done(r)
     }), (r) => {
       if (r < 0) return this.replyError(unique, -r)
@@ -483,7 +520,7 @@ export class FuseSession {
       this.ch.write(this.small, o)
     })
     // The data stays in this buffer until the device has taken it: read the next requests elsewhere.
-    if (waiting) this.req = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.bufSize)
+    if (waiting && mine) this.req = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.bufSize)
   }
 
   private releaseRequestBuffer(b: Buffer): void {
@@ -497,7 +534,7 @@ export class FuseSession {
   private later(unique: number, start: (done: (r: number) => void) => void, answer: (r: number) => void): boolean {
     let sync = true
     let answered = false
-    const pend: Pending = { done: false }
+    const pend: Pending = { done: false, owned: this.ch.owns?.(unique) === true }
     start((r) => {
       if (pend.done || answered) return
       answered = true
