@@ -24,6 +24,13 @@ done
 command -v fio >/dev/null || { echo "$0: fio is missing" >&2; exit 1; }
 [ -f "$REPO/dist/daemon/cli.js" ] || { echo "$0: npm run build first" >&2; exit 1; }
 
+IDLE_DRIVER="$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo unknown)"
+if [ "$AWAKE" = 1 ] && [ "$IDLE_DRIVER" = none ]; then
+  # As npm run bench: without a cpuidle driver idle vCPUs halt whatever PM QoS asks.
+  echo "$0: --awake cannot keep CPUs from halting here: the cpuidle driver is \"none\"; run without --awake" >&2
+  exit 2
+fi
+
 W="$(mktemp -d /tmp/zramfuse-transport-XXXXXX)"
 SIZE_MB=256
 PIDS=()
@@ -111,7 +118,7 @@ done
 
 declare -A NAME=([c1]="C libfuse3, 1 thread" [cm]="C libfuse3, multi-threaded" [fn]="fuse-native RAM file" [zn]="zramfuse lz4, native" [zu]="zramfuse lz4, native over io_uring" [zf]="zramfuse lz4, fuse-native" [kz]="kernel zram lz4")
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2)}'; }
-echo "# Transport against the C ceiling, $(date -u +%FT%TZ), $(git -C "$REPO" rev-parse --short HEAD), ${ROUNDS} rounds of ${SECONDS_PER_JOB} s, $( [ "$AWAKE" = 1 ] && echo awake || echo 'vCPUs halting when idle')"
+echo "# Transport against the C ceiling, $(date -u +%FT%TZ), $(git -C "$REPO" rev-parse --short HEAD), ${ROUNDS} rounds of ${SECONDS_PER_JOB} s, $( [ "$AWAKE" = 1 ] && echo awake || echo 'vCPUs halting when idle'), cpuidle driver ${IDLE_DRIVER}"
 echo
 printf '| job (IOPS, median; ratio to C 1 thread) |'; for t in "${TARGETS[@]}"; do printf ' %s |' "${NAME[$t]}"; done; echo
 printf '|---|'; for _ in "${TARGETS[@]}"; do printf -- '---:|'; done; echo

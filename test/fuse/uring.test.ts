@@ -242,6 +242,13 @@ t.test('the ring\'s malformed requests and refusals: answered or handled, none t
   t.equal(bad.error, -Errno.EIO, 'a write whose size is not what payload_sz says: EIO')
   const unknown = f.viaRing(31 /* GETLK */, 1, Buffer.alloc(0), Buffer.alloc(0))
   t.equal(unknown.error, -Errno.ENOSYS, 'an unknown opcode: ENOSYS')
+  // A request with commit_id 0 (the kernel never sends one): not served, the entry armed again.
+  const tag0 = f.kernel.send(Op.GETATTR, 1, 777, Buffer.alloc(16), Buffer.alloc(0))
+  f.kernel.entries[tag0]!.header.writeUInt32LE(0, 256 + 8)
+  f.ring.pump()
+  t.notOk(f.kernel.commits.some((c) => c.unique === 777), 'commit_id 0: not answered')
+  t.ok(f.kernel.entries[tag0]!.armed, 'its entry registered again')
+  t.ok(f.lines.some((l) => l.event === 'fuse_malformed'))
   // A commit the kernel could not match: the entry is registered again.
   const regs = f.kernel.entries.length
   f.kernel.entries[0]!.armed = false
@@ -249,7 +256,7 @@ t.test('the ring\'s malformed requests and refusals: answered or handled, none t
   f.ring.pump()
   t.ok(f.kernel.entries[0]!.armed, 'registered again')
   t.equal(f.kernel.entries.length, regs)
-  t.equal(f.ring.stats.refused, 1)
+  t.equal(f.ring.stats.refused, 2)
   // The connection going away: nothing to do on the ring (the classic channel reads ENODEV).
   f.kernel.cqes.push([1, -Errno.ENOTCONN])
   f.ring.pump()

@@ -35,7 +35,7 @@ export const DEFAULT_ENTRIES_PER_QUEUE = 8
 /**
  * How the kernel's task work (a request copied into an entry, in our context) reaches the JavaScript
  * thread: fusedev.c uringSetup mode 2, DEFER_TASKRUN, run when we reap after an eventfd wakeup. In
- * three interleaved rounds on this VM (awake, 2026-12-07) it served 4k QD1 reads at 1.01x / 1.26x /
+ * three interleaved rounds on this VM (2026-12-07; no cpuidle driver, so idle vCPUs halt) it served 4k QD1 reads at 1.01x / 1.26x /
  * 1.01x of the classic channel, where COOP_TASKRUN gave 0.80x / 0.83x / 0.55x and the default
  * (an interruption per request) 0.79x / 1.08x / 0.68x; 4k writes 0.88x / 0.94x / 0.74x (COOP 0.67-0.87x).
  */
@@ -265,8 +265,17 @@ export class UringChannel implements FuseChannel {
     h.copy(e.buf, start, IN_OUT, IN_HEADER)
     h.copy(e.buf, PREFIX - arg, OP_IN, OP_IN + Math.min(arg, OP_IN_SIZE))
     e.buf.writeUInt32LE(IN_HEADER + arg + payloadSz, start)
+    const commitId = h.readUInt32LE(ENT_COMMIT_ID) + h.readUInt32LE(ENT_COMMIT_ID + 4) * 0x1_0000_0000
+    if (commitId === 0 || unique === 0) {
+      // Nothing the kernel would match a commit with (it never sends one; libfuse aborts on it): the
+      // entry is armed again rather than answered into the void.
+      this.stats.refused++
+      this.log.warn({ event: 'fuse_malformed', opcode, unique, reason: 'an io_uring request with commit_id or unique 0' })
+      this.register(e)
+      return
+    }
     e.unique = unique
-    e.commitId = h.readUInt32LE(ENT_COMMIT_ID) + h.readUInt32LE(ENT_COMMIT_ID + 4) * 0x1_0000_0000
+    e.commitId = commitId
     this.byUnique.set(unique, e)
     this.stats.requests++
     this.deliver!(e.buf.subarray(start, end), end - start)
