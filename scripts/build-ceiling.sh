@@ -19,20 +19,10 @@ OUT_DIR="$REPO/bench/ceiling-c/build"
 BUILT="$OUT_DIR/ramfile"
 ME="build-ceiling.sh"
 
-die() {
-  echo "$ME: ERROR: $*" >&2
-  echo "$ME: the C ceiling (bench/ceiling-c/build/ramfile) was NOT built; npm run bench leaves its two targets out." >&2
-  exit 1
-}
-say() { echo "$ME: $*"; }
-
-FORCE=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) FORCE=1 ;;
-    *) die "unknown argument: $arg (usage: $ME [--force])" ;;
-  esac
-done
+NOT_BUILT="the C ceiling (bench/ceiling-c/build/ramfile) was NOT built; npm run bench leaves its two targets out."
+# shellcheck source=lib-build.sh
+. "$REPO/scripts/lib-build.sh"
+parse_force "$@"
 
 [ -f "$SRC" ] || die "missing $SRC"
 

@@ -19,20 +19,10 @@ DIR="$REPO/native"
 BUILT="$DIR/build/Release/zcodec.node"
 ME="build-codec-addon.sh"
 
-die() {
-  echo "$ME: ERROR: $*" >&2
-  echo "$ME: the codec addon (native/zcodec.node) was NOT built; zramfuse cannot compress without it." >&2
-  exit 1
-}
-say() { echo "$ME: $*"; }
-
-FORCE=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) FORCE=1 ;;
-    *) die "unknown argument: $arg (usage: $ME [--force])" ;;
-  esac
-done
+NOT_BUILT="the codec addon (native/zcodec.node) was NOT built; zramfuse cannot compress without it."
+# shellcheck source=lib-build.sh
+. "$REPO/scripts/lib-build.sh"
+parse_force "$@"
 
 command -v node >/dev/null 2>&1 || die "node is not on PATH"
 

@@ -20,20 +20,10 @@ SRC="$REPO/native/fileio"
 BUILT="$SRC/build/Release/fileio.node"
 ME="build-fileio.sh"
 
-die() {
-  echo "$ME: ERROR: $*" >&2
-  echo "$ME: native/fileio was NOT built; the lower file (src/backing) cannot load without it." >&2
-  exit 1
-}
-say() { echo "$ME: $*"; }
-
-FORCE=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) FORCE=1 ;;
-    *) die "unknown argument: $arg (usage: $ME [--force])" ;;
-  esac
-done
+NOT_BUILT="native/fileio was NOT built; the lower file (src/backing) cannot load without it."
+# shellcheck source=lib-build.sh
+. "$REPO/scripts/lib-build.sh"
+parse_force "$@"
 
 command -v node >/dev/null 2>&1 || die "node is not on PATH"
 [ -f "$SRC/fileio.c" ] && [ -f "$SRC/binding.gyp" ] || die "missing $SRC/fileio.c or binding.gyp"

@@ -25,20 +25,10 @@ STAMP="$FN/.zramfuse-fallocate.patch"
 WANT_VERSION="2.2.6"
 ME="build-fuse-native.sh"
 
-die() {
-  echo "$ME: ERROR: $*" >&2
-  echo "$ME: fuse-native was NOT built with fallocate; zramfuse needs it (discard/write-zeroes). Not falling back to the prebuilt binary." >&2
-  exit 1
-}
-say() { echo "$ME: $*"; }
-
-FORCE=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) FORCE=1 ;;
-    *) die "unknown argument: $arg (usage: $ME [--force])" ;;
-  esac
-done
+NOT_BUILT="fuse-native was NOT built with fallocate; zramfuse needs it (discard/write-zeroes). Not falling back to the prebuilt binary."
+# shellcheck source=lib-build.sh
+. "$REPO/scripts/lib-build.sh"
+parse_force "$@"
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 secs_since() { local ms=$(($(now_ms) - $1)); printf '%d.%03d' $((ms / 1000)) $((ms % 1000)); }

@@ -21,20 +21,10 @@ SRC="$REPO/native/fusedev"
 BUILT="$SRC/build/Release/fusedev.node"
 ME="build-fusedev.sh"
 
-die() {
-  echo "$ME: ERROR: $*" >&2
-  echo "$ME: native/fusedev was NOT built; the FUSE session (src/fuse/kernel) cannot reach /dev/fuse without it." >&2
-  exit 1
-}
-say() { echo "$ME: $*"; }
-
-FORCE=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) FORCE=1 ;;
-    *) die "unknown argument: $arg (usage: $ME [--force])" ;;
-  esac
-done
+NOT_BUILT="native/fusedev was NOT built; the FUSE session (src/fuse/kernel) cannot reach /dev/fuse without it."
+# shellcheck source=lib-build.sh
+. "$REPO/scripts/lib-build.sh"
+parse_force "$@"
 
 command -v node >/dev/null 2>&1 || die "node is not on PATH"
 [ -f "$SRC/fusedev.c" ] && [ -f "$SRC/binding.gyp" ] || die "missing $SRC/fusedev.c or binding.gyp"

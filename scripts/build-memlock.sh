@@ -20,20 +20,10 @@ BUILT="$SRC/build/Release/memlock.node"
 SHIM="$SRC/build/Release/madvise-locked.so"
 ME="build-memlock.sh"
 
-die() {
-  echo "$ME: ERROR: $*" >&2
-  echo "$ME: native/memlock was NOT built; the daemon will refuse to start as root without it (unless --no-mlock)." >&2
-  exit 1
-}
-say() { echo "$ME: $*"; }
-
-FORCE=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) FORCE=1 ;;
-    *) die "unknown argument: $arg (usage: $ME [--force])" ;;
-  esac
-done
+NOT_BUILT="native/memlock was NOT built; the daemon will refuse to start as root without it (unless --no-mlock)."
+# shellcheck source=lib-build.sh
+. "$REPO/scripts/lib-build.sh"
+parse_force "$@"
 
 command -v node >/dev/null 2>&1 || die "node is not on PATH"
 [ -f "$SRC/memlock.c" ] && [ -f "$SRC/binding.gyp" ] || die "missing $SRC/memlock.c or binding.gyp"

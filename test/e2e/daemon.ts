@@ -12,7 +12,7 @@
 // ZRAMFUSE_E2E_CLI=/path/to/cli.js runs another build of the CLI (default dist/daemon/cli.js).
 import t, { type Test } from 'tap'
 import { spawn, execFileSync } from 'node:child_process'
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { detachSafely, detachSafelyAsync, findAttachments, mountDeviceOf, type FindOptions } from '../../daemon/attachments'
 import { processAlive } from '../../daemon/procfs'
@@ -102,6 +102,25 @@ export function uringSkipReason(): string | null {
   }
   if (process.env.ZRAMFUSE_TEST_TRANSPORT === 'fuse-native') return 'the run is on the fuse-native transport'
   return null
+}
+
+/**
+ * Abort the FUSE connection of `mount` through /sys/fs/fuse/connections/N/abort, mounting fusectl
+ * for the test (and unmounting it at its end) where it is not mounted; false, with a comment, where
+ * it cannot be mounted (containers).
+ */
+export async function abortConnection(test: Test, mount: string): Promise<boolean> {
+  if (!existsSync('/sys/fs/fuse/connections/0') && readdirSync('/sys/fs/fuse/connections').length === 0) {
+    const m = await run('mount', ['-t', 'fusectl', 'fusectl', '/sys/fs/fuse/connections'])
+    if (m.code !== 0) {
+      test.comment(`skipped: fusectl cannot be mounted here: ${m.stderr.trim()}`)
+      return false
+    }
+    test.teardown(() => run('umount', ['/sys/fs/fuse/connections']))
+  }
+  const dev = statSync(mount).dev
+  writeFileSync(`/sys/fs/fuse/connections/${(dev & 0xff) | ((dev >> 12) & 0xfff00)}/abort`, '1')
+  return true
 }
 
 export const CLI = process.env.ZRAMFUSE_E2E_CLI ?? join(REPO, 'dist', 'daemon', 'cli.js')

@@ -3,9 +3,9 @@
 // that ends under it (aborted in /sys/fs/fuse/connections, or `umount -l`) ends the daemon with a
 // log line and exit status 74 instead of a hang.
 import t from 'tap'
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { CLI, canRunE2E, daemonEnv, startDaemon } from './daemon'
+import { abortConnection, CLI, canRunE2E, daemonEnv, startDaemon } from './daemon'
 import { mountsUnder, must, run } from './util'
 
 const O_CLOEXEC = 0o2000000
@@ -58,18 +58,7 @@ if (canRunE2E(t, ['dd'])) {
     t.test(`the connection ending under the daemon (${how}) ends it with status ${EXIT_CONNECTION_LOST}`, async (t) => {
       const d = await startDaemon({ disksize: '16M', test: t })
       if (how === 'abort') {
-        // fusectl may not be mounted (containers): mount it for the test, and only then unmount it.
-        if (!existsSync('/sys/fs/fuse/connections/0') && readdirSync('/sys/fs/fuse/connections').length === 0) {
-          const m = await run('mount', ['-t', 'fusectl', 'fusectl', '/sys/fs/fuse/connections'])
-          if (m.code !== 0) {
-            t.comment(`skipped: fusectl cannot be mounted here: ${m.stderr.trim()}`)
-            return
-          }
-          t.teardown(() => run('umount', ['/sys/fs/fuse/connections']))
-        }
-        const dev = statSync(d.mount).dev
-        const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00)
-        writeFileSync(`/sys/fs/fuse/connections/${minor}/abort`, '1')
+        if (!(await abortConnection(t, d.mount))) return
       } else {
         const r = await run('umount', ['-l', d.mount])
         t.equal(r.code, 0, r.stderr)

@@ -3,8 +3,8 @@
 // connection keeps the ring once INIT granted it) and put back at once, so the rest of the machine
 // never runs with it longer than a mount takes. Skips with the reason where it cannot be set.
 import t from 'tap'
-import { existsSync, mkdtempSync, readdirSync, rmSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
-import { cli, canRunE2E, startDaemon, URING_PARAM as PARAM, uringSkipReason } from './daemon'
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import { abortConnection, cli, canRunE2E, startDaemon, URING_PARAM as PARAM, uringSkipReason } from './daemon'
 import { dirname, join } from 'node:path'
 import { must, run, runFio } from './util'
 
@@ -60,17 +60,8 @@ if (why !== null) {
 
   t.test(`the connection aborted under a ring ends the daemon with status ${EXIT_CONNECTION_LOST}`, async (t) => {
     const d = await startDaemon({ disksize: '16M', test: t, uring: true })
-    if (!existsSync('/sys/fs/fuse/connections/0') && readdirSync('/sys/fs/fuse/connections').length === 0) {
-      const m = await run('mount', ['-t', 'fusectl', 'fusectl', '/sys/fs/fuse/connections'])
-      if (m.code !== 0) {
-        t.comment(`skipped: fusectl cannot be mounted here: ${m.stderr.trim()}`)
-        return
-      }
-      t.teardown(() => run('umount', ['/sys/fs/fuse/connections']))
-    }
     await must('dd', ['if=/dev/zero', `of=${d.blockFile}`, 'bs=64k', 'count=4', 'oflag=direct', 'status=none'])
-    const dev = statSync(d.mount).dev
-    writeFileSync(`/sys/fs/fuse/connections/${(dev & 0xff) | ((dev >> 12) & 0xfff00)}/abort`, '1')
+    if (!(await abortConnection(t, d.mount))) return
     const { code } = await d.exited
     t.equal(code, EXIT_CONNECTION_LOST)
     t.match(d.log(), /"event":"fuse_connection_lost"/)

@@ -9,6 +9,7 @@ import type { EventLog } from '../../src/log'
 import { ZramFs } from '../../src/fuse/zram-fs'
 import { FOPEN_DIRECT_IO, FOPEN_PARALLEL_DIRECT_WRITES, InitFlag, Op } from '../../src/fuse/kernel/abi'
 import { type FuseChannel, FuseSession } from '../../src/fuse/kernel/session'
+import { request, rwBody } from './requests'
 
 interface Answer { len: number; error: number; unique: number; body: Buffer }
 
@@ -32,17 +33,6 @@ class FakeChannel implements FuseChannel {
   close(): void {
     this.closed = true
   }
-}
-
-let nextUnique = 2
-function request(opcode: number, nodeid: number, body: Buffer, opts: { unique?: number; len?: number } = {}): Buffer {
-  const h = Buffer.alloc(40)
-  const unique = opts.unique ?? (nextUnique += 2)
-  h.writeUInt32LE(opts.len ?? 40 + body.length, 0)
-  h.writeUInt32LE(opcode, 4)
-  h.writeUInt32LE(unique >>> 0, 8)
-  h.writeUInt32LE(nodeid, 16)
-  return Buffer.concat([h, body])
 }
 
 function initBody(minor = 45, flags = 0x7fffffff): Buffer {
@@ -93,14 +83,6 @@ function lookup(f: ReturnType<typeof fixture>, parent: number, n: string): numbe
 function openBody(flags: number): Buffer {
   const b = Buffer.alloc(8)
   b.writeUInt32LE(flags, 0)
-  return b
-}
-
-function rwBody(fh: number, offset: number, size: number): Buffer {
-  const b = Buffer.alloc(40)
-  b.writeUInt32LE(fh, 0)
-  b.writeBigUInt64LE(BigInt(offset), 8)
-  b.writeUInt32LE(size, 16)
   return b
 }
 

@@ -10,6 +10,7 @@ import { ZramFs } from '../../src/fuse/zram-fs'
 import { InitFlag, InitFlag2, Op } from '../../src/fuse/kernel/abi'
 import type { FusedevAddon } from '../../src/fuse/kernel/fusedev-addon'
 import { type FuseChannel, FuseSession } from '../../src/fuse/kernel/session'
+import { request, rwBody } from './requests'
 import { opInSize, possibleCpus, URING_HEADER, UringChannel, uringEnabled } from '../../src/fuse/kernel/uring'
 
 interface Registered { qid: number; header: Buffer; payload: Buffer; armed: boolean }
@@ -99,15 +100,6 @@ class ClassicChannel implements FuseChannel {
   close(): void {}
 }
 
-function request(opcode: number, nodeid: number, unique: number, body: Buffer): Buffer {
-  const h = Buffer.alloc(40)
-  h.writeUInt32LE(40 + body.length, 0)
-  h.writeUInt32LE(opcode, 4)
-  h.writeUInt32LE(unique, 8)
-  h.writeUInt32LE(nodeid, 16)
-  return Buffer.concat([h, body])
-}
-
 function initBody(flags2: number): Buffer {
   const b = Buffer.alloc(64)
   b.writeUInt32LE(7, 0)
@@ -115,14 +107,6 @@ function initBody(flags2: number): Buffer {
   b.writeUInt32LE(128 * 1024, 8)
   b.writeUInt32LE((InitFlag.ASYNC_READ | InitFlag.MAX_PAGES | InitFlag.INIT_EXT) >>> 0, 12)
   b.writeUInt32LE(flags2, 16)
-  return b
-}
-
-function rwIn(fh: number, offset: number, size: number): Buffer {
-  const b = Buffer.alloc(40)
-  b.writeUInt32LE(fh, 0)
-  b.writeBigUInt64LE(BigInt(offset), 8)
-  b.writeUInt32LE(size, 16)
   return b
 }
 
@@ -138,7 +122,7 @@ function fixture(opts: { uring?: boolean; offered?: boolean } = {}) {
   const classic = new ClassicChannel()
   const ring = new UringChannel(kernel.addon(), classic, log, 2, 2, 1 << 20)
   const s = new FuseSession(ring, new ZramFs(set, log, 1 << 20).operations(), log, { maxIoBytes: 1 << 20, maxBackground: 64, uring: opts.uring ?? true })
-  classic.queue.push(request(Op.INIT, 0, 1, initBody(opts.offered === false ? 0 : InitFlag2.OVER_IO_URING)))
+  classic.queue.push(request(Op.INIT, 0, initBody(opts.offered === false ? 0 : InitFlag2.OVER_IO_URING), { unique: 1 }))
   s.pump()
   let failed = ''
   if (s.uringGranted) ring.start((buf, n) => s.deliver(buf, n), (d) => (failed = d))
@@ -197,7 +181,7 @@ t.test('requests through the ring: lookup, getattr, open, write and read the blo
   const disksize = f.lookup(zram, 'disksize')
   const open = f.open
   const afh = open(disksize, 1)
-  const w = f.viaRing(Op.WRITE, disksize, rwIn(afh, 0, 4), Buffer.from('64M\n'))
+  const w = f.viaRing(Op.WRITE, disksize, rwBody(afh, 0, 4), Buffer.from('64M\n'))
   t.equal(w.error, 0)
   t.equal(w.payload.readUInt32LE(0), 4, 'write_out.size')
   const zram0 = f.lookup(dev, 'zram0')
@@ -206,10 +190,10 @@ t.test('requests through the ring: lookup, getattr, open, write and read the blo
   const fh = open(zram0, 2)
   const data = Buffer.alloc(64 * 1024)
   for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 12)) & 0xff
-  const wr = f.viaRing(Op.WRITE, zram0, rwIn(fh, 1 << 20, data.length), data, 1)
+  const wr = f.viaRing(Op.WRITE, zram0, rwBody(fh, 1 << 20, data.length), data, 1)
   t.equal(wr.error, 0)
   t.equal(wr.payload.readUInt32LE(0), data.length, 'a 64 KiB write on queue 1, its data taken from the payload')
-  const rd = f.viaRing(Op.READ, zram0, rwIn(fh, 1 << 20, data.length), Buffer.alloc(0))
+  const rd = f.viaRing(Op.READ, zram0, rwBody(fh, 1 << 20, data.length), Buffer.alloc(0))
   t.equal(rd.error, 0)
   t.ok(rd.payload.equals(data), 'read back: decompressed straight into the entry payload')
   const e = f.kernel.entries[rd.tag]!
@@ -223,7 +207,7 @@ t.test('requests through the ring: lookup, getattr, open, write and read the blo
 
 t.test('answers to requests read from /dev/fuse still go there; a batch of completions is one submission', async (t) => {
   const f = fixture()
-  f.classic.queue.push(request(Op.GETATTR, 1, 4242, Buffer.alloc(16)))
+  f.classic.queue.push(request(Op.GETATTR, 1, Buffer.alloc(16), { unique: 4242 }))
   f.s.pump()
   t.equal(f.classic.answers.at(-1)!.unique, 4242, 'a request from read(2) answered by write(2)')
   const submits = f.kernel.submits
@@ -238,7 +222,7 @@ t.test('answers to requests read from /dev/fuse still go there; a batch of compl
 t.test('the ring\'s malformed requests and refusals: answered or handled, none throws', async (t) => {
   const f = fixture()
   const zram0 = f.lookup(f.lookup(1, 'dev'), 'zram0')
-  const bad = f.viaRing(Op.WRITE, zram0, rwIn(0, 0, 8192), Buffer.alloc(4096))
+  const bad = f.viaRing(Op.WRITE, zram0, rwBody(0, 0, 8192), Buffer.alloc(4096))
   t.equal(bad.error, -Errno.EIO, 'a write whose size is not what payload_sz says: EIO')
   const unknown = f.viaRing(31 /* GETLK */, 1, Buffer.alloc(0), Buffer.alloc(0))
   t.equal(unknown.error, -Errno.ENOSYS, 'an unknown opcode: ENOSYS')
@@ -271,7 +255,7 @@ t.test('the ring\'s malformed requests and refusals: answered or handled, none t
 t.test('an INTERRUPT of a ring request waiting on the device is answered when its operation ends', async (t) => {
   const f = fixture()
   const disksize = f.lookup(f.lookup(f.lookup(f.lookup(1, 'sys'), 'block'), 'zram0'), 'disksize')
-  t.equal(f.viaRing(Op.WRITE, disksize, rwIn(f.open(disksize, 1), 0, 3), Buffer.from('1M\n')).error, 0)
+  t.equal(f.viaRing(Op.WRITE, disksize, rwBody(f.open(disksize, 1), 0, 3), Buffer.from('1M\n')).error, 0)
   const zram0 = f.lookup(f.lookup(1, 'dev'), 'zram0')
   const fh = f.open(zram0, 2)
   // hold the operation: a read that waits (as on a kcompressd drain) until released
@@ -282,12 +266,12 @@ t.test('an INTERRUPT of a ring request waiting on the device is answered when it
     release = () => real(...a)
   }
   const u = 9001
-  f.kernel.send(Op.READ, zram0, u, rwIn(fh, 0, 4096), Buffer.alloc(0))
+  f.kernel.send(Op.READ, zram0, u, rwBody(fh, 0, 4096), Buffer.alloc(0))
   f.ring.pump()
   t.ok(f.ring.owns(u), 'in flight in its entry')
   const intr = Buffer.alloc(8)
   intr.writeUInt32LE(u, 0)
-  f.classic.queue.push(request(Op.INTERRUPT, 0, u | 1, intr))
+  f.classic.queue.push(request(Op.INTERRUPT, 0, intr, { unique: u | 1 }))
   f.s.pump()
   t.notOk(f.kernel.commits.some((c) => c.unique === u), 'not answered early: the entry\'s buffer is the read\'s')
   t.ok(f.lines.some((l) => l.event === 'fuse_interrupt_deferred'))

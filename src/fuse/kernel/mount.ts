@@ -157,7 +157,7 @@ export function mountNative(mountPoint: string, ops: Operations, log: EventLog, 
           ringServing = false
           log.warn({ event: 'fuse_uring_refused', detail }, 'FUSE over io_uring refused: serving on /dev/fuse')
         })
-        log.info({ event: 'fuse_uring', queues: possibleCpus(), entries: ring.entryCount })
+        log.info({ event: 'fuse_uring', queues: ring.queueCount, entries: ring.entryCount })
       } else if (uringMode === 'on') {
         unmounting = true
         session.end({ reason: 'protocol', detail: 'the kernel did not offer FUSE_OVER_IO_URING at INIT' })

@@ -167,6 +167,10 @@ export class UringChannel implements FuseChannel {
     return this.entries.length
   }
 
+  get queueCount(): number {
+    return this.entries.length === 0 ? 0 : this.entries[this.entries.length - 1]!.qid + 1
+  }
+
   // ---- FuseChannel: the classic channel, with ring answers diverted ----
 
   read(buf: Buffer): number {
