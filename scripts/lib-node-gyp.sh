@@ -1,6 +1,6 @@
 # Sourced by the scripts that build native code from source, offline, with node-gyp
 # (scripts/build-fuse-native.sh, scripts/build-codec-addon.sh, scripts/build-memlock.sh, build-fusedev.sh,
-# scripts/build-fileio.sh). Needs `die` defined by the caller.
+# scripts/build-fileio.sh). Needs `die` defined by the caller (scripts/lib-build.sh).
 #
 #   node_gyp_path     prints node-gyp.js: npm's own (npm exports it to lifecycle scripts), else
 #                     the one bundled with npm, else a project-local one
