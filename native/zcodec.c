@@ -18,16 +18,29 @@
  *   src[srcOff, +srcLen) followed by tail[tailOff, +tailLen) into dst[dstOff, +dstLen), without a
  *   view made per call: the input of a pool object that crosses into its zspage's next frame is
  *   gathered into the context's own buffer first, as zs_map_object does (tail null: one piece).
+ * compressBatch(ctx, src, srcOff, pages, dst, stride, sizes) -> -1, or the first page that failed:
+ *   compress() of each page src[srcOff + i*4096, +4096) into dst[i*stride, +stride), its length (0:
+ *   does not fit) in sizes[i]. The caller's thread and one helper thread share the pages (see
+ *   "The helper" below), so a large write compresses on two cores while the caller waits.
+ * decompressBatch(ctx, chunks, desc, pages, dst) -> -1, or the first page that failed: decompressAt()
+ *   of up to 256 pages, each object named by 7 ints of desc (see decompress_batch), shared likewise.
  * Every argument is checked: a wrong type, a foreign object or overlapping buffers throw a
  * TypeError/RangeError; nothing a caller passes may crash the process. No allocation per call.
  */
+#define _GNU_SOURCE /* syscall(2) for the helper's futex */
 #define NAPI_VERSION 8
 #include <node_api.h>
 
 #include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <lz4.h>
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_createCDict_advanced: the kernel's CDict parameters */
@@ -39,6 +52,15 @@
 #define LZ4_DICT_MIN 8
 
 enum kind { KIND_LZ4 = 1, KIND_ZSTD = 2 };
+
+/* The helper thread's own codec state for one context (a stream is never shared between threads;
+ * the dictionary, its loaded lz4 stream and zstd's CDict/DDict are read-only and are shared). */
+struct aux {
+  LZ4_stream_t state;
+  ZSTD_CCtx *cctx;
+  ZSTD_DCtx *dctx;
+  uint8_t gather[PAGE_BYTES];
+};
 
 struct ctx {
   enum kind kind;
@@ -55,6 +77,7 @@ struct ctx {
   ZSTD_DDict *ddict;
   /* decompressAt: an object split over two frames, gathered (at most a page) */
   uint8_t gather[PAGE_BYTES];
+  struct aux *aux; /* made at the first batch */
 };
 
 static const napi_type_tag CTX_TAG = {0x7a72616d66757365ULL, 0x7a636f6465637478ULL};
@@ -96,6 +119,11 @@ static void ctx_free(struct ctx *c) {
   ZSTD_freeCDict(c->cdict);
   ZSTD_freeDDict(c->ddict);
   free(c->dict);
+  if (c->aux != NULL) {
+    ZSTD_freeCCtx(c->aux->cctx);
+    ZSTD_freeDCtx(c->aux->dctx);
+  }
+  free(c->aux);
   free(c);
 }
 
@@ -236,6 +264,10 @@ static napi_value zstd_create(napi_env env, napi_callback_info info) {
   return wrap(env, c);
 }
 
+static bool overlap(const uint8_t *a, size_t na, const uint8_t *b, size_t nb) {
+  return na > 0 && nb > 0 && a < b + nb && b < a + na;
+}
+
 /* The three arguments of compress/decompress, checked. */
 static bool get_io(napi_env env, napi_callback_info info, struct ctx **c, uint8_t **src, size_t *src_len,
                    uint8_t **dst, size_t *dst_len) {
@@ -254,34 +286,238 @@ static bool get_io(napi_env env, napi_callback_info info, struct ctx **c, uint8_
   return true;
 }
 
+/*
+ * One page (or any src up to LZ4_MAX_INPUT_SIZE) with the given stream: the context's own, or the
+ * helper's. *out: the compressed length, 0 when it does not fit. Returns NULL, or zstd's error name.
+ */
+static const char *compress_with(const struct ctx *c, LZ4_stream_t *state, ZSTD_CCtx *cctx, const uint8_t *src,
+                                 size_t src_len, uint8_t *dst, size_t dst_len, size_t *out) {
+  if (c->kind == KIND_LZ4) {
+    int r;
+    if (c->dict_stream == NULL) {
+      r = LZ4_compress_fast_extState(state, (const char *)src, (char *)dst, (int)src_len, (int)dst_len, c->level);
+    } else {
+      memcpy(state, c->dict_stream, sizeof(LZ4_stream_t)); /* as backend_lz4: reset to the loaded dict */
+      r = LZ4_compress_fast_continue(state, (const char *)src, (char *)dst, (int)src_len, (int)dst_len, c->level);
+    }
+    *out = r > 0 ? (size_t)r : 0; /* 0: does not fit */
+    return NULL;
+  }
+  size_t r = c->cdict == NULL ? ZSTD_compressCCtx(cctx, dst, dst_len, src, src_len, c->level)
+                              : ZSTD_compress_usingCDict(cctx, dst, dst_len, src, src_len, c->cdict);
+  if (ZSTD_isError(r)) {
+    if (ZSTD_getErrorCode(r) != ZSTD_error_dstSize_tooSmall) return ZSTD_getErrorName(r);
+    r = 0;
+  }
+  *out = r;
+  return NULL;
+}
+
 static napi_value compress(napi_env env, napi_callback_info info) {
   struct ctx *c;
   uint8_t *src, *dst;
   size_t src_len, dst_len;
   if (!get_io(env, info, &c, &src, &src_len, &dst, &dst_len)) return NULL;
-  size_t n;
-  if (c->kind == KIND_LZ4) {
-    if (src_len > LZ4_MAX_INPUT_SIZE) return throw_range(env, "lz4: src too large");
-    int r;
-    if (c->dict_stream == NULL) {
-      r = LZ4_compress_fast_extState(c->state, (const char *)src, (char *)dst, (int)src_len, (int)dst_len, c->level);
-    } else {
-      memcpy(c->state, c->dict_stream, sizeof(LZ4_stream_t)); /* as backend_lz4: reset to the loaded dict */
-      r = LZ4_compress_fast_continue(c->state, (const char *)src, (char *)dst, (int)src_len, (int)dst_len, c->level);
-    }
-    n = r > 0 ? (size_t)r : 0; /* 0: does not fit */
-  } else {
-    size_t r = c->cdict == NULL
-                   ? ZSTD_compressCCtx(c->cctx, dst, dst_len, src, src_len, c->level)
-                   : ZSTD_compress_usingCDict(c->cctx, dst, dst_len, src, src_len, c->cdict);
-    if (ZSTD_isError(r)) {
-      if (ZSTD_getErrorCode(r) != ZSTD_error_dstSize_tooSmall) return throw_codec(env, "EIO", ZSTD_getErrorName(r));
-      r = 0;
-    }
-    n = r;
-  }
+  if (c->kind == KIND_LZ4 && src_len > LZ4_MAX_INPUT_SIZE) return throw_range(env, "lz4: src too large");
+  size_t n = 0;
+  const char *err = compress_with(c, c->state, c->cctx, src, src_len, dst, dst_len, &n);
+  if (err != NULL) return throw_codec(env, "EIO", err);
   napi_value out;
   CALL(env, napi_create_uint32(env, (uint32_t)n, &out));
+  return out;
+}
+
+/*
+ * The helper: one thread per process that takes a share of a batch's pages while the caller
+ * compresses the rest. The pages are shared by an atomic index, so neither thread waits for the
+ * other to start: a batch posted while the helper sleeps is done by the caller alone, as fast as
+ * page by page, and the caller then waits for at most the one page the helper is on. The helper
+ * spins for a while after each batch (the next request of a sequential writer comes within tens of
+ * microseconds) and then sleeps on a futex, so an idle device costs no CPU. The caller's thread
+ * waits synchronously, so nothing else touches the context or the buffers meanwhile; a second
+ * thread that finds the helper taken (a kcompressd worker) does its batch alone.
+ */
+enum { JOIN_NONE, JOIN_OPEN, JOIN_TAKEN, JOIN_DONE };
+#define HELPER_SPIN_NS 200000
+#define HELPER_MIN_PAGES 4
+
+/* One page of a decompressBatch: its object in one or two pieces, and where it goes. */
+struct item {
+  const uint8_t *src, *tail;
+  size_t src_len, tail_len;
+  uint8_t *dst;
+};
+
+struct batch {
+  const struct ctx *c;
+  const struct item *items; /* decompressBatch; NULL: compressBatch */
+  const uint8_t *src;
+  uint8_t *dst;
+  size_t stride;
+  int32_t *sizes;
+  int pages;
+  atomic_int next;   /* the next page to take */
+  atomic_int failed; /* the first page that failed, INT_MAX: none */
+};
+
+static struct {
+  pthread_mutex_t owner; /* held by the thread whose batch the helper may join */
+  pthread_once_t once;
+  bool started;
+  struct batch *batch; /* written before join becomes JOIN_OPEN */
+  atomic_int join;
+  atomic_int sleeping;
+} helper = {.owner = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
+
+static bool decompress_page(const struct ctx *c, ZSTD_DCtx *dctx, const uint8_t *src, size_t src_len, uint8_t *dst);
+
+/* One thread's part of a batch, with that thread's streams; page i's failure is kept if it is the first. */
+static void batch_run(struct batch *b, LZ4_stream_t *state, ZSTD_CCtx *cctx, ZSTD_DCtx *dctx, uint8_t *gather) {
+  for (;;) {
+    int i = atomic_fetch_add_explicit(&b->next, 1, memory_order_relaxed);
+    if (i >= b->pages) return;
+    bool ok;
+    if (b->items != NULL) {
+      const struct item *it = &b->items[i];
+      const uint8_t *in = it->src;
+      if (it->tail_len > 0) { /* an object across two frames, gathered as zs_map_object does */
+        memcpy(gather, it->src, it->src_len);
+        memcpy(gather + it->src_len, it->tail, it->tail_len);
+        in = gather;
+      }
+      ok = decompress_page(b->c, dctx, in, it->src_len + it->tail_len, it->dst);
+    } else {
+      size_t n = 0;
+      ok = compress_with(b->c, state, cctx, b->src + (size_t)i * PAGE_BYTES, PAGE_BYTES, b->dst + (size_t)i * b->stride,
+                         b->stride, &n) == NULL;
+      b->sizes[i] = (int32_t)n;
+    }
+    if (!ok) {
+      int f = atomic_load_explicit(&b->failed, memory_order_relaxed);
+      while (i < f && !atomic_compare_exchange_weak(&b->failed, &f, i)) {
+      }
+    }
+  }
+}
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void *helper_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    uint64_t until = now_ns() + HELPER_SPIN_NS;
+    while (atomic_load(&helper.join) != JOIN_OPEN) {
+      if (now_ns() < until) {
+        __builtin_ia32_pause();
+        continue;
+      }
+      atomic_store(&helper.sleeping, 1);
+      int seen = atomic_load(&helper.join);
+      if (seen != JOIN_OPEN) syscall(SYS_futex, &helper.join, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+      atomic_store(&helper.sleeping, 0);
+      until = now_ns() + HELPER_SPIN_NS;
+    }
+    int open = JOIN_OPEN;
+    if (!atomic_compare_exchange_strong(&helper.join, &open, JOIN_TAKEN)) continue; /* the caller finished alone */
+    struct batch *b = helper.batch;
+    struct aux *a = b->c->aux;
+    batch_run(b, &a->state, a->cctx, a->dctx, a->gather);
+    atomic_store(&helper.join, JOIN_DONE);
+  }
+  return NULL;
+}
+
+static void helper_start(void) {
+  pthread_t t;
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) return;
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  helper.started = pthread_create(&t, &attr, helper_main, NULL) == 0;
+  pthread_attr_destroy(&attr);
+}
+
+/* The helper's streams for c, made once; false when out of memory (the batch then runs alone). */
+static bool aux_ready(struct ctx *c) {
+  if (c->aux != NULL) return true;
+  struct aux *a = calloc(1, sizeof(*a));
+  if (a == NULL) return false;
+  if (c->kind == KIND_ZSTD && ((a->cctx = ZSTD_createCCtx()) == NULL || (a->dctx = ZSTD_createDCtx()) == NULL)) {
+    ZSTD_freeCCtx(a->cctx);
+    free(a);
+    return false;
+  }
+  c->aux = a;
+  return true;
+}
+
+static int batch_do(struct ctx *c, struct batch *b) {
+  atomic_init(&b->next, 0);
+  atomic_init(&b->failed, INT_MAX);
+  bool shared = b->pages >= HELPER_MIN_PAGES && aux_ready(c) && pthread_mutex_trylock(&helper.owner) == 0;
+  if (shared) {
+    pthread_once(&helper.once, helper_start);
+    if (!helper.started) {
+      pthread_mutex_unlock(&helper.owner);
+      shared = false;
+    }
+  }
+  if (shared) {
+    helper.batch = b;
+    atomic_store(&helper.join, JOIN_OPEN);
+    if (atomic_load(&helper.sleeping)) syscall(SYS_futex, &helper.join, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  }
+  batch_run(b, c->state, c->cctx, c->dctx, c->gather);
+  if (shared) {
+    int open = JOIN_OPEN;
+    if (!atomic_compare_exchange_strong(&helper.join, &open, JOIN_NONE)) {
+      while (atomic_load(&helper.join) != JOIN_DONE) __builtin_ia32_pause();
+      atomic_store(&helper.join, JOIN_NONE);
+    }
+    pthread_mutex_unlock(&helper.owner);
+  }
+  int f = atomic_load(&b->failed);
+  return f == INT_MAX ? -1 : f;
+}
+
+/* compressBatch(ctx, src, srcOff, pages, dst, stride, sizes: Int32Array) */
+static napi_value compress_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 7) return throw_type(env, "expected (context, src, srcOff, pages, dst, stride, sizes)");
+  struct ctx *c = unwrap(env, argv[0]);
+  if (c == NULL) return throw_type(env, "context must come from lz4Create/zstdCreate");
+  uint8_t *src, *dst;
+  size_t src_len, dst_len;
+  int32_t off, pages, stride;
+  if (!get_bytes(env, argv[1], &src, &src_len) || !get_bytes(env, argv[4], &dst, &dst_len)) {
+    return throw_type(env, "src and dst must be Uint8Arrays");
+  }
+  if (!get_int(env, argv[2], &off) || !get_int(env, argv[3], &pages) || !get_int(env, argv[5], &stride)) {
+    return throw_type(env, "srcOff, pages and stride must be integers");
+  }
+  napi_typedarray_type type;
+  size_t count;
+  void *sizes;
+  if (napi_get_typedarray_info(env, argv[6], &type, &count, &sizes, NULL, NULL) != napi_ok || type != napi_int32_array) {
+    return throw_type(env, "sizes must be an Int32Array");
+  }
+  if (off < 0 || pages < 0 || stride < 1 || (size_t)off > src_len || (size_t)pages > (src_len - (size_t)off) / PAGE_BYTES ||
+      (size_t)pages > dst_len / (size_t)stride || (size_t)pages > count) {
+    return throw_range(env, "the pages lie outside src, dst or sizes");
+  }
+  size_t in = (size_t)pages * PAGE_BYTES, outn = (size_t)pages * (size_t)stride;
+  if (overlap(src + off, in, dst, outn) || overlap((uint8_t *)sizes, count * 4, dst, outn) ||
+      overlap((uint8_t *)sizes, count * 4, src + off, in)) {
+    return throw_range(env, "src, dst and sizes overlap");
+  }
+  struct batch b = {.c = c, .src = src + off, .dst = dst, .stride = (size_t)stride, .sizes = (int32_t *)sizes, .pages = pages};
+  napi_value out;
+  CALL(env, napi_create_int32(env, batch_do(c, &b), &out));
   return out;
 }
 
@@ -328,8 +564,18 @@ static napi_value decompress_bytes(napi_env env, struct ctx *c, const uint8_t *s
   return NULL;
 }
 
-static bool overlap(const uint8_t *a, size_t na, const uint8_t *b, size_t nb) {
-  return na > 0 && nb > 0 && a < b + nb && b < a + na;
+/* decompress() of one page for a batch: true when src decodes to exactly a page. */
+static bool decompress_page(const struct ctx *c, ZSTD_DCtx *dctx, const uint8_t *src, size_t src_len, uint8_t *dst) {
+  if (src_len == 0) return false;
+  if (c->kind == KIND_LZ4) {
+    int r = c->dict == NULL ? LZ4_decompress_safe((const char *)src, (char *)dst, (int)src_len, PAGE_BYTES)
+                            : LZ4_decompress_safe_usingDict((const char *)src, (char *)dst, (int)src_len, PAGE_BYTES, c->dict,
+                                                            (int)c->dict_size);
+    return r == PAGE_BYTES;
+  }
+  size_t r = c->ddict == NULL ? ZSTD_decompressDCtx(dctx, dst, PAGE_BYTES, src, src_len)
+                              : ZSTD_decompress_usingDDict(dctx, dst, PAGE_BYTES, src, src_len, c->ddict);
+  return !ZSTD_isError(r) && r == PAGE_BYTES;
 }
 
 static napi_value decompress_at(napi_env env, napi_callback_info info) {
@@ -355,6 +601,78 @@ static napi_value decompress_at(napi_env env, napi_callback_info info) {
   return decompress_bytes(env, c, c->gather, src_len + tail_len, dst, dst_len);
 }
 
+#define BATCH_MAX 256 /* pages: 1 MiB, the largest FUSE request */
+#define DESC_INTS 7
+
+/* chunks[idx] of a descriptor, as bytes [off, off+len) inside it. */
+static bool get_piece(napi_env env, napi_value chunks, uint32_t nchunks, int32_t idx, int32_t off, int32_t len,
+                      const uint8_t **out) {
+  if (idx < 0 || (uint32_t)idx >= nchunks || off < 0 || len < 0) return false;
+  napi_value v;
+  uint8_t *p;
+  size_t size;
+  if (napi_get_element(env, chunks, (uint32_t)idx, &v) != napi_ok || !get_bytes(env, v, &p, &size)) return false;
+  if ((size_t)off > size || (size_t)len > size - (size_t)off) return false;
+  *out = p + off;
+  return true;
+}
+
+/*
+ * decompressBatch(ctx, chunks: Uint8Array[], desc: Int32Array, pages, dst) -> -1, or the first page
+ * (in desc order) that did not decode to exactly a page. desc holds, per page, 7 ints: chunk index
+ * and offset and length of the object's first piece; chunk index (-1: none), offset and length of
+ * the rest; the page's offset in dst. Every piece is checked to lie in its chunk and every page in
+ * dst before any work starts; the pages are then shared with the helper as compressBatch's are.
+ */
+static napi_value decompress_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 5) return throw_type(env, "expected (context, chunks, desc, pages, dst)");
+  struct ctx *c = unwrap(env, argv[0]);
+  if (c == NULL) return throw_type(env, "context must come from lz4Create/zstdCreate");
+  bool is_array = false;
+  uint32_t nchunks = 0;
+  if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array) return throw_type(env, "chunks must be an Array");
+  CALL(env, napi_get_array_length(env, argv[1], &nchunks));
+  napi_typedarray_type type;
+  size_t count;
+  void *descp;
+  if (napi_get_typedarray_info(env, argv[2], &type, &count, &descp, NULL, NULL) != napi_ok || type != napi_int32_array) {
+    return throw_type(env, "desc must be an Int32Array");
+  }
+  int32_t pages;
+  if (!get_int(env, argv[3], &pages)) return throw_type(env, "pages must be an integer");
+  uint8_t *dst;
+  size_t dst_len;
+  if (!get_bytes(env, argv[4], &dst, &dst_len)) return throw_type(env, "dst must be a Uint8Array");
+  if (pages < 0 || pages > BATCH_MAX || (size_t)pages * DESC_INTS > count) return throw_range(env, "pages must be 0..256 and desc hold them");
+  const int32_t *d = (const int32_t *)descp;
+  struct item items[BATCH_MAX];
+  for (int i = 0; i < pages; i++, d += DESC_INTS) {
+    struct item *it = &items[i];
+    if (!get_piece(env, argv[1], nchunks, d[0], d[1], d[2], &it->src)) return throw_range(env, "a piece lies outside its chunk");
+    it->src_len = (size_t)d[2];
+    it->tail = NULL;
+    it->tail_len = 0;
+    if (d[3] >= 0) {
+      if (!get_piece(env, argv[1], nchunks, d[3], d[4], d[5], &it->tail)) return throw_range(env, "a piece lies outside its chunk");
+      it->tail_len = (size_t)d[5];
+    }
+    if (it->src_len + it->tail_len > PAGE_BYTES) return throw_range(env, "an object is at most a page");
+    if (d[6] < 0 || (size_t)d[6] > dst_len || dst_len - (size_t)d[6] < PAGE_BYTES) return throw_range(env, "a page lies outside dst");
+    it->dst = dst + d[6];
+    if (overlap(it->src, it->src_len, it->dst, PAGE_BYTES) || overlap(it->tail, it->tail_len, it->dst, PAGE_BYTES) ||
+        overlap((const uint8_t *)descp, count * 4, it->dst, PAGE_BYTES)) {
+      return throw_range(env, "src and dst overlap");
+    }
+  }
+  struct batch b = {.c = c, .items = items, .pages = pages};
+  napi_value out;
+  CALL(env, napi_create_int32(env, batch_do(c, &b), &out));
+  return out;
+}
+
 static napi_value versions(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value obj, v;
@@ -373,6 +691,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"compress", NULL, compress, NULL, NULL, NULL, napi_enumerable, NULL},
       {"decompress", NULL, decompress, NULL, NULL, NULL, napi_enumerable, NULL},
       {"decompressAt", NULL, decompress_at, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"compressBatch", NULL, compress_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"decompressBatch", NULL, decompress_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"versions", NULL, versions, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));

@@ -31,6 +31,19 @@ export interface CodecContext {
    */
   decompressAt(src: Uint8Array, srcOff: number, srcLen: number, tail: Uint8Array | null, tailOff: number, tailLen: number,
     dst: Uint8Array, dstOff: number, dstLen: number): void
+  /**
+   * compress() of `pages` whole pages src[srcOff + i*4096, +4096) into dst[i*stride, +stride), each
+   * result's length (0: does not fit) in sizes[i]; -1, or the first page whose compression failed
+   * (its size and those after it are then not to be used). The addon shares the pages between the
+   * calling thread and a helper thread, so a large write compresses on two cores.
+   */
+  compressBatch(src: Uint8Array, srcOff: number, pages: number, dst: Uint8Array, stride: number, sizes: Int32Array): number
+  /**
+   * decompressAt() of up to 256 pages into dst, shared with the helper thread likewise. Page k is
+   * desc[7k .. 7k+6]: index in chunks, offset and length of the object's first piece; index (-1:
+   * none), offset and length of the rest; its offset in dst. -1, or the first page that failed.
+   */
+  decompressBatch(chunks: readonly Uint8Array[], desc: Int32Array, pages: number, dst: Uint8Array): number
 }
 
 export interface Codec {

@@ -18,6 +18,9 @@ export interface ZcodecBinding {
   decompress(ctx: NativeContext, src: Uint8Array, dst: Uint8Array): void
   decompressAt(ctx: NativeContext, src: Uint8Array, srcOff: number, srcLen: number, tail: Uint8Array | null, tailOff: number,
     tailLen: number, dst: Uint8Array, dstOff: number, dstLen: number): void
+  compressBatch(ctx: NativeContext, src: Uint8Array, srcOff: number, pages: number, dst: Uint8Array, stride: number,
+    sizes: Int32Array): number
+  decompressBatch(ctx: NativeContext, chunks: readonly Uint8Array[], desc: Int32Array, pages: number, dst: Uint8Array): number
   versions(): { lz4: string; zstd: string }
 }
 
@@ -53,6 +56,14 @@ export class AddonContext implements CodecContext {
   decompressAt(src: Uint8Array, srcOff: number, srcLen: number, tail: Uint8Array | null, tailOff: number, tailLen: number,
     dst: Uint8Array, dstOff: number, dstLen: number): void {
     zcodec.decompressAt(this.native, src, srcOff, srcLen, tail, tailOff, tailLen, dst, dstOff, dstLen)
+  }
+
+  compressBatch(src: Uint8Array, srcOff: number, pages: number, dst: Uint8Array, stride: number, sizes: Int32Array): number {
+    return zcodec.compressBatch(this.native, src, srcOff, pages, dst, stride, sizes)
+  }
+
+  decompressBatch(chunks: readonly Uint8Array[], desc: Int32Array, pages: number, dst: Uint8Array): number {
+    return zcodec.decompressBatch(this.native, chunks, desc, pages, dst)
   }
 }
 

@@ -116,6 +116,12 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
   private readonly rpage = Buffer.from(new ArrayBuffer(PAGE_SIZE))
   /** Compressed page: two pages, like the kernel's per-stream buffer, so any result fits. */
   private readonly cbuf = Buffer.alloc(PAGE_SIZE * 2)
+  /** compressAhead's results: page k's compressed form at k*AHEAD_STRIDE, its length in aheadSizes[k]. */
+  private ahead = Buffer.alloc(0)
+  private aheadSizes = new Int32Array(0)
+  /** readRange's batch: the chunks its objects lie in and 7 ints per page (CodecContext.decompressBatch). */
+  private readonly rchunks: Uint8Array[] = []
+  private readonly rdesc = new Int32Array(AHEAD_MAX_PAGES * 7)
   /** Where loadPage finds an object in the pool (ZsPool.locate). */
   private readonly loc = new Int32Array(5)
   private readonly pattern = new Uint32Array(2)
@@ -1092,13 +1098,22 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     if (refusedAt >= 0) throw this.refuseAtLimit(refusedAt)
   }
 
-  /** Whole pages decompress straight into dst; partial ones through rpage. */
+  /**
+   * Whole pages decompress straight into dst; partial ones through rpage. In a read of 4 pages or
+   * more, the whole pages that are plain compressed objects of the primary algorithm are gathered
+   * and decompressed in one addon call, shared with its helper thread (CodecContext.decompressBatch).
+   */
   private readRange(dst: Buffer, pos: number, len: number): void {
     const table = this.table as PageTable
     const now = this.nowSeconds()
+    const batching = len >= AHEAD_MIN_PAGES * PAGE_SIZE
+    let batched = 0
     const p = this.rspan.start(pos, len)
     while (p.next()) {
-      if (p.whole) {
+      if (batching && p.whole && (table.flags(p.index) & NOT_PLAIN) === SLOT_ALLOCATED && table.priority(p.index) === 0) {
+        this.describePage(table, p.index, batched++, p.done)
+        if (batched === AHEAD_MAX_PAGES) batched = this.decompressDescribed(table, dst, pos, batched)
+      } else if (p.whole) {
         this.loadPage(table, p.index, dst, p.done)
       } else {
         this.loadPage(table, p.index, this.rpage)
@@ -1106,11 +1121,49 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
       }
       table.touch(p.index, now)
     }
+    if (batched > 0) this.decompressDescribed(table, dst, pos, batched)
+  }
+
+  /** Decompress the pages describePage gathered (a read at pos into dst); returns 0, the entries left. */
+  private decompressDescribed(table: PageTable, dst: Buffer, pos: number, pages: number): number {
+    const failed = this.ctx.decompressBatch(this.rchunks, this.rdesc, pages, dst)
+    // From the first failure on, page by page: loadPage reports it (EIO, failed_reads) as a read without the batch would.
+    for (let k = failed < 0 ? pages : failed; k < pages; k++) {
+      const at = this.rdesc[k * 7 + 6] as number
+      this.loadPage(table, (pos + at) / PAGE_SIZE, dst, at)
+    }
+    return 0
+  }
+
+  /** Batch entry k: where page index's object lies (ZsPool.locate) and where in dst it goes. */
+  private describePage(table: PageTable, index: number, k: number, at: number): void {
+    const size = table.size(index)
+    const loc = this.loc
+    const pieces = this.pool.locate(table.handle(index), size, loc)
+    const d = this.rdesc
+    const o = k * 7
+    this.rchunks[2 * k] = this.pool.chunkBytes(loc[0])
+    d[o] = 2 * k
+    d[o + 1] = loc[1]
+    d[o + 2] = loc[2]
+    if (pieces === 2) {
+      this.rchunks[2 * k + 1] = this.pool.chunkBytes(loc[3])
+      d[o + 3] = 2 * k + 1
+      d[o + 4] = loc[4]
+      d[o + 5] = size - loc[2]
+    } else {
+      d[o + 3] = -1
+    }
+    d[o + 6] = at
   }
 
   private writeRange(src: Buffer, pos: number): void {
     const table = this.table as PageTable
     const now = this.nowSeconds()
+    // Whole pages compressed ahead, on both cores: [aheadFirst, aheadEnd) by page index.
+    const head = (PAGE_SIZE - (pos % PAGE_SIZE)) % PAGE_SIZE
+    const aheadFirst = (pos + head) / PAGE_SIZE
+    const aheadEnd = aheadFirst + this.compressAhead(src, head)
     const p = this.wspan.start(pos, src.length)
     while (p.next()) {
       // A whole page is used where it is (the request's buffer: every step below is synchronous);
@@ -1127,11 +1180,34 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
         // no pool memory
       } else if (this.divertToLower()) {
         throw new PoolFull(p.done)
+      } else if (p.index >= aheadFirst && p.index < aheadEnd) {
+        const k = p.index - aheadFirst
+        const n = this.aheadSizes[k] as number
+        if (!this.commit(table, p.index, this.ahead, k * AHEAD_STRIDE, n === 0 ? PAGE_SIZE : n, page, true)) throw new PoolFull(p.done)
       } else if (!this.stagePage(table, p.index, page) && !this.storeCompressed(table, p.index, page)) {
         throw new PoolFull(p.done)
       }
       table.touch(p.index, now)
     }
+  }
+
+  /**
+   * With compression inline (no kcompressd workers), compress the whole pages of a write from byte
+   * `head` of src in one addon call, which shares them with its helper thread: a 128k write then
+   * compresses on two cores. Returns how many pages from there are in ahead/aheadSizes (0: none,
+   * fewer on a compression failure, which the page-by-page path then reports). A same-filled page is
+   * compressed for nothing; it is cheap, and the loop stores it as a pattern all the same.
+   */
+  private compressAhead(src: Buffer, head: number): number {
+    if (this.kcompressd.enabled || head >= src.length) return 0
+    const pages = Math.min(Math.floor((src.length - head) / PAGE_SIZE), AHEAD_MAX_PAGES)
+    if (pages < AHEAD_MIN_PAGES) return 0
+    if (this.ahead.length < pages * AHEAD_STRIDE) {
+      this.ahead = Buffer.allocUnsafe(AHEAD_MAX_PAGES * AHEAD_STRIDE)
+      this.aheadSizes = new Int32Array(AHEAD_MAX_PAGES)
+    }
+    const failed = this.ctx.compressBatch(src, head, pages, this.ahead, AHEAD_STRIDE, this.aheadSizes)
+    return failed < 0 ? pages : failed
   }
 
   /** Compress a page into cbuf and commit it from there (zram_write_page); false: no room under the limit. */
@@ -1262,6 +1338,13 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
 }
 
 const ZERO_PAGE = Buffer.alloc(PAGE_SIZE)
+/** Room per page of compressAhead's output: two pages, as cbuf (zstd may need room beyond its result). */
+const AHEAD_STRIDE = PAGE_SIZE * 2
+/** A batch below this is not worth the helper's wake-up; above it (1 MiB, the largest FUSE request) the rest goes page by page. */
+const AHEAD_MIN_PAGES = 4
+const AHEAD_MAX_PAGES = 256
+/** The flags that make a page other than a plain compressed object in the pool (loadPage's last case). */
+const NOT_PLAIN = SLOT_ALLOCATED | SLOT_STAGED | SLOT_SAME | SLOT_HUGE | SLOT_UNIT | SLOT_WB
 
 /** Thrown inside the synchronous write loop when the pool has no room for the page at byte `done` of the request. */
 class PoolFull extends Error {

@@ -165,7 +165,119 @@ for (const codec of codecs) {
     }
   })
 
+  t.test(`${codec.name} compressBatch: the same bytes as compress() page by page, on two threads, dictionary or not`, async (t) => {
+    const rand = prng(seed + 5)
+    const dict = Buffer.concat(Array.from({ length: 4 }, () => makePage('text', rand)))
+    for (const params of [none, { level: null, dict }]) {
+      const ctx = codec.createContext(params)
+      for (const pages of [1, 3, 4, 5, 33, 256]) {
+        // src at an odd offset of a shared buffer (the FUSE request buffer is one), every page kind.
+        const src = new Uint8Array(new SharedArrayBuffer(pages * PAGE + 11))
+        for (let i = 0; i < pages; i++) src.set(makePage(PAGE_KINDS[i % PAGE_KINDS.length]!, rand), 11 + i * PAGE)
+        const stride = 2 * PAGE
+        const dst = Buffer.alloc(pages * stride + 5, 0xaa)
+        const sizes = new Int32Array(pages + 1).fill(-7)
+        t.equal(ctx.compressBatch(src, 11, pages, dst, stride, sizes), -1, `${pages} pages: no failure`)
+        const one = Buffer.alloc(stride)
+        const bad: number[] = []
+        for (let i = 0; i < pages; i++) {
+          const n = ctx.compress(src.subarray(11 + i * PAGE, 11 + (i + 1) * PAGE), one)
+          if (sizes[i] !== n || !dst.subarray(i * stride, i * stride + n).equals(one.subarray(0, n))) bad.push(i)
+        }
+        t.same(bad, [], `dict ${params.dict ? 'on' : 'off'}, ${pages} pages: every page as compress() makes it`)
+        t.equal(sizes[pages], -7, 'nothing written past the pages asked for')
+        t.ok(dst.subarray(pages * stride).every((b) => b === 0xaa), 'nothing written past dst')
+      }
+      // A stride too small for every result: 0 for the pages that do not fit, as compress() says.
+      const noisy = Buffer.concat(Array.from({ length: 8 }, () => makePage('random', rand)))
+      const sizes = new Int32Array(8)
+      t.equal(ctx.compressBatch(noisy, 0, 8, Buffer.alloc(8 * 64), 64, sizes), -1)
+      t.same([...sizes], new Array(8).fill(0), 'results that do not fit in the stride are 0')
+    }
+  })
+
 }
+
+for (const codec of codecs) {
+  t.test(`${codec.name} decompressBatch: every page as decompressAt() makes it, one piece or two, dictionary or not`, async (t) => {
+    const rand = prng(seed + 7)
+    const dict = Buffer.concat(Array.from({ length: 4 }, () => makePage('text', rand)))
+    for (const params of [none, { level: null, dict }]) {
+      const ctx = codec.createContext(params)
+      for (const pages of [1, 5, 64, 256]) {
+        // Objects packed into shared chunks as the pool packs them; every third one split over two chunks.
+        const chunks = [new Uint8Array(new SharedArrayBuffer(pages * PAGE)), Buffer.alloc(pages * PAGE)]
+        const desc = new Int32Array(pages * 7)
+        const want: Buffer[] = []
+        const at = [0, 0]
+        const c = Buffer.alloc(2 * PAGE)
+        for (let k = 0; k < pages; k++) {
+          let page: Buffer
+          let n: number
+          let kind = k
+          do {
+            page = makePage(PAGE_KINDS[kind++ % PAGE_KINDS.length]!, rand)
+            n = ctx.compress(page, c)
+          } while (n === 0 || n > PAGE) // a page stored raw is never decompressed
+          want.push(page)
+          const cut = k % 3 === 2 ? n >> 1 : n
+          desc.set([0, at[0]!, cut, cut < n ? 1 : -1, at[1]!, n - cut, (pages - 1 - k) * PAGE], k * 7)
+          chunks[0]!.set(c.subarray(0, cut), at[0])
+          chunks[1]!.set(c.subarray(cut, n), at[1])
+          at[0]! += cut
+          at[1]! += n - cut
+        }
+        const dst = Buffer.alloc(pages * PAGE + 1, 0xaa)
+        t.equal(ctx.decompressBatch(chunks, desc, pages, dst), -1, `${pages} pages: no failure`)
+        const bad = want.map((p, k) => (dst.subarray((pages - 1 - k) * PAGE, (pages - k) * PAGE).equals(p) ? -1 : k)).filter((k) => k >= 0)
+        t.same(bad, [], `dict ${params.dict ? 'on' : 'off'}, ${pages} pages: every page decoded where desc put it`)
+        t.equal(dst[pages * PAGE], 0xaa, 'nothing written past the pages')
+        if (pages < 5) continue
+        // Cut pages 2 and 4 to one byte (the helper may take either): the first, 2, is reported.
+        for (const k of [2, 4]) desc.set([1, -1], k * 7 + 2)
+        t.equal(ctx.decompressBatch(chunks, desc, pages, dst), 2, 'the first page that does not decode is the answer')
+      }
+    }
+  })
+}
+
+t.test('compressBatch from a worker thread and the main thread at once: both right (one of them works alone)', async (t) => {
+  const { Worker } = await import('node:worker_threads')
+  const rand = prng(seed + 6)
+  const pages = 64
+  const src = new Uint8Array(new SharedArrayBuffer(pages * PAGE))
+  for (let i = 0; i < pages; i++) src.set(makePage(i % 2 ? 'text' : 'binary', rand), i * PAGE)
+  const expected = new Int32Array(pages)
+  const ctx = findCodec('zstd')!.createContext(none)
+  for (let i = 0; i < pages; i++) expected[i] = ctx.compress(src.subarray(i * PAGE, (i + 1) * PAGE), Buffer.alloc(2 * PAGE))
+  const addon = require.resolve('../../native/build/Release/zcodec.node')
+  const worker = new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads')
+    const z = require(workerData.addon)
+    const ctx = z.zstdCreate(3, null)
+    const src = new Uint8Array(workerData.src), dst = Buffer.alloc(64 * 8192), sizes = new Int32Array(64)
+    let wrong = 0
+    for (let k = 0; k < 300; k++) {
+      if (z.compressBatch(ctx, src, 0, 64, dst, 8192, sizes) !== -1) wrong++
+      for (let i = 0; i < 64; i++) if (sizes[i] !== workerData.expected[i]) wrong++
+    }
+    parentPort.postMessage(wrong)
+  `, { eval: true, workerData: { addon, src: src.buffer, expected } })
+  const done = new Promise<number>((resolve, reject) => {
+    worker.once('message', resolve)
+    worker.once('error', reject)
+  })
+  const dst = Buffer.alloc(pages * 2 * PAGE)
+  const sizes = new Int32Array(pages)
+  let wrong = 0
+  for (let k = 0; k < 300; k++) {
+    if (ctx.compressBatch(src, 0, pages, dst, 2 * PAGE, sizes) !== -1) wrong++
+    for (let i = 0; i < pages; i++) if (sizes[i] !== expected[i]) wrong++
+  }
+  t.equal(wrong, 0, 'main thread: every batch right')
+  t.equal(await done, 0, 'worker thread: every batch right')
+  await worker.terminate()
+})
 
 t.test('the addon checks every argument', async (t) => {
   const ctx = zcodec.lz4Create(1, null)
@@ -202,6 +314,48 @@ t.test('the addon checks every argument', async (t) => {
   t.throws(() => at(ctx, dst, 0, n - 1, null, 0, 0, out, 0, PAGE), 'decompressAt: truncated input')
   at(ctx, dst, 0, n - 3, dst, n - 3, 3, out, 0, PAGE)
   t.same(out, page, 'decompressAt: still works after failures')
+
+  const batch = (...args: unknown[]): number => (zcodec.compressBatch as (...a: unknown[]) => number)(...args)
+  const src = Buffer.alloc(4 * PAGE, 3)
+  const out4 = Buffer.alloc(4 * 2 * PAGE)
+  const sizes = new Int32Array(4)
+  t.equal(batch(ctx, src, 0, 4, out4, 2 * PAGE, sizes), -1, 'compressBatch: a good call')
+  t.throws(() => batch(ctx, src, 0, 4, out4, 2 * PAGE), TypeError, 'compressBatch: too few arguments')
+  t.throws(() => batch(fake, src, 0, 4, out4, 2 * PAGE, sizes), TypeError, 'compressBatch: not a context')
+  t.throws(() => batch(ctx, src, 0, 4, out4, 2 * PAGE, new Uint32Array(4)), TypeError, 'compressBatch: sizes not an Int32Array')
+  t.throws(() => batch(ctx, src, 0, 4.5, out4, 2 * PAGE, sizes), TypeError, 'compressBatch: a fractional count')
+  t.throws(() => batch(ctx, src, 1, 4, out4, 2 * PAGE, sizes), RangeError, 'compressBatch: pages past src')
+  t.throws(() => batch(ctx, src, -1, 1, out4, 2 * PAGE, sizes), RangeError, 'compressBatch: a negative offset')
+  t.throws(() => batch(ctx, src, 0, 4, out4, 3 * PAGE, sizes), RangeError, 'compressBatch: pages past dst')
+  t.throws(() => batch(ctx, src, 0, 4, out4, 0, sizes), RangeError, 'compressBatch: a zero stride')
+  t.throws(() => batch(ctx, src, 0, 4, out4, 2 * PAGE, new Int32Array(3)), RangeError, 'compressBatch: sizes too short')
+  const big = Buffer.alloc(16 * PAGE)
+  t.throws(() => batch(ctx, big, 0, 4, big.subarray(2 * PAGE), PAGE, sizes), RangeError, 'compressBatch: src and dst overlap')
+  const word = new Int32Array(big.buffer, big.byteOffset, 1024)
+  t.throws(() => batch(ctx, big, 0, 1, out4, PAGE, word), RangeError, 'compressBatch: sizes inside src')
+  t.equal(batch(ctx, src, 0, 0, out4, 2 * PAGE, sizes), -1, 'compressBatch: no pages is a no-op')
+
+  const dbatch = (...args: unknown[]): number => (zcodec.decompressBatch as (...a: unknown[]) => number)(...args)
+  const desc = Int32Array.from([0, 0, sizes[0]!, -1, 0, 0, PAGE])
+  const into = Buffer.alloc(2 * PAGE)
+  t.equal(dbatch(ctx, [out4], desc, 1, into), -1, 'decompressBatch: a good call')
+  t.same(into.subarray(PAGE), src.subarray(0, PAGE), 'decompressBatch: the page where desc puts it')
+  t.throws(() => dbatch(ctx, [out4], desc, 1), TypeError, 'decompressBatch: too few arguments')
+  t.throws(() => dbatch(fake, [out4], desc, 1, into), TypeError, 'decompressBatch: not a context')
+  t.throws(() => dbatch(ctx, out4, desc, 1, into), TypeError, 'decompressBatch: chunks not an Array')
+  t.throws(() => dbatch(ctx, [out4], Array.from(desc), 1, into), TypeError, 'decompressBatch: desc not an Int32Array')
+  t.throws(() => dbatch(ctx, [out4], desc, 2, into), RangeError, 'decompressBatch: desc shorter than the pages')
+  t.throws(() => dbatch(ctx, [out4], desc, 257, into), RangeError, 'decompressBatch: more than 256 pages')
+  const bad = (i: number, v: number): Int32Array => Int32Array.from(desc, (x, j) => (j === i ? v : x))
+  t.throws(() => dbatch(ctx, [out4], bad(0, 1), 1, into), RangeError, 'decompressBatch: a chunk index past chunks')
+  t.throws(() => dbatch(ctx, ['x'], desc, 1, into), RangeError, 'decompressBatch: a chunk that is not bytes')
+  t.throws(() => dbatch(ctx, [out4], bad(1, out4.length), 1, into), RangeError, 'decompressBatch: a piece past its chunk')
+  t.throws(() => dbatch(ctx, [out4], bad(2, -1), 1, into), RangeError, 'decompressBatch: a negative length')
+  t.throws(() => dbatch(ctx, [out4, out4], Int32Array.from([0, 0, PAGE, 1, 0, 8, 0]), 1, into), RangeError, 'decompressBatch: an object over a page')
+  t.throws(() => dbatch(ctx, [out4], bad(6, PAGE + 1), 1, into), RangeError, 'decompressBatch: a page past dst')
+  t.throws(() => dbatch(ctx, [into], Int32Array.from([0, 0, 16, -1, 0, 0, 8]), 1, into), RangeError, 'decompressBatch: src and dst overlap')
+  t.equal(dbatch(ctx, [out4], bad(2, 3), 1, into), 0, 'decompressBatch: a truncated object is page 0 failing')
+  t.equal(dbatch(ctx, [], desc, 0, into), -1, 'decompressBatch: no pages is a no-op')
 })
 
 t.test('levels: zstd 19 beats zstd 1; lz4 acceleration 8 is larger than 1; out of range is refused', async (t) => {

@@ -281,44 +281,101 @@ t.test('mem_limit inside one request: pages before the failure are stored, the r
   t.equal(s.origDataSize, 32 * PAGE, 'orig_data_size still counts 32 pages')
 })
 
-t.test('a compression failure in the middle of a request: EIO, counted once, the pages before it stored', async (t) => {
-  let calls = 0
-  patchContexts(t, findCodec('zstd')!, (real) => ({
-    compress: (src, dst) => {
-      if (++calls === 3) throw new Error('injected')
-      return real.compress(src, dst)
-    },
-    decompress: (src, dst) => real.decompress(src, dst),
-    decompressAt: (...a) => real.decompressAt(...a),
-  }))
-  const dev = device('zstd', MiB)
-  const rand = prng(seed + 12)
-  const data = Buffer.concat(Array.from({ length: 8 }, () => makePage('text', rand)))
-  t.equal(errnoOf(() => dev.write(data.subarray(0, 8 * PAGE - 10), 0)), Errno.EIO)
-  t.equal(dev.stats().failedWrites, 1)
-  t.same(await read(dev, 2 * PAGE, 0), data.subarray(0, 2 * PAGE), 'the pages before the failure were committed')
-  t.same(await read(dev, PAGE, 2 * PAGE), Buffer.alloc(PAGE), 'the failed page kept its old contents (zeros)')
-  await write(dev, data, 0)
-  t.same(await read(dev, 8 * PAGE, 0), data, 'the device keeps working')
-})
+/** compressBatch over a context's compress(), page by page, as the addon's contract has it. */
+function batchOver(compress: CodecContext['compress']): CodecContext['compressBatch'] {
+  return (src, srcOff, pages, dst, stride, sizes) => {
+    for (let i = 0; i < pages; i++) {
+      try {
+        sizes[i] = compress(src.subarray(srcOff + i * PAGE, srcOff + (i + 1) * PAGE), dst.subarray(i * stride, (i + 1) * stride))
+      } catch {
+        return i
+      }
+    }
+    return -1
+  }
+}
 
-t.test('a decompression failure in a multi-page read: EIO, failed_reads counted once', async (t) => {
-  let calls = 0
-  patchContexts(t, findCodec('lz4')!, (real) => ({
-    compress: (src, dst) => real.compress(src, dst),
-    decompress: (src, dst) => real.decompress(src, dst),
-    decompressAt: (...a) => {
-      if (++calls === 2) throw new Error('injected')
-      real.decompressAt(...a)
-    },
-  }))
-  const dev = device('lz4', MiB)
-  const data = Buffer.concat(Array.from({ length: 16 }, () => makePage('text', prng(seed + 13))))
-  await write(dev, data, 0)
-  t.equal(errnoOf(() => dev.read(Buffer.alloc(16 * PAGE), 0)), Errno.EIO)
-  t.equal(dev.stats().failedReads, 1)
-  t.same(await read(dev, 16 * PAGE, 0), data, 'the next read succeeds')
-})
+for (const [what, length] of [['page by page', 4 * PAGE - 10], ['a batch compressed ahead', 8 * PAGE - 10]] as const) {
+  t.test(`a compression failure in the middle of a request (${what}): EIO, counted once, the pages before it stored`, async (t) => {
+    const rand = prng(seed + 12)
+    const data = Buffer.concat(Array.from({ length: 8 }, () => makePage('text', rand)))
+    const bad = Buffer.from(data.subarray(2 * PAGE, 3 * PAGE))
+    let batches = 0
+    patchContexts(t, findCodec('zstd')!, (real) => {
+      // The codec fails on one page's contents, every time, as a real codec does.
+      const compress = (src: Uint8Array, dst: Uint8Array): number => {
+        if (Buffer.compare(src, bad) === 0) throw new Error('injected')
+        return real.compress(src, dst)
+      }
+      const batch = batchOver(compress)
+      return {
+        compress,
+        decompress: (src, dst) => real.decompress(src, dst),
+        decompressAt: (...a) => real.decompressAt(...a),
+        compressBatch: (...a) => (batches++, batch(...a)),
+        decompressBatch: (...a) => real.decompressBatch(...a),
+      }
+    })
+    const dev = device('zstd', MiB)
+    t.equal(errnoOf(() => dev.write(data.subarray(0, length), 0)), Errno.EIO)
+    t.equal(batches, length > 4 * PAGE ? 1 : 0, 'the write was compressed ahead exactly when it had 4 whole pages or more')
+    t.equal(dev.stats().failedWrites, 1)
+    t.same(await read(dev, 2 * PAGE, 0), data.subarray(0, 2 * PAGE), 'the pages before the failure were committed')
+    t.same(await read(dev, PAGE, 2 * PAGE), Buffer.alloc(PAGE), 'the failed page kept its old contents (zeros)')
+    t.same(await read(dev, PAGE, 3 * PAGE), Buffer.alloc(PAGE), 'nothing after it was stored')
+    data.fill(7, 2 * PAGE, 3 * PAGE)
+    await write(dev, data, 0)
+    t.same(await read(dev, 8 * PAGE, 0), data, 'the device keeps working')
+  })
+}
+
+/** decompressBatch over a context's decompressAt(), page by page, as the addon's contract has it. */
+function decompressBatchOver(decompressAt: CodecContext['decompressAt']): CodecContext['decompressBatch'] {
+  return (chunks, desc, pages, dst) => {
+    for (let k = 0; k < pages; k++) {
+      const d = desc.subarray(k * 7, k * 7 + 7)
+      try {
+        decompressAt(chunks[d[0]!]!, d[1]!, d[2]!, d[3]! >= 0 ? chunks[d[3]!]! : null, d[4]!, d[3]! >= 0 ? d[5]! : 0, dst, d[6]!, PAGE)
+      } catch {
+        return k
+      }
+    }
+    return -1
+  }
+}
+
+for (const [what, pages] of [['page by page', 3], ['a batch', 16]] as const) {
+  t.test(`a decompression failure in a multi-page read (${what}): EIO, failed_reads counted once`, async (t) => {
+    const rand = prng(seed + 13)
+    const data = Buffer.concat(Array.from({ length: 16 }, () => makePage('text', rand)))
+    const bad = Buffer.from(data.subarray(PAGE, 2 * PAGE))
+    let batches = 0
+    patchContexts(t, findCodec('lz4')!, (real) => {
+      // The object of page 1 fails every time it is decoded, as a corrupt one would.
+      const decompressAt: CodecContext['decompressAt'] = (...a) => {
+        real.decompressAt(...a)
+        if (Buffer.compare(a[6].subarray(a[7], a[7] + a[8]), bad) === 0) throw new Error('injected')
+      }
+      const batch = decompressBatchOver(decompressAt)
+      return {
+        compress: (src, dst) => real.compress(src, dst),
+        compressBatch: (...a) => real.compressBatch(...a),
+        decompress: (src, dst) => real.decompress(src, dst),
+        decompressAt,
+        decompressBatch: (...a) => (batches++, batch(...a)),
+      }
+    })
+    const dev = device('lz4', MiB)
+    await write(dev, data, 0)
+    t.equal(errnoOf(() => dev.read(Buffer.alloc(pages * PAGE), 0)), Errno.EIO)
+    t.equal(batches, pages >= 4 ? 1 : 0, 'the read was batched exactly when it had 4 pages or more')
+    t.equal(dev.stats().failedReads, 1)
+    t.same(await read(dev, (pages - 2) * PAGE, 2 * PAGE), data.subarray(2 * PAGE, pages * PAGE), 'the pages after it still read')
+    data.fill(9, PAGE, 2 * PAGE - 1)
+    await write(dev, data, 0)
+    t.same(await read(dev, 16 * PAGE, 0), data, 'rewritten, the whole range reads back')
+  })
+}
 
 t.test('algorithm_params: level and dictionary reach the codec at disksize; bad ones fail there with EINVAL', async (t) => {
   const rand = prng(seed + 14)
