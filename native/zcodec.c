@@ -24,6 +24,7 @@
  *   "The helper" below), so a large write compresses on two cores while the caller waits.
  * decompressBatch(ctx, chunks, desc, pages, dst) -> -1, or the first page that failed: decompressAt()
  *   of up to 256 pages, each object named by 7 ints of desc (see decompress_batch), shared likewise.
+ * helperThread() -> the helper's kernel thread id, so the daemon can place it (--kcompressd-cpus).
  * Every argument is checked: a wrong type, a foreign object or overlapping buffers throw a
  * TypeError/RangeError; nothing a caller passes may crash the process. No allocation per call.
  */
@@ -34,6 +35,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -335,7 +337,10 @@ static napi_value compress(napi_env env, napi_callback_info info) {
  * spins for a while after each batch (the next request of a sequential writer comes within tens of
  * microseconds) and then sleeps on a futex, so an idle device costs no CPU. The caller's thread
  * waits synchronously, so nothing else touches the context or the buffers meanwhile; a second
- * thread that finds the helper taken (a kcompressd worker) does its batch alone.
+ * thread that finds the helper taken (a kcompressd worker) does its batch alone. Where the caller
+ * and the helper may only run on one and the same CPU (taskset, a cpuset, --pin same), batches run
+ * alone: the two would only take turns. Every wait yields the CPU, so a helper that shares one with
+ * the caller or the load delays neither by more than a scheduler turn.
  */
 enum { JOIN_NONE, JOIN_OPEN, JOIN_TAKEN, JOIN_DONE };
 #define HELPER_SPIN_NS 200000
@@ -360,10 +365,15 @@ struct batch {
   atomic_int failed; /* the first page that failed, INT_MAX: none */
 };
 
+#define HELPER_RECHECK_NS 100000000 /* CPU affinity is looked at again after 100 ms */
+
 static struct {
   pthread_mutex_t owner; /* held by the thread whose batch the helper may join */
   pthread_once_t once;
   bool started;
+  atomic_int tid;       /* the helper's kernel thread id, once it runs */
+  uint64_t usable_at;   /* owner's: when `usable` was decided */
+  bool usable;          /* the caller and the helper can run on two CPUs */
   struct batch *batch; /* written before join becomes JOIN_OPEN */
   atomic_int join;
   atomic_int sleeping;
@@ -408,11 +418,12 @@ static uint64_t now_ns(void) {
 
 static void *helper_main(void *arg) {
   (void)arg;
+  atomic_store(&helper.tid, (int)syscall(SYS_gettid));
   for (;;) {
     uint64_t until = now_ns() + HELPER_SPIN_NS;
     while (atomic_load(&helper.join) != JOIN_OPEN) {
       if (now_ns() < until) {
-        __builtin_ia32_pause();
+        sched_yield(); /* spin, but second to anything else that wants this CPU */
         continue;
       }
       atomic_store(&helper.sleeping, 1);
@@ -438,6 +449,24 @@ static void helper_start(void) {
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   helper.started = pthread_create(&t, &attr, helper_main, NULL) == 0;
   pthread_attr_destroy(&attr);
+  if (helper.started) {
+    while (atomic_load(&helper.tid) == 0) sched_yield(); /* its id, for helperThread() and the check below */
+  }
+}
+
+/* Held with the owner lock: can the caller's thread and the helper run on two different CPUs? */
+static bool helper_usable(void) {
+  uint64_t now = now_ns();
+  if (helper.usable_at != 0 && now - helper.usable_at < HELPER_RECHECK_NS) return helper.usable;
+  cpu_set_t mine, its;
+  bool ok = sched_getaffinity(0, sizeof mine, &mine) == 0 && sched_getaffinity(atomic_load(&helper.tid), sizeof its, &its) == 0;
+  if (ok) {
+    CPU_OR(&mine, &mine, &its);
+    ok = CPU_COUNT(&mine) >= 2;
+  }
+  helper.usable = ok;
+  helper.usable_at = now;
+  return ok;
 }
 
 /* The helper's streams for c, made once; false when out of memory (the batch then runs alone). */
@@ -460,7 +489,7 @@ static int batch_do(struct ctx *c, struct batch *b) {
   bool shared = b->pages >= HELPER_MIN_PAGES && aux_ready(c) && pthread_mutex_trylock(&helper.owner) == 0;
   if (shared) {
     pthread_once(&helper.once, helper_start);
-    if (!helper.started) {
+    if (!helper.started || !helper_usable()) {
       pthread_mutex_unlock(&helper.owner);
       shared = false;
     }
@@ -474,13 +503,26 @@ static int batch_do(struct ctx *c, struct batch *b) {
   if (shared) {
     int open = JOIN_OPEN;
     if (!atomic_compare_exchange_strong(&helper.join, &open, JOIN_NONE)) {
-      while (atomic_load(&helper.join) != JOIN_DONE) __builtin_ia32_pause();
+      /* the one page the helper holds: microseconds, unless it shares our CPU, then a yield lets it finish */
+      for (unsigned spins = 0; atomic_load(&helper.join) != JOIN_DONE; spins++) {
+        if (spins < 256) __builtin_ia32_pause();
+        else sched_yield();
+      }
       atomic_store(&helper.join, JOIN_NONE);
     }
     pthread_mutex_unlock(&helper.owner);
   }
   int f = atomic_load(&b->failed);
   return f == INT_MAX ? -1 : f;
+}
+
+/* helperThread() -> the helper's kernel thread id (started now if it was not), to place it on CPUs; 0: it could not start. */
+static napi_value helper_thread(napi_env env, napi_callback_info info) {
+  (void)info;
+  pthread_once(&helper.once, helper_start);
+  napi_value out;
+  CALL(env, napi_create_int32(env, helper.started ? atomic_load(&helper.tid) : 0, &out));
+  return out;
 }
 
 /* compressBatch(ctx, src, srcOff, pages, dst, stride, sizes: Int32Array) */
@@ -693,6 +735,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"decompressAt", NULL, decompress_at, NULL, NULL, NULL, napi_enumerable, NULL},
       {"compressBatch", NULL, compress_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"decompressBatch", NULL, decompress_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"helperThread", NULL, helper_thread, NULL, NULL, NULL, napi_enumerable, NULL},
       {"versions", NULL, versions, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));

@@ -21,6 +21,8 @@ export interface ZcodecBinding {
   compressBatch(ctx: NativeContext, src: Uint8Array, srcOff: number, pages: number, dst: Uint8Array, stride: number,
     sizes: Int32Array): number
   decompressBatch(ctx: NativeContext, chunks: readonly Uint8Array[], desc: Int32Array, pages: number, dst: Uint8Array): number
+  /** The batch calls' helper thread's kernel id (started now if it was not), to place it on CPUs; 0: it could not start. */
+  helperThread(): number
   versions(): { lz4: string; zstd: string }
 }
 

@@ -49,12 +49,15 @@ t.test('every kcompressd worker is placed on the listed CPUs as it starts', { sk
   dev.initialise(64 * 4096)
   await dev.workersReady()
   // The thread id arrives in a message after the worker is up: wait for both log lines.
-  for (let i = 0; i < 2000 && lines.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5))
-  t.equal(lines.length, 2, 'one line per worker')
-  for (const l of lines as { event: string; tid: number; cpus: number[]; err?: string }[]) {
-    t.equal(l.event, 'kcompressd_cpus')
+  for (let i = 0; i < 2000 && lines.length < 3; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  const all = lines as { event: string; tid: number; cpus: number[]; err?: string }[]
+  t.equal(all.length, 3, 'one line for the codec helper, one per worker')
+  t.equal(all[0]?.event, 'codec_helper_cpus', 'the codec helper first, at once')
+  t.equal(all.filter((l) => l.event === 'kcompressd_cpus').length, 2)
+  for (const l of all) {
     t.equal(l.err, undefined, 'placed')
-    t.equal(allowedList(l.tid), String(target), `worker thread ${l.tid} may run only on CPU ${target}`)
+    t.ok(l.tid > 0 && l.tid !== process.pid, 'a thread of its own')
+    t.equal(allowedList(l.tid), String(target), `${l.event} thread ${l.tid} may run only on CPU ${target}`)
   }
   t.not(allowedList(process.pid), String(target), 'the main thread keeps its CPUs')
 })
@@ -68,8 +71,11 @@ t.test('a worker that cannot be placed runs where it is: one error line with the
   t.teardown(() => dev.close())
   dev.initialise(64 * 4096)
   await dev.workersReady()
-  for (let i = 0; i < 2000 && lines.length < 1; i++) await new Promise((resolve) => setTimeout(resolve, 5))
-  t.match(lines, [{ event: 'kcompressd_cpus', err: 'EINVAL' }])
+  for (let i = 0; i < 2000 && lines.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  t.match(lines, [{ event: 'codec_helper_cpus', err: 'EINVAL' }, { event: 'kcompressd_cpus', err: 'EINVAL' }])
+  const none: object[] = []
+  placeKcompressdWorkers('0', recordingLog(none), refusing, 2, () => 0)
+  t.match(none, [{ event: 'codec_helper_cpus', err: 'not started' }], 'a helper that could not start is said so')
   const page = Buffer.alloc(4096, 7)
   await dev.write(page, 0)
   await dev.drain()
