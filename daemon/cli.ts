@@ -52,7 +52,7 @@ async function main(argv: string[]): Promise<number> {
       await start({ config: v.config, metrics: v.metrics, pidFile: v['pid-file'], ready: readyChannel, mount: v.mount, disksize: v.disksize, algorithm: v.algorithm,
         memLimit: v['mem-limit'], workers: v.workers, fifoSize: v['fifo-size'], kcompressdCpus: v['kcompressd-cpus'], logLevel: v['log-level'] ?? 'info',
         backingFile: v['backing-file'], writebackFormat: v['writeback-format'], shrinker: v.shrinker === true, poolLimit: v['pool-limit'],
-        mlock: v['no-mlock'] === true ? false : undefined, transport: v.transport, fuseUring: v['fuse-uring'] })
+        mlock: v['no-mlock'] === true ? false : undefined, transport: v.transport, fuseUring: v['fuse-uring'], fusePollUs: v['fuse-poll-us'] })
       return -1 // keep running until a signal
     }
     case 'stop':

@@ -25,6 +25,7 @@ const OPTIONS = {
   'no-mlock': { type: 'boolean' },
   transport: { type: 'string' },
   'fuse-uring': { type: 'string' },
+  'fuse-poll-us': { type: 'string' },
   force: { type: 'boolean' },
   bytes: { type: 'boolean' },
   json: { type: 'boolean' },
@@ -66,7 +67,7 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
     synopsis: [
       'zramfuse start --mount DIR [--disksize SIZE] [--algorithm lz4|zstd] [--mem-limit SIZE] [--workers N] [--fifo-size PAGES]',
       '               [--kcompressd-cpus LIST] [--backing-file PATH [--writeback-format page|compressed|packed] [--shrinker] [--pool-limit SIZE]]',
-      '               [--no-mlock] [--log-level LEVEL] [--transport native|fuse-native] [--fuse-uring auto|on|off]',
+      '               [--no-mlock] [--log-level LEVEL] [--transport native|fuse-native] [--fuse-uring auto|on|off] [--fuse-poll-us US]',
       'zramfuse start --mount DIR --config FILE     (a zram-generator.conf: devices, swap, mkfs + mount)',
       '               [--metrics [HOST:]PORT] [--pid-file FILE] [--background [--log-file FILE]]',
     ],
@@ -94,6 +95,7 @@ const COMMANDS: Record<CommandName, CommandSpec> = {
       ['no-mlock', '', 'do not lock memory or set IO_FLUSHER (then unsafe as swap under memory pressure)'],
       ['transport', 'NAME', 'native: our own FUSE session on /dev/fuse (default); fuse-native: libfuse 2.9 through fuse-native'],
       ['fuse-uring', 'MODE', 'native transport over io_uring: off (default), auto (where enable_uring is Y), on (required)'],
+      ['fuse-poll-us', 'US', 'native transport: keep reading /dev/fuse this long after it runs dry before sleeping (default 50, 0 to 1000)'],
       ['log-level', 'LEVEL', 'trace, debug, info (default), warn, error, fatal'],
     ],
     footer: 'Exit status: 0 stopped cleanly, 1 failure, 2 usage, 69 a dead daemon\'s swap or mount is still\n' +

@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import { DeviceSet } from '../src/device/device-set'
 import { findCodec } from '../src/codec/registry'
 import { MAX_IO_BYTES, type Mounted, mountFs } from '../src/fuse/mount'
-import { mountNative, nativeMaxIoBytes, URING_MODES, type UringMode } from '../src/fuse/kernel/mount'
+import { DEFAULT_FUSE_POLL_US, MAX_FUSE_POLL_US, mountNative, nativeMaxIoBytes, URING_MODES, type UringMode } from '../src/fuse/kernel/mount'
 import { ZramFs } from '../src/fuse/zram-fs'
 import { memparse } from '../src/sysfs/parse'
 import { DEFAULT_FIFO_SIZE, MAX_FIFO_SIZE, MAX_WORKERS } from '../src/kcompressd/kcompressd'
@@ -68,6 +68,8 @@ export interface StartOptions {
   transport?: string | undefined
   /** with the native transport: FUSE over io_uring, auto | on | off (default off: see docs/transport.md) */
   fuseUring?: string | undefined
+  /** with the native transport: microseconds to keep reading /dev/fuse once it is empty (mount.ts DEFAULT_FUSE_POLL_US) */
+  fusePollUs?: string | undefined
 }
 
 export const TRANSPORTS = ['native', 'fuse-native'] as const
@@ -144,6 +146,7 @@ export async function start(opts: StartOptions): Promise<void> {
   const fuseUring = (opts.fuseUring ?? 'off') as UringMode
   if (!URING_MODES.includes(fuseUring)) throw new StartError(`--fuse-uring must be one of ${URING_MODES.join(', ')}`, EXIT_CONFIG)
   if (fuseUring === 'on' && transport !== 'native') throw new StartError('--fuse-uring on needs --transport native', EXIT_CONFIG)
+  const fusePollUs = intOption('fuse-poll-us', opts.fusePollUs, DEFAULT_FUSE_POLL_US, 0, MAX_FUSE_POLL_US)
   const workers = opts.workers === undefined ? 'auto' : intOption('workers', opts.workers, 0, 0, MAX_WORKERS)
   const fifoSize = intOption('fifo-size', opts.fifoSize, DEFAULT_FIFO_SIZE, 1, MAX_FIFO_SIZE)
   if (opts.kcompressdCpus !== undefined) {
@@ -214,7 +217,7 @@ export async function start(opts: StartOptions): Promise<void> {
   try {
     if (transport === 'native') {
       maxIoBytes = nativeMaxIoBytes()
-      const native = await mountNative(mount, new ZramFs(devices, log, maxIoBytes).operations(), log, maxIoBytes, fuseUring)
+      const native = await mountNative(mount, new ZramFs(devices, log, maxIoBytes).operations(), log, maxIoBytes, fuseUring, fusePollUs)
       native.onLost((e) => {
         // Nothing can reach the devices any more: their data is gone with the connection.
         // An aborted connection leaves its mount behind (ENOTCONN): detach it, as the next start would.
@@ -256,7 +259,7 @@ export async function start(opts: StartOptions): Promise<void> {
       throw err
     }
   }
-  log.info({ event: 'ready', mount, transport, maxIoBytes, devices: devices.ids().map((id) => `zram${id}`),
+  log.info({ event: 'ready', mount, transport, maxIoBytes, fusePollUs: transport === 'native' ? fusePollUs : undefined, devices: devices.ids().map((id) => `zram${id}`),
     disksize: zram0.disksize, algorithm: zram0.algorithm, workers: zram0.workers, fifoSize,
     backingDev: zram0.lower.backingPath, writebackFormat: zram0.lower.hasBackingDev ? zram0.lower.format : undefined,
     shrinker: zram0.shrinker.enabled, poolLimit: zram0.poolLimitPages() * 4096, config: opts.config,

@@ -13,7 +13,10 @@
  *                              (else fusermount) -o options -- target, the /dev/fuse fd received over
  *                              _FUSE_COMMFD                                         -> fd or -errno
  *   fusermountUnmount(target, lazy)  fusermount3 -u [-z] -- target   -> its exit status, or -errno
- *   read(fd, buf, offset?)     read(2) into buf[offset, buf.length)                 -> bytes or -errno
+ *   read(fd, buf, offset?, pollUs?)  read(2) into buf[offset, buf.length); with pollUs, an EAGAIN is
+ *                              retried for up to that many microseconds, yielding the CPU between tries
+ *                              (the next request of a QD1 caller comes sooner than a sleeping thread
+ *                              wakes)                                               -> bytes or -errno
  *   write(fd, buf, len)        write(2) of buf[0, len)                              -> bytes or -errno
  *   writev(fd, a, aLen, b, bLen)  writev(2) of a[0, aLen) then b[0, bLen) (a reply's header and its
  *                              data, with no copy; bLen may be 0)                   -> bytes or -errno
@@ -48,6 +51,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
+#include <time.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -269,18 +274,37 @@ static napi_value do_clone_fd(napi_env env, napi_callback_info info) {
 
 /* ---- I/O: one system call each, no retry (the caller tells EAGAIN and EINTR apart) ---- */
 
+static int64_t monotonic_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+#define READ_POLL_MAX_US 1000000
+
 static napi_value do_read(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   int fd;
   uint8_t *data;
-  size_t len, offset = 0;
+  size_t len, offset = 0, poll_us = 0;
   napi_valuetype type;
   CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (!arg_fd(env, "read", argv[0], &fd) || !arg_bytes(env, "read", argv[1], "buf", &data, &len)) return NULL;
   CALL(env, napi_typeof(env, argv[2], &type));
   if (type != napi_undefined && !arg_length(env, "read", argv[2], "offset", len, &offset)) return NULL;
-  return ssize_value(env, read(fd, data + offset, len - offset));
+  CALL(env, napi_typeof(env, argv[3], &type));
+  if (type != napi_undefined && !arg_length(env, "read", argv[3], "pollUs", READ_POLL_MAX_US, &poll_us)) return NULL;
+  ssize_t r = read(fd, data + offset, len - offset);
+  if (r < 0 && errno == EAGAIN && poll_us > 0) {
+    /* sched_yield between tries: a caller that shares our CPU (fio, a guest's vCPU) runs first */
+    int64_t until = monotonic_ns() + (int64_t)poll_us * 1000;
+    do {
+      sched_yield();
+      r = read(fd, data + offset, len - offset);
+    } while (r < 0 && errno == EAGAIN && monotonic_ns() < until);
+  }
+  return ssize_value(env, r);
 }
 
 static napi_value do_write(napi_env env, napi_callback_info info) {

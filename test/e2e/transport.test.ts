@@ -54,6 +54,29 @@ if (canRunE2E(t, ['dd'])) {
     t.equal(writeIos(d.sys) - before, 8, '8 writes of 1 MiB reached the device as 8 requests')
   })
 
+  t.test('--fuse-poll-us: the loop reads on instead of sleeping between QD1 requests; 0 sleeps; out of range is refused', async (t) => {
+    // Sleeping between requests is a voluntary context switch of the JavaScript thread (epoll_wait);
+    // reading on (sched_yield between tries) is not. dd's 4k QD1 writes come back within 1 ms.
+    const switches = (pid: number): number => Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))?.[1])
+    const counts: Record<string, number> = {}
+    for (const us of ['0', '1000']) {
+      const d = await startDaemon({ disksize: '16M', test: t, extraArgs: ['--fuse-poll-us', us] })
+      t.match(d.log(), new RegExp(`"event":"ready".*"fusePollUs":${us}`), `the ready line says ${us}`)
+      const before = switches(d.pid)
+      await must('dd', ['if=/dev/urandom', `of=${d.blockFile}`, 'bs=4k', 'count=2000', 'oflag=direct', 'status=none'])
+      counts[us] = switches(d.pid) - before
+      await must('dd', [`if=${d.blockFile}`, 'of=/dev/null', 'bs=4k', 'count=2000', 'iflag=direct', 'status=none'])
+    }
+    t.comment(`voluntary switches of the JavaScript thread over 2000 writes: ${JSON.stringify(counts)}`)
+    t.ok(counts['0']! >= 1000, `--fuse-poll-us 0 sleeps between requests (${counts['0']} switches)`)
+    t.ok(counts['1000']! * 4 < counts['0']!, `--fuse-poll-us 1000 mostly does not (${counts['1000']})`)
+    const dir = mkdtempSync('/tmp/zramfuse-e2e-poll-')
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const r = await run(process.execPath, [CLI, 'start', '--mount', dir, '--disksize', '16M', '--fuse-poll-us', '1001'], { env: daemonEnv() })
+    t.not(r.code, 0, 'start refuses 1001')
+    t.match(r.stderr, /--fuse-poll-us must be an integer 0\.\.1000/)
+  })
+
   for (const how of ['abort', 'umount -l'] as const) {
     t.test(`the connection ending under the daemon (${how}) ends it with status ${EXIT_CONNECTION_LOST}`, async (t) => {
       const d = await startDaemon({ disksize: '16M', test: t })

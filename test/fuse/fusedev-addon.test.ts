@@ -100,6 +100,36 @@ t.test('pipe(), read, write, writev and close', async (t) => {
   m.close(w2)
 })
 
+t.test('read with pollUs: an empty descriptor is read again until the time is up, and data that comes meanwhile is taken', async (t) => {
+  const { Worker } = await import('node:worker_threads')
+  const [r, w] = m.pipe()
+  t.teardown(() => {
+    m.close(r)
+    m.close(w)
+  })
+  const buf = Buffer.alloc(16)
+  let t0 = process.hrtime.bigint()
+  t.equal(m.read(r, buf, 0, 20_000), -EAGAIN, 'nothing came: -EAGAIN')
+  const waited = Number(process.hrtime.bigint() - t0) / 1e6
+  t.ok(waited >= 19, `it kept reading for the 20 ms asked (${waited.toFixed(1)} ms)`)
+  t0 = process.hrtime.bigint()
+  t.equal(m.read(r, buf, 0, 0), -EAGAIN, 'pollUs 0: one read')
+  // A thread writes 5 ms from now, while this one polls for up to a second.
+  const writer = new Worker(`
+    const { workerData } = require('node:worker_threads')
+    const m = require(workerData.addon)
+    setTimeout(() => m.write(workerData.w, Buffer.from('late'), 4), 5)
+  `, { eval: true, workerData: { addon: ADDON, w } })
+  await new Promise((resolve) => writer.once('online', resolve))
+  t0 = process.hrtime.bigint()
+  t.equal(m.read(r, buf, 0, 1_000_000), 4, 'the data that came while it polled')
+  t.equal(buf.toString('latin1', 0, 4), 'late')
+  t.ok(Number(process.hrtime.bigint() - t0) / 1e6 < 900, 'and at once, not at the end of the second')
+  await writer.terminate()
+  t.throws(() => m.read(r, buf, 0, 1_000_001), /pollUs/, 'pollUs above a second is refused')
+  t.throws(() => m.read(r, buf, 0, -1), /pollUs/, 'a negative pollUs is refused')
+})
+
 t.test('arguments are checked before any system call', async (t) => {
   const buf = Buffer.alloc(4)
   const type = { name: 'TypeError' }

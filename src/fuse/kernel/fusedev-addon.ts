@@ -33,8 +33,12 @@ export interface FusedevAddon {
   fusermount(target: string, options: string): number
   /** `fusermount3 -u [-z] -- target`: its exit status (128 + signal when killed), or -errno when it could not start */
   fusermountUnmount(target: string, lazy: boolean): number
-  /** read(2) into buf[offset, buf.length) (offset 0 by default): bytes read, or -errno (EAGAIN, EINTR, ENODEV, ...) */
-  read(fd: number, buf: Uint8Array, offset?: number): number
+  /**
+   * read(2) into buf[offset, buf.length) (offset 0 by default): bytes read, or -errno (EAGAIN, EINTR,
+   * ENODEV, ...). With pollUs (0..1000000), an EAGAIN is retried for up to that long, yielding the CPU
+   * between tries.
+   */
+  read(fd: number, buf: Uint8Array, offset?: number, pollUs?: number): number
   /** write(2) of buf[0, len): bytes written, or -errno */
   write(fd: number, buf: Uint8Array, len: number): number
   /** writev(2) of a[0, aLen) then b[0, bLen) (bLen may be 0): bytes written, or -errno */

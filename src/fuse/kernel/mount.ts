@@ -35,20 +35,33 @@ export function nativeMaxIoBytes(): number {
   return NATIVE_MAX_IO_BYTES
 }
 
+/**
+ * How long the loop keeps reading /dev/fuse after it finds no request, before it goes back to libuv
+ * to sleep (--fuse-poll-us). A QD1 caller (fio, a guest's swap-in, a loop device) sends its next
+ * request some microseconds after our answer; sleeping in between costs a wake-up per request, which
+ * on this VM (idle vCPUs halt) was most of a 4k round trip: 50 us doubled 4k QD1 IOPS here
+ * (docs/transport.md). The CPU it costs is bounded by the request rate: at most 50 us per request.
+ */
+export const DEFAULT_FUSE_POLL_US = 50
+export const MAX_FUSE_POLL_US = 1000
+
 /** /dev/fuse through the addon: non-blocking reads, one write per answer, libuv's poll. */
 export class DevFuseChannel implements FuseChannel {
   private readonly addon: FusedevAddon
   readonly fd: number
+  /** microseconds a read retries an EAGAIN (0: none); the io_uring channel, which reads here only FORGET and INTERRUPT, sets 0 */
+  pollUs: number
   private poller: { stop(): void } | null = null
   private closed = false
 
-  constructor(addon: FusedevAddon, fd: number) {
+  constructor(addon: FusedevAddon, fd: number, pollUs = 0) {
     this.addon = addon
     this.fd = fd
+    this.pollUs = pollUs
   }
 
   read(buf: Buffer): number {
-    return this.addon.read(this.fd, buf)
+    return this.addon.read(this.fd, buf, 0, this.pollUs)
   }
 
   write(buf: Buffer, len: number): number {
@@ -83,7 +96,8 @@ export interface NativeMounted extends Mounted {
  * Mount `ops` at mountPoint (which must exist) over our own FUSE session. Resolves once the kernel
  * has sent INIT and the session answered it, so the mount serves when this returns.
  */
-export function mountNative(mountPoint: string, ops: Operations, log: EventLog, maxIoBytes = nativeMaxIoBytes(), uringMode: UringMode = 'off'): Promise<NativeMounted> {
+export function mountNative(mountPoint: string, ops: Operations, log: EventLog, maxIoBytes = nativeMaxIoBytes(), uringMode: UringMode = 'off',
+  pollUs = DEFAULT_FUSE_POLL_US): Promise<NativeMounted> {
   const addon = loadFusedev()
   const enabled = uringMode === 'off' ? null : uringEnabled()
   if (uringMode === 'on' && enabled !== true) {
@@ -109,7 +123,7 @@ export function mountNative(mountPoint: string, ops: Operations, log: EventLog, 
     if (fd < 0) throw new Error(`fusermount ${mountPoint}: ${errnoName(-fd)}`)
     viaFusermount = true
   }
-  const classic = new DevFuseChannel(addon, fd)
+  const classic = new DevFuseChannel(addon, fd, pollUs)
   let ring: UringChannel | null = null
   if (enabled === true) {
     try {
@@ -122,6 +136,7 @@ export function mountNative(mountPoint: string, ops: Operations, log: EventLog, 
       log.warn({ event: 'fuse_uring_unavailable', reason: String((err as Error).message) }, 'FUSE over io_uring could not start: serving on /dev/fuse')
     }
   }
+  if (ring !== null) classic.pollUs = 0
   const channel: FuseChannel = ring ?? classic
   const session = new FuseSession(channel, ops, log, { maxIoBytes, maxBackground: MAX_BACKGROUND, uring: ring !== null })
   let ringServing = false
