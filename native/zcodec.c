@@ -379,7 +379,8 @@ static struct {
   atomic_int sleeping;
 } helper = {.owner = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
 
-static bool decompress_page(const struct ctx *c, ZSTD_DCtx *dctx, const uint8_t *src, size_t src_len, uint8_t *dst);
+static const char *decode(const struct ctx *c, ZSTD_DCtx *dctx, const uint8_t *src, size_t src_len, uint8_t *dst,
+                          size_t dst_len);
 
 /* One thread's part of a batch, with that thread's streams; page i's failure is kept if it is the first. */
 static void batch_run(struct batch *b, LZ4_stream_t *state, ZSTD_CCtx *cctx, ZSTD_DCtx *dctx, uint8_t *gather) {
@@ -395,7 +396,7 @@ static void batch_run(struct batch *b, LZ4_stream_t *state, ZSTD_CCtx *cctx, ZST
         memcpy(gather + it->src_len, it->tail, it->tail_len);
         in = gather;
       }
-      ok = decompress_page(b->c, dctx, in, it->src_len + it->tail_len, it->dst);
+      ok = decode(b->c, dctx, in, it->src_len + it->tail_len, it->dst, PAGE_BYTES) == NULL;
     } else {
       size_t n = 0;
       ok = compress_with(b->c, state, cctx, b->src + (size_t)i * PAGE_BYTES, PAGE_BYTES, b->dst + (size_t)i * b->stride,
@@ -516,6 +517,25 @@ static int batch_do(struct ctx *c, struct batch *b) {
   return f == INT_MAX ? -1 : f;
 }
 
+/* The arguments of a call that takes a context first: exactly n of them, argv[0] a context. NULL: thrown. */
+static struct ctx *ctx_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return throw_last(env, "napi_get_cb_info"), NULL;
+  if (argc != n) return throw_type(env, usage), NULL;
+  struct ctx *c = unwrap(env, argv[0]);
+  if (c == NULL) throw_type(env, "context must come from lz4Create/zstdCreate");
+  return c;
+}
+
+/* An Int32Array argument: its data and length. */
+static bool get_int32s(napi_env env, napi_value v, int32_t **data, size_t *count) {
+  napi_typedarray_type type;
+  void *p;
+  if (napi_get_typedarray_info(env, v, &type, count, &p, NULL, NULL) != napi_ok || type != napi_int32_array) return false;
+  *data = (int32_t *)p;
+  return true;
+}
+
 /* helperThread() -> the helper's kernel thread id (started now if it was not), to place it on CPUs; 0: it could not start. */
 static napi_value helper_thread(napi_env env, napi_callback_info info) {
   (void)info;
@@ -527,12 +547,9 @@ static napi_value helper_thread(napi_env env, napi_callback_info info) {
 
 /* compressBatch(ctx, src, srcOff, pages, dst, stride, sizes: Int32Array) */
 static napi_value compress_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 7) return throw_type(env, "expected (context, src, srcOff, pages, dst, stride, sizes)");
-  struct ctx *c = unwrap(env, argv[0]);
-  if (c == NULL) return throw_type(env, "context must come from lz4Create/zstdCreate");
+  struct ctx *c = ctx_args(env, info, 7, argv, "expected (context, src, srcOff, pages, dst, stride, sizes)");
+  if (c == NULL) return NULL;
   uint8_t *src, *dst;
   size_t src_len, dst_len;
   int32_t off, pages, stride;
@@ -542,12 +559,9 @@ static napi_value compress_batch(napi_env env, napi_callback_info info) {
   if (!get_int(env, argv[2], &off) || !get_int(env, argv[3], &pages) || !get_int(env, argv[5], &stride)) {
     return throw_type(env, "srcOff, pages and stride must be integers");
   }
-  napi_typedarray_type type;
+  int32_t *sizes;
   size_t count;
-  void *sizes;
-  if (napi_get_typedarray_info(env, argv[6], &type, &count, &sizes, NULL, NULL) != napi_ok || type != napi_int32_array) {
-    return throw_type(env, "sizes must be an Int32Array");
-  }
+  if (!get_int32s(env, argv[6], &sizes, &count)) return throw_type(env, "sizes must be an Int32Array");
   if (off < 0 || pages < 0 || stride < 1 || (size_t)off > src_len || (size_t)pages > (src_len - (size_t)off) / PAGE_BYTES ||
       (size_t)pages > dst_len / (size_t)stride || (size_t)pages > count) {
     return throw_range(env, "the pages lie outside src, dst or sizes");
@@ -557,7 +571,7 @@ static napi_value compress_batch(napi_env env, napi_callback_info info) {
       overlap((uint8_t *)sizes, count * 4, src + off, in)) {
     return throw_range(env, "src, dst and sizes overlap");
   }
-  struct batch b = {.c = c, .src = src + off, .dst = dst, .stride = (size_t)stride, .sizes = (int32_t *)sizes, .pages = pages};
+  struct batch b = {.c = c, .src = src + off, .dst = dst, .stride = (size_t)stride, .sizes = sizes, .pages = pages};
   napi_value out;
   CALL(env, napi_create_int32(env, batch_do(c, &b), &out));
   return out;
@@ -587,46 +601,34 @@ static bool get_range(napi_env env, napi_value arr, napi_value off, napi_value l
   return true;
 }
 
-static napi_value decompress_bytes(napi_env env, struct ctx *c, const uint8_t *src, size_t src_len, uint8_t *dst,
-                                   size_t dst_len) {
-  if (src_len == 0) return throw_codec(env, "EIO", "empty compressed input");
+/* Decode src into exactly dst_len bytes of dst with the given DCtx (the context's or the helper's): NULL, or why not. */
+static const char *decode(const struct ctx *c, ZSTD_DCtx *dctx, const uint8_t *src, size_t src_len, uint8_t *dst,
+                          size_t dst_len) {
+  if (src_len == 0) return "empty compressed input";
   if (c->kind == KIND_LZ4) {
     int r = c->dict == NULL
                 ? LZ4_decompress_safe((const char *)src, (char *)dst, (int)src_len, (int)dst_len)
                 : LZ4_decompress_safe_usingDict((const char *)src, (char *)dst, (int)src_len, (int)dst_len, c->dict,
                                                 (int)c->dict_size);
-    if (r < 0) return throw_codec(env, "EIO", "lz4: corrupt input");
-    if ((size_t)r != dst_len) return throw_codec(env, "EIO", "lz4: decompressed length differs from the page");
-  } else {
-    size_t r = c->ddict == NULL ? ZSTD_decompressDCtx(c->dctx, dst, dst_len, src, src_len)
-                                : ZSTD_decompress_usingDDict(c->dctx, dst, dst_len, src, src_len, c->ddict);
-    if (ZSTD_isError(r)) return throw_codec(env, "EIO", ZSTD_getErrorName(r));
-    if (r != dst_len) return throw_codec(env, "EIO", "zstd: decompressed length differs from the page");
+    if (r < 0) return "lz4: corrupt input";
+    return (size_t)r == dst_len ? NULL : "lz4: decompressed length differs from the page";
   }
-  return NULL;
+  size_t r = c->ddict == NULL ? ZSTD_decompressDCtx(dctx, dst, dst_len, src, src_len)
+                              : ZSTD_decompress_usingDDict(dctx, dst, dst_len, src, src_len, c->ddict);
+  if (ZSTD_isError(r)) return ZSTD_getErrorName(r);
+  return r == dst_len ? NULL : "zstd: decompressed length differs from the page";
 }
 
-/* decompress() of one page for a batch: true when src decodes to exactly a page. */
-static bool decompress_page(const struct ctx *c, ZSTD_DCtx *dctx, const uint8_t *src, size_t src_len, uint8_t *dst) {
-  if (src_len == 0) return false;
-  if (c->kind == KIND_LZ4) {
-    int r = c->dict == NULL ? LZ4_decompress_safe((const char *)src, (char *)dst, (int)src_len, PAGE_BYTES)
-                            : LZ4_decompress_safe_usingDict((const char *)src, (char *)dst, (int)src_len, PAGE_BYTES, c->dict,
-                                                            (int)c->dict_size);
-    return r == PAGE_BYTES;
-  }
-  size_t r = c->ddict == NULL ? ZSTD_decompressDCtx(dctx, dst, PAGE_BYTES, src, src_len)
-                              : ZSTD_decompress_usingDDict(dctx, dst, PAGE_BYTES, src, src_len, c->ddict);
-  return !ZSTD_isError(r) && r == PAGE_BYTES;
+static napi_value decompress_bytes(napi_env env, struct ctx *c, const uint8_t *src, size_t src_len, uint8_t *dst,
+                                   size_t dst_len) {
+  const char *err = decode(c, c->dctx, src, src_len, dst, dst_len);
+  return err == NULL ? NULL : throw_codec(env, "EIO", err);
 }
 
 static napi_value decompress_at(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
   napi_value argv[10];
-  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 10) return throw_type(env, "expected (context, src, srcOff, srcLen, tail, tailOff, tailLen, dst, dstOff, dstLen)");
-  struct ctx *c = unwrap(env, argv[0]);
-  if (c == NULL) return throw_type(env, "context must come from lz4Create/zstdCreate");
+  struct ctx *c = ctx_args(env, info, 10, argv, "expected (context, src, srcOff, srcLen, tail, tailOff, tailLen, dst, dstOff, dstLen)");
+  if (c == NULL) return NULL;
   uint8_t *src, *tail = NULL, *dst;
   size_t src_len, tail_len = 0, dst_len;
   if (!get_range(env, argv[1], argv[2], argv[3], &src, &src_len)) return NULL;
@@ -667,29 +669,23 @@ static bool get_piece(napi_env env, napi_value chunks, uint32_t nchunks, int32_t
  * dst before any work starts; the pages are then shared with the helper as compressBatch's are.
  */
 static napi_value decompress_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 5) return throw_type(env, "expected (context, chunks, desc, pages, dst)");
-  struct ctx *c = unwrap(env, argv[0]);
-  if (c == NULL) return throw_type(env, "context must come from lz4Create/zstdCreate");
+  struct ctx *c = ctx_args(env, info, 5, argv, "expected (context, chunks, desc, pages, dst)");
+  if (c == NULL) return NULL;
   bool is_array = false;
   uint32_t nchunks = 0;
   if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array) return throw_type(env, "chunks must be an Array");
   CALL(env, napi_get_array_length(env, argv[1], &nchunks));
-  napi_typedarray_type type;
+  int32_t *descp;
   size_t count;
-  void *descp;
-  if (napi_get_typedarray_info(env, argv[2], &type, &count, &descp, NULL, NULL) != napi_ok || type != napi_int32_array) {
-    return throw_type(env, "desc must be an Int32Array");
-  }
+  if (!get_int32s(env, argv[2], &descp, &count)) return throw_type(env, "desc must be an Int32Array");
   int32_t pages;
   if (!get_int(env, argv[3], &pages)) return throw_type(env, "pages must be an integer");
   uint8_t *dst;
   size_t dst_len;
   if (!get_bytes(env, argv[4], &dst, &dst_len)) return throw_type(env, "dst must be a Uint8Array");
   if (pages < 0 || pages > BATCH_MAX || (size_t)pages * DESC_INTS > count) return throw_range(env, "pages must be 0..256 and desc hold them");
-  const int32_t *d = (const int32_t *)descp;
+  const int32_t *d = descp;
   struct item items[BATCH_MAX];
   for (int i = 0; i < pages; i++, d += DESC_INTS) {
     struct item *it = &items[i];

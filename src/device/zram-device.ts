@@ -1112,7 +1112,10 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     while (p.next()) {
       if (batching && p.whole && (table.flags(p.index) & NOT_PLAIN) === SLOT_ALLOCATED && table.priority(p.index) === 0) {
         this.describePage(table, p.index, batched++, p.done)
-        if (batched === AHEAD_MAX_PAGES) batched = this.decompressDescribed(table, dst, pos, batched)
+        if (batched === AHEAD_MAX_PAGES) {
+          this.decompressDescribed(table, dst, pos, batched)
+          batched = 0
+        }
       } else if (p.whole) {
         this.loadPage(table, p.index, dst, p.done)
       } else {
@@ -1124,15 +1127,14 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
     if (batched > 0) this.decompressDescribed(table, dst, pos, batched)
   }
 
-  /** Decompress the pages describePage gathered (a read at pos into dst); returns 0, the entries left. */
-  private decompressDescribed(table: PageTable, dst: Buffer, pos: number, pages: number): number {
+  /** Decompress the pages describePage gathered (a read at pos into dst). */
+  private decompressDescribed(table: PageTable, dst: Buffer, pos: number, pages: number): void {
     const failed = this.ctx.decompressBatch(this.rchunks, this.rdesc, pages, dst)
     // From the first failure on, page by page: loadPage reports it (EIO, failed_reads) as a read without the batch would.
     for (let k = failed < 0 ? pages : failed; k < pages; k++) {
       const at = this.rdesc[k * 7 + 6] as number
       this.loadPage(table, (pos + at) / PAGE_SIZE, dst, at)
     }
-    return 0
   }
 
   /** Batch entry k: where page index's object lies (ZsPool.locate) and where in dst it goes. */

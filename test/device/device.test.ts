@@ -437,3 +437,12 @@ t.test('kcompressd workers compress with the device\'s level and dictionary: the
   }
   t.equal(sizes[1], sizes[0], `compr_data_size ${sizes[0]} inline and through the worker`)
 })
+
+t.test('a read or write of more than 256 pages in one call: batches of 256, every page right', async (t) => {
+  const rand = prng(seed + 15)
+  const dev = device('lz4', 4 * MiB)
+  const data = Buffer.concat(Array.from({ length: 600 }, (_, i) => makePage(i % 5 === 0 ? 'zero' : 'text', rand)))
+  await write(dev, data, 0)
+  t.same(await read(dev, data.length, 0), data, '600 pages read back in one call')
+  t.same(await read(dev, 300 * PAGE - 100, 50), data.subarray(50, 300 * PAGE - 50), 'unaligned: partial pages at both ends')
+})
