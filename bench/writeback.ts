@@ -35,7 +35,7 @@ import { lz4 } from '../src/codec/lz4'
 import { ZramDevice } from '../src/device/zram-device'
 import { generateMix, prng } from './mix'
 import { readRealImage } from './real-image'
-import { WB_IDLE } from '../src/shrinker/writeback-request'
+import { WB_IDLE } from '../src/writeback/writeback-request'
 
 const { values } = parseArgs({
   options: {

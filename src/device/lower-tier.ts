@@ -5,7 +5,7 @@ import { errnoOf, LowerFile } from '../backing/lower-file'
 import { PackedLayout } from '../backing/packed-layout'
 import { Errno, ErrnoError } from '../errno'
 import type { EventLog } from '../log'
-import { WB_HUGE, WB_IDLE, WB_INCOMPRESSIBLE, type WritebackRequest } from '../shrinker/writeback-request'
+import { WB_HUGE, WB_IDLE, WB_INCOMPRESSIBLE, type WritebackRequest } from '../writeback/writeback-request'
 import {
   type PageTable, SLOT_ALLOCATED, SLOT_DIRECT, SLOT_HUGE, SLOT_IDLE, SLOT_INCOMPRESSIBLE, SLOT_PP, SLOT_SAME, SLOT_STAGED, SLOT_UNIT,
   SLOT_WB,

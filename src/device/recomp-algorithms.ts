@@ -7,9 +7,14 @@
 import { type Codec, type CodecContext, type CodecParams } from '../codec/codec'
 import { findCodec } from '../codec/registry'
 
-/** ZRAM_MAX_COMPS with CONFIG_ZRAM_MULTI_COMP. */
-export const ZRAM_MAX_COMPS = 4
+/**
+ * drivers/block/zram/zram_drv.h: priorities of the primary and recompression algorithms, and
+ * ZRAM_MAX_COMPS as with CONFIG_ZRAM_MULTI_COMP (without it the kernel has 1 and refuses priority=1..3).
+ * The one definition: sysfs's parsers and the device both read these.
+ */
+export const ZRAM_PRIMARY_COMP = 0
 export const ZRAM_SECONDARY_COMP = 1
+export const ZRAM_MAX_COMPS = 4
 
 const NO_PARAMS: CodecParams = { level: null, dict: null }
 

@@ -14,7 +14,7 @@ import { type RecompressHost, type RecompressRequest, Recompressor } from './rec
 import type { RecompressConfig } from '../kcompressd/recompress-offload'
 import { type UnitLayout, UnitStore } from './unit-store'
 import { LowerTier, type LowerTierHost } from './lower-tier'
-import { Shrinker, type ShrinkerHost } from '../shrinker/shrinker'
+import { Shrinker, type ShrinkerHost } from '../writeback/shrinker'
 import { PageSpan } from './page-span'
 import {
   defaultWorkers, Kcompressd, type KcompressdHost, type KcompressdOptions, type KcompressdStats,

@@ -3,7 +3,7 @@
  * belongs to (the kernel's DEVICE_ATTR_RO/RW/WO). The file-system layer only walks tables of these.
  * `show` returns the file's whole content. `store` gets the written bytes one char per byte
  * (latin1), at most 4096 of them, never none, and follows its kernel store step by step:
- * parse with the src/sysfs/parse.ts function that copies the kernel's (named in a comment), then
+ * parse with the src/sysfs/*-parse.ts function that copies the kernel's (named in a comment), then
  * the state checks in the kernel's order, each failure an ErrnoError(kernel errno, reason). The
  * FUSE layer answers the errno and logs one JSON line with the reason; test/e2e/kernel-oracle-rows.ts
  * takes the rows that compare it with the kernel's zram.

@@ -4,9 +4,9 @@ import { codecNames } from '../codec/registry'
 import { Errno, ErrnoError } from '../errno'
 import { type Attribute, MODE_RO, MODE_RW, MODE_WO } from './attribute'
 import { formatRecompAlgorithmList, formatU64 } from './format'
-import { parseRecompAlgorithm, parseU32, resolveAlgoPriority } from './parse'
-
-const ZRAM_SECONDARY_COMP = 1
+import { ZRAM_SECONDARY_COMP } from '../device/recomp-algorithms'
+import { parseRecompAlgorithm, resolveAlgoPriority } from './algorithm-parse'
+import { parseU32 } from './kstrtox'
 import { parseRecompress } from './recompress-parse'
 
 /** comp_algs[0..3] as the kernel's stores look them up. */

@@ -17,7 +17,7 @@
  */
 import { Errno, ErrnoError } from '../errno'
 import { RECOMPRESS_HUGE, RECOMPRESS_IDLE } from '../device/recompressor'
-import { parseKeyValues, parseS32, parseU32, parseU64 } from './parse'
+import { parseKeyValues, parseS32, parseU32, parseU64 } from './kstrtox'
 
 /** recompress's arguments: the request, and the priority= / algo= it names (null when not given). */
 export interface RecompressArgs {

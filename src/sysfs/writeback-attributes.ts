@@ -2,11 +2,12 @@ import type { ZramDevice } from '../device/zram-device'
 import { Errno, ErrnoError } from '../errno'
 import { type Attribute, MODE_RO, MODE_RW, MODE_WO } from './attribute'
 import { formatBackingDev, formatBdStat, formatInt, formatU32, formatU64 } from './format'
+import { parseIdle } from './device-parse'
+import { memparse, parseBool, parseU32 } from './kstrtox'
 import {
-  memparse, parseBackingDev, parseBool, parseU32, parseIdle, parseWritebackBatchSize, parseCompressedWriteback, parseWritebackLimit,
-  parseWritebackLimitEnable,
-} from './parse'
-import { parseWritebackRequest } from './writeback-parse'
+  parseBackingDev, parseCompressedWriteback, parseWritebackBatchSize, parseWritebackLimit, parseWritebackLimitEnable,
+  parseWritebackRequest,
+} from './writeback-parse'
 
 /** Largest writeback_limit we keep exactly (the kernel's is a u64; ours a double). */
 const LIMIT_MAX = BigInt(Number.MAX_SAFE_INTEGER)

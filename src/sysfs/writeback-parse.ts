@@ -1,6 +1,6 @@
 import { Errno, ErrnoError } from '../errno'
-import { MODE_NAMES, type WritebackRequest } from '../shrinker/writeback-request'
-import { parseKeyValues, parseU64 } from './parse'
+import { MODE_NAMES, type WritebackRequest } from '../writeback/writeback-request'
+import { cString, einval, parseBool, parseKeyValues, parseU32, parseU64 } from './kstrtox'
 
 /**
  * writeback_store's argument loop (drivers/block/zram/zram_drv.c), parameter by parameter:
@@ -59,4 +59,53 @@ function pageIndex(text: string, pages: number): number {
   const v = parseU64(text, 10)
   if (v >= BigInt(pages)) throw new ErrnoError(Errno.ERANGE, `page index ${v} is outside 0..${pages - 1}`)
   return Number(v)
+}
+
+/** include/uapi/linux/limits.h */
+const PATH_MAX = 4096
+
+/** writeback_limit_store: kstrtoull(buf, 10), any failure (even ERANGE) -> EINVAL. 4 KiB units. */
+export function parseWritebackLimit(text: string): bigint {
+  try {
+    return parseU64(text, 10)
+  } catch {
+    return einval(`writeback_limit: ${JSON.stringify(text)} is not a number`)
+  }
+}
+
+/** writeback_limit_enable_store: kstrtoull(buf, 10), any failure -> EINVAL; stored as a bool. */
+export function parseWritebackLimitEnable(text: string): boolean {
+  return parseWritebackLimit(text) !== 0n
+}
+
+/** writeback_batch_size_store: kstrtouint(buf, 10), any failure -> EINVAL; 0 -> EINVAL. */
+export function parseWritebackBatchSize(text: string): number {
+  let value: number
+  try {
+    value = parseU32(text, 10)
+  } catch {
+    return einval(`writeback_batch_size: ${JSON.stringify(text)} is not a number`)
+  }
+  if (value === 0) einval('writeback_batch_size: 0 written')
+  return value
+}
+
+/**
+ * compressed_writeback_store (mainline since 7.0; linux-next's writeback_compressed): kstrtobool, failure ->
+ * EINVAL. The store checks EBUSY (initialised) after this.
+ */
+export function parseCompressedWriteback(text: string): boolean {
+  return parseBool(text)
+}
+
+/**
+ * backing_dev_store: strscpy into a PATH_MAX buffer (longer input is cut to PATH_MAX - 1 chars),
+ * then one trailing "\n" is dropped. Opening the path (ENOENT, ENOTBLK, ...) is the caller's I/O;
+ * the store checks EBUSY (initialised) before this.
+ */
+export function parseBackingDev(text: string): string {
+  let s = cString(text)
+  if (s.length > PATH_MAX - 1) s = s.slice(0, PATH_MAX - 1)
+  if (s.endsWith('\n')) s = s.slice(0, -1)
+  return s
 }

@@ -9,18 +9,16 @@ import {
 } from './format'
 import { bdStatAttribute, idleAttribute, writebackAttributes } from './writeback-attributes'
 import { configuredAlgorithms, recompressAttributes } from './recompress-attributes'
-import {
-  pageAlign, parseAlgorithmName, parseAlgorithmParamsArgs, parseDisksize, parseHotRemove, parseMemLimit,
-  parseMemUsedMax, parseReset, resolveAlgorithmParams,
-} from './parse'
+import { parseAlgorithmName, parseAlgorithmParamsArgs, resolveAlgorithmParams } from './algorithm-parse'
+import { pageAlign, parseDisksize, parseHotRemove, parseMemLimit, parseMemUsedMax, parseReset } from './device-parse'
 
 const SECTOR_SHIFT = 9
 
 /**
  * /sys/block/zramN/: the kernel's names, modes, formats and errno, in zram_disk_attrs order, as of
  * mainline (drivers/block/zram/zram_drv.c, 7.1 merge window; the interface of 6.18 plus
- * writeback_batch_size and compressed_writeback), with CONFIG_ZRAM_WRITEBACK and CONFIG_ZRAM_MULTI_COMP. Every store parses with src/sysfs/parse.ts, which
- * copies the kernel function named in its comment, and keeps the kernel's order of checks (parse
+ * writeback_batch_size and compressed_writeback), with CONFIG_ZRAM_WRITEBACK and CONFIG_ZRAM_MULTI_COMP. Every store parses with a src/sysfs/*-parse.ts
+ * function (on kstrtox.ts, the kernel's primitives) that copies the kernel function named in its comment, and keeps the kernel's order of checks (parse
  * errors before EBUSY). The FUSE layer hands a store the written bytes one char per byte (latin1),
  * cut at 4096 as sysfs does, and logs one JSON line for each store it refuses.
  */

@@ -1,7 +1,7 @@
 import type { ZramDevice } from '../device/zram-device'
 import { type Attribute, MODE_RO, MODE_RW } from './attribute'
 import { formatInt, formatU64 } from './format'
-import { parseBool, parseU32 } from './parse'
+import { parseBool, parseU32 } from './kstrtox'
 import { Errno, ErrnoError } from '../errno'
 import { writebackExtensionAttributes } from './writeback-attributes'
 import { recompressExtensionAttributes } from './recompress-attributes'

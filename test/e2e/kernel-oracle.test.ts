@@ -14,7 +14,7 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
-import { parseHotRemove } from '../../src/sysfs/parse'
+import { parseHotRemove } from '../../src/sysfs/device-parse'
 import { canRunE2E, startDaemon } from './daemon'
 import { INIT_DISKSIZE, ORACLE_ROWS, type OracleRow, type Outcome } from './kernel-oracle-rows'
 import { readText } from './util'

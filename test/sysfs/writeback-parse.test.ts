@@ -1,6 +1,6 @@
 import t from 'tap'
 import { parseWritebackRequest } from '../../src/sysfs/writeback-parse'
-import { WB_HUGE, WB_IDLE, WB_INCOMPRESSIBLE } from '../../src/shrinker/writeback-request'
+import { WB_HUGE, WB_IDLE, WB_INCOMPRESSIBLE } from '../../src/writeback/writeback-request'
 import { Errno } from '../../src/errno'
 import { errnoOf } from '../helpers/pages'
 

@@ -161,7 +161,7 @@ t.test('attribute names are the kernel 6.18 interface: nothing the kernel does n
   t.same(controlAttributes.map((a) => a.name), ['hot_add', 'hot_remove'])
 })
 
-t.test('stores parse like the kernel (each failed before the stores used src/sysfs/parse.ts)', async (t) => {
+t.test('stores parse like the kernel (each failed before the stores used the kernel\'s parsers)', async (t) => {
   const dev = new DeviceSet().add()
   t.equal(store(dev, 'comp_algorithm', 'lz4\n\n'), 0, 'sysfs_streq takes one more newline')
   t.equal(store(dev, 'comp_algorithm', 'zstd\0junk'), 0, 'a C string ends at NUL')

@@ -1,12 +1,11 @@
 import t from 'tap'
 import { Errno, ErrnoError } from '../../src/errno'
+import { parseAlgorithmName, parseAlgorithmParamsArgs, parseRecompAlgorithm, resolveAlgorithmParams } from '../../src/sysfs/algorithm-parse'
+import { pageAlign, parseDisksize, parseHotRemove, parseIdle, parseMemLimit, parseMemUsedMax, parseReset } from '../../src/sysfs/device-parse'
+import { memparse, parseBool, parseKeyValues, parseS32, parseU32, parseU64, sysfsStreq } from '../../src/sysfs/kstrtox'
 import {
-  memparse, pageAlign, parseAlgorithmName, parseAlgorithmParamsArgs, parseBackingDev, parseBool,
-  parseDisksize, parseHotRemove, parseIdle, parseKeyValues, parseMemLimit, parseMemUsedMax,
-  parseRecompAlgorithm, parseReset, parseS32, parseU32, parseU64, parseWritebackBatchSize,
-  parseCompressedWriteback, parseWritebackLimit, parseWritebackLimitEnable, resolveAlgorithmParams,
-  sysfsStreq,
-} from '../../src/sysfs/parse'
+  parseBackingDev, parseCompressedWriteback, parseWritebackBatchSize, parseWritebackLimit, parseWritebackLimitEnable,
+} from '../../src/sysfs/writeback-parse'
 
 const KiB = 1024n
 const MiB = KiB * KiB
