@@ -21,6 +21,8 @@ export interface BenchOptions {
   /** the real-data pass and the real-data fidelity image */
   real: boolean
   outDir: string
+  /** make this run the committed report: bench/results/ then holds this run's files only (bench/publish.ts) */
+  publish: boolean
   /** directory packed into the real-data image; null: the first of the defaults that exists */
   realDir: string | null
   /** bytes of the generated fidelity mix */
@@ -54,7 +56,9 @@ export const USAGE = `usage: npm run bench [-- OPTIONS]   (node dist/bench/run.j
                        built by scripts/build-ceiling.sh, missing with the reason when that fails)
   --jobs IDS           comma-separated fio jobs of the matrix (default all: ${JOBS.map((j) => j.id).join(',')})
   --no-real            skip the real-data pass and the real-data fidelity image
-  --out DIR            where the report goes (default bench/results)
+  --out DIR            where the report goes (default bench/out, not in git)
+  --publish            also make this run the committed report: bench/results/ is emptied and gets this
+                       run's report (markdown, JSON, charts); a full run only (no --quick, --only, --jobs)
   --real-dir DIR       directory packed into the real-data ext4 image (default /usr/share/doc; quick /usr/share/perl)
   --fidelity-size SIZE bytes of the generated fidelity mix (default 128M; quick 32M)
   --no-perf            skip the fio matrix
@@ -84,6 +88,7 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
       jobs: { type: 'string' },
       'no-real': { type: 'boolean', default: false },
       out: { type: 'string' },
+      publish: { type: 'boolean', default: false },
       'real-dir': { type: 'string' },
       'fidelity-size': { type: 'string' },
       'no-perf': { type: 'boolean', default: false },
@@ -118,6 +123,7 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
     jobs: values.jobs === undefined ? null : values.jobs.split(',').map((s) => s.trim()).filter((s) => s !== ''),
     real: !(values['no-real'] ?? false),
     outDir: values.out ?? defaultOut,
+    publish: values.publish ?? false,
     realDir: values['real-dir'] ?? null,
     fidelityBytes: parseSize(values['fidelity-size'] ?? (quick ? '32M' : '128M')),
     perf: !(values['no-perf'] ?? false),
@@ -129,6 +135,9 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
     keepDaemons: values['keep-daemons'] ?? false,
     awake: values.awake ?? false,
     help: values.help ?? false,
+  }
+  if (opts.publish && (opts.quick || opts.only !== null || opts.jobs !== null || !opts.perf || !opts.fidelity || !opts.real || opts.codecs)) {
+    throw new Error('--publish takes a full run only: no --quick, --only, --jobs, --no-perf, --no-fidelity, --no-real or --codecs')
   }
   if (!PIN_MODES.includes(opts.pin)) throw new Error(`--pin must be ${PIN_MODES.join(' or ')}, got ${String(values.pin)}`)
   for (const id of opts.jobs ?? []) {

@@ -7,7 +7,8 @@
  *   2. fidelity: the same data into the kernel's zram and into zramfuse, mm_stat compared;
  *   3. memory: metadata per page, daemon RSS beyond the pool, pool overhead around compaction.
  *
- * Writes bench/results/<date>.{md,json} and <date>-*.svg. Progress goes to stderr; the summary
+ * Writes bench/out/<date>.{md,json} and <date>-*.svg (--publish: also bench/results/, replacing the
+ * report committed there). Progress goes to stderr; the summary
  * table to stdout. Everything it mounts or attaches is undone on exit, failure and signals.
  */
 import { execFileSync } from 'node:child_process'
@@ -24,6 +25,7 @@ import { type MmStat, formatMmStat, parseMmStat } from './mmstat'
 import { type BenchOptions, USAGE, parseBenchArgs, realDirCandidates } from './options'
 import { type Placement, kcompressdArgs, loadCommand, orderFor, planPlacement } from './placement'
 import { buildCharts, mmStatDiffLines, renderReport, summarySection } from './report'
+import { publishReport } from './publish'
 import { type BenchResults, type DatasetInfo, type FidelityEntry, type MemoryEntry, type PerfCell, type PerfRun, RESULTS_VERSION, type TargetInfo } from './results'
 import { cpuidleDriver } from './cpuidle'
 import { formatBytes } from './size'
@@ -566,7 +568,7 @@ function stamp(d: Date): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`
 }
 
-function writeOutputs(ctx: Ctx, startedAt: Date): string {
+function writeOutputs(ctx: Ctx, startedAt: Date): { md: string, files: string[] } {
   const r = ctx.results
   const finished = new Date()
   r.finishedAt = finished.toISOString()
@@ -582,7 +584,7 @@ function writeOutputs(ctx: Ctx, startedAt: Date): string {
   writeFileSync(join(ctx.opts.outDir, `${stem}.json`), JSON.stringify(r, null, 1) + '\n')
   const md = join(ctx.opts.outDir, `${stem}.md`)
   writeFileSync(md, renderReport(r, chartFiles))
-  return md
+  return { md, files: [md, join(ctx.opts.outDir, `${stem}.json`), ...chartFiles.map((c) => join(ctx.opts.outDir, c.file))] }
 }
 
 /**
@@ -606,7 +608,7 @@ async function recompression(ctx: Ctx, ds: Dataset): Promise<void> {
 async function main(): Promise<number> {
   let opts: BenchOptions
   try {
-    opts = parseBenchArgs(process.argv.slice(2), join(REPO, 'bench', 'results'))
+    opts = parseBenchArgs(process.argv.slice(2), join(REPO, 'bench', 'out'))
   } catch (e) {
     err(`bench: ${(e as Error).message}\n${USAGE}`)
     return 2
@@ -697,7 +699,7 @@ async function main(): Promise<number> {
     cleanup.runSync()
     try {
       results.notes.push(`interrupted by ${sig}: partial results`)
-      err(`bench: partial report: ${writeOutputs(ctx, startedAt)}`)
+      err(`bench: partial report: ${writeOutputs(ctx, startedAt).md}`)
     } catch {
       // nothing more
     }
@@ -761,9 +763,15 @@ async function main(): Promise<number> {
   }
   results.machine.loadAvgEnd = (readText('/proc/loadavg') ?? '').trim()
   results.machine.busyEnd = await busyProcesses(1000, 5, new Set([process.pid]))
-  const md = writeOutputs(ctx, startedAt)
+  const { md, files } = writeOutputs(ctx, startedAt)
   process.stdout.write(`\n${summarySection(results)}\n\nReport: ${relative(process.cwd(), md) || md}\n`)
-  return results.notes.some((n) => n.startsWith('aborted')) ? 1 : 0
+  const aborted = results.notes.some((n) => n.startsWith('aborted'))
+  if (opts.publish && !aborted) {
+    const dir = join(REPO, 'bench', 'results')
+    publishReport(files, dir)
+    process.stdout.write(`Published: ${relative(process.cwd(), dir) || dir} now holds this report only (commit it with the README's table)\n`)
+  }
+  return aborted ? 1 : 0
 }
 
 if (require.main === module) {

@@ -51,3 +51,12 @@ t.test('--pin, --keep-daemons and --awake', async (t) => {
   t.equal(parseBenchArgs(['--awake'], '/o').awake, true, '--awake')
   t.throws(() => parseBenchArgs(['--pin', 'cpu0'], '/o'), /--pin must be split or same or none/)
 })
+
+t.test('--publish: a full run only', async (t) => {
+  t.equal(parseBenchArgs([], '/o').publish, false)
+  t.equal(parseBenchArgs(['--publish'], '/o').publish, true)
+  t.equal(parseBenchArgs(['--publish', '--reps', '5', '--pin', 'none'], '/o').publish, true, 'more runs or another placement is still a full run')
+  for (const subset of [['--quick'], ['--only', 'zramfuse-lz4'], ['--jobs', 'randread-4k-qd1'], ['--no-perf'], ['--no-fidelity'], ['--no-real'], ['--codecs']]) {
+    t.throws(() => parseBenchArgs(['--publish', ...subset], '/o'), /--publish takes a full run only/, subset.join(' '))
+  }
+})
