@@ -7,14 +7,17 @@ import { Errno, ErrnoError } from '../errno'
 import type { EventLog } from '../log'
 import { WB_HUGE, WB_IDLE, WB_INCOMPRESSIBLE, type WritebackRequest } from '../writeback/writeback-request'
 import {
-  type PageTable, SLOT_ALLOCATED, SLOT_DIRECT, SLOT_HUGE, SLOT_IDLE, SLOT_INCOMPRESSIBLE, SLOT_PP, SLOT_SAME, SLOT_STAGED, SLOT_UNIT,
+  SLOT_ALLOCATED, SLOT_DIRECT, SLOT_HUGE, SLOT_IDLE, SLOT_INCOMPRESSIBLE, SLOT_PP, SLOT_SAME, SLOT_STAGED, SLOT_UNIT,
   SLOT_WB,
 } from './page-table'
 import { PAGE_SIZE } from '../page'
+import type { PageTableView, SlotStore } from './slot-store'
 
 /** What the lower tier needs from its device (the device stays the only owner of its pool). */
 export interface LowerTierHost {
-  readonly pageTable: PageTable | null
+  readonly pageTable: PageTableView | null
+  /** Selection (SLOT_PP) and relocation go through the slot store, the table's one writer. */
+  readonly slots: SlotStore
   /** Copy the page's pool object (compressed bytes, or the raw page when huge) into out; its size. */
   copyPoolObject(index: number, out: Buffer): number
   /** Decompress the page from the pool into out (4096 bytes). */
@@ -165,7 +168,7 @@ export class LowerTier {
       for (const index of indexes) {
         // SLOT_PP: a recompression or another writeback holds the page.
         if (!eligible(table.meta[index]) || (table.meta[index] & SLOT_PP) !== 0) continue
-        table.setFlag(index, SLOT_PP)
+        this.host.slots.select(index)
         chosen.push(index)
       }
     }
@@ -186,7 +189,7 @@ export class LowerTier {
         if ((scan.mode & WB_IDLE) !== 0 && (meta & SLOT_IDLE) === 0) continue
         if ((scan.mode & WB_HUGE) !== 0 && (meta & SLOT_HUGE) === 0) continue
         if ((scan.mode & WB_INCOMPRESSIBLE) !== 0 && (meta & SLOT_INCOMPRESSIBLE) === 0) continue
-        table.setFlag(index, SLOT_PP)
+        this.host.slots.select(index)
         chosen.push(index)
       }
     }
@@ -247,14 +250,14 @@ export class LowerTier {
     }
     await Promise.all(inFlight)
     // release_pp_slot: pages selected but not written back lose the mark.
-    for (const index of indexes) table.clearFlag(index, SLOT_PP)
+    for (const index of indexes) this.host.slots.deselect(index)
     if (layout instanceof PackedLayout && this.layout === layout) await this.cleanSegments(table, layout)
     if (failure !== null) throw failure
     return written
   }
 
   /** zram_writeback_complete: the page changed meanwhile (lost PP) -> the copy is dropped. */
-  private commit(table: PageTable, layout: LowerLayout, index: number, location: number, size: number, huge: boolean): boolean {
+  private commit(table: PageTableView, layout: LowerLayout, index: number, location: number, size: number, huge: boolean): boolean {
     if (this.host.pageTable !== table || this.layout !== layout || (table.meta[index] & SLOT_PP) === 0) {
       layout.free(location, size)
       return false
@@ -264,7 +267,7 @@ export class LowerTier {
     return true
   }
 
-  private async cleanSegments(table: PageTable, layout: PackedLayout): Promise<void> {
+  private async cleanSegments(table: PageTableView, layout: PackedLayout): Promise<void> {
     try {
       await layout.clean({
         isAt: (index, location) => this.host.pageTable === table && (table.meta[index] & SLOT_WB) !== 0 &&
@@ -272,7 +275,7 @@ export class LowerTier {
         relocate: (index, from, to) => {
           if (this.host.pageTable !== table || (table.meta[index] & SLOT_WB) === 0 || table.location(index) !== from) return false
           const size = table.size(index)
-          table.setWrittenBack(index, to, size, (table.meta[index] & SLOT_HUGE) !== 0, table.priority(index))
+          this.host.slots.relocate(index, to)
           layout.free(from, size)
           return true
         },
@@ -329,7 +332,7 @@ export class LowerTier {
   }
 
   /** A written-back page is gone (overwrite, discard): its place on the lower file is free. */
-  release(table: PageTable, index: number): void {
+  release(table: PageTableView, index: number): void {
     this.layout?.free(table.location(index), table.size(index))
   }
 
@@ -337,7 +340,7 @@ export class LowerTier {
    * Read a written-back page into out (4096 bytes): the raw block, or the compressed payload
    * decompressed. Rejects with EIO when the data cannot be trusted (checksum) or read.
    */
-  async load(table: PageTable, index: number, out: Buffer): Promise<void> {
+  async load(table: PageTableView, index: number, out: Buffer): Promise<void> {
     const layout = this.layout
     if (layout === null) throw new ErrnoError(Errno.EIO, `page ${index} is written back but the device has no lower file`)
     const size = table.size(index)

@@ -14,10 +14,11 @@ import type { CodecContext } from '../codec/codec'
 import { Errno, ErrnoError } from '../errno'
 import { classIndexOf, GEOMETRY, sizeClassIndex } from '../pool/size-class'
 import {
-  type PageTable, SLOT_ALLOCATED, SLOT_DIRECT, SLOT_HUGE, SLOT_IDLE, SLOT_INCOMPRESSIBLE, SLOT_PP, SLOT_SAME, SLOT_STAGED, SLOT_UNIT,
+  SLOT_ALLOCATED, SLOT_DIRECT, SLOT_HUGE, SLOT_IDLE, SLOT_INCOMPRESSIBLE, SLOT_PP, SLOT_SAME, SLOT_STAGED, SLOT_UNIT,
   SLOT_WB,
 } from './page-table'
 import { PAGE_SIZE } from '../page'
+import type { PageTableView, SlotStore } from './slot-store'
 import { ZRAM_MAX_COMPS } from './recomp-algorithms'
 import { MAX_UNIT_BYTES, type UnitLayout, unitLayout, type UnitStore } from './unit-store'
 import { RecompressBatch, type RecompressConfig, RecompressOffload } from '../kcompressd/recompress-offload'
@@ -37,9 +38,11 @@ export interface RecompressRequest {
   prio: number
 }
 
-/** What the recompressor needs from its device (the device stays the only writer of the table). */
+/** What the recompressor needs from its device (the slot store stays the only writer of the table). */
 export interface RecompressHost {
-  readonly pageTable: PageTable | null
+  readonly pageTable: PageTableView | null
+  /** Selection (SLOT_PP), IDLE and INCOMPRESSIBLE marks go through the slot store. */
+  readonly slots: SlotStore
   readonly units: UnitStore
   /** comp_algs[prio], or null. */
   algorithmOf(prio: number): string | null
@@ -189,7 +192,7 @@ export class Recompressor {
    * sets SLOT_PP on a page meanwhile (writeback and the shrinker pass such pages by), so a page
    * that still has it is exactly what was copied.
    */
-  private async run(table: PageTable, mode: number, threshold: number, maxPages: number, prio: number, unitPages: number): Promise<number> {
+  private async run(table: PageTableView, mode: number, threshold: number, maxPages: number, prio: number, unitPages: number): Promise<number> {
     if (this.host.pageTable !== table) return 0
     this.runs++
     const before = this.recompressedPages
@@ -232,10 +235,10 @@ export class Recompressor {
       // release_pp_ctl: pages selected but not committed lose the mark.
       if (this.host.pageTable === table) {
         for (const { batch } of inFlight) {
-          for (let k = 0; k < batch.items; k++) for (let j = 0; j < batch.pages[k]; j++) table.clearFlag(batch.index[k] + j, SLOT_PP)
+          for (let k = 0; k < batch.items; k++) for (let j = 0; j < batch.pages[k]; j++) this.host.slots.deselect(batch.index[k] + j)
         }
-        for (const index of cursor.retry) table.clearFlag(index, SLOT_PP)
-        for (let i = cursor.i; i < candidates.length; i++) table.clearFlag(candidates[i], SLOT_PP)
+        for (const index of cursor.retry) this.host.slots.deselect(index)
+        for (let i = cursor.i; i < candidates.length; i++) this.host.slots.deselect(candidates[i])
       }
       if (offload !== null) void offload.close()
     }
@@ -248,14 +251,14 @@ export class Recompressor {
    * Each selected page is decompressed into the batch and loses IDLE (recompress_slot does that);
    * max_pages counts pages attempted. A lone member of a sparse unit is split out here.
    */
-  private async gather(table: PageTable, c: Cursor, batch: RecompressBatch): Promise<void> {
+  private async gather(table: PageTableView, c: Cursor, batch: RecompressBatch): Promise<void> {
     const slices = new Slices((t) => this.endSlice(t))
     let full = false
     const copy = (index: number, n: number): void => {
       const at = batch.add(index, n)
       for (let k = 0; k < n; k++) {
         this.host.decompressPage(index + k, batch.inputBytes.subarray(at + k * PAGE_SIZE, at + (k + 1) * PAGE_SIZE))
-        table.clearFlag(index + k, SLOT_IDLE)
+        this.host.slots.setIdle(index + k, false)
       }
       full = slices.add(n)
     }
@@ -288,7 +291,7 @@ export class Recompressor {
           this.host.decompressPage(index, this.page)
           this.host.splitMember(index, this.page, table.priority(index))
           this.membersSplit++
-          table.clearFlag(index, SLOT_PP)
+          this.host.slots.deselect(index)
           c.budget--
           c.i++
           full = slices.add(1)
@@ -297,7 +300,7 @@ export class Recompressor {
         c.i += n
         // Objects already "small enough" are not touched, and not counted.
         if (n === 1 && table.size(index) < c.threshold) {
-          table.clearFlag(index, SLOT_PP)
+          this.host.slots.deselect(index)
           continue
         }
         copy(index, n)
@@ -309,7 +312,7 @@ export class Recompressor {
   }
 
   /** Commit a compressed batch, item by item, yielding every SLICE_PAGES pages. */
-  private async commitBatch(table: PageTable, c: Cursor, batch: RecompressBatch, lens: Int32Array, prio: number, highest: boolean): Promise<void> {
+  private async commitBatch(table: PageTableView, c: Cursor, batch: RecompressBatch, lens: Int32Array, prio: number, highest: boolean): Promise<void> {
     const slices = new Slices((t) => this.endSlice(t))
     try {
       for (let k = 0; k < batch.items; k++) {
@@ -323,11 +326,11 @@ export class Recompressor {
         for (let j = 0; j < n; j++) if ((table.meta[index + j] & SLOT_PP) === 0) untouched = false
         if (!untouched) {
           // Changed or read since it was copied: left as it is (the others keep their mark until then).
-          for (let j = 0; j < n; j++) table.clearFlag(index + j, SLOT_PP)
+          for (let j = 0; j < n; j++) this.host.slots.deselect(index + j)
           continue
         }
         if (n === 1) {
-          table.clearFlag(index, SLOT_PP)
+          this.host.slots.deselect(index)
           this.commitSlot(table, index, lens[k], batch, k, c.threshold, prio, highest)
         } else {
           this.commitUnit(table, c, index, n, lens[k], batch, k, prio)
@@ -343,13 +346,13 @@ export class Recompressor {
    * in a strictly smaller size class (and under threshold when one is set); if not, and prio is
    * the highest configured priority, ZRAM_INCOMPRESSIBLE.
    */
-  private commitSlot(table: PageTable, index: number, len: number, batch: RecompressBatch, k: number, threshold: number, prio: number,
+  private commitSlot(table: PageTableView, index: number, len: number, batch: RecompressBatch, k: number, threshold: number, prio: number,
     highest: boolean): void {
     // 0: not even two pages held it; no class is larger.
     const lenNew = len === 0 ? 2 * PAGE_SIZE : len
     if (lookupClassIndex(lenNew) >= lookupClassIndex(table.size(index)) || (threshold !== 0 && lenNew >= threshold)) {
       // A later run with a higher priority may still try it, unless none is configured.
-      if (highest) table.setFlag(index, SLOT_INCOMPRESSIBLE)
+      if (highest) this.host.slots.markIncompressible(index)
       return
     }
     this.host.replaceObject(index, batch.result(k, lenNew), lenNew, prio)
@@ -362,7 +365,7 @@ export class Recompressor {
    * members; any other page its size class). If not, each page goes the kernel's way: plain pages
    * again singly, in a later batch; members of sparse units become pages of their own.
    */
-  private commitUnit(table: PageTable, c: Cursor, first: number, n: number, len: number, batch: RecompressBatch, k: number, prio: number): void {
+  private commitUnit(table: PageTableView, c: Cursor, first: number, n: number, len: number, batch: RecompressBatch, k: number, prio: number): void {
     const units = this.host.units
     let oldFootprint = 0
     for (let j = 0; j < n; j++) {
@@ -374,7 +377,7 @@ export class Recompressor {
     if (len !== 0 && len <= MAX_UNIT_BYTES) {
       const layout = unitLayout(len)
       if (units.footprint(layout) < oldFootprint) {
-        for (let j = 0; j < n; j++) table.clearFlag(first + j, SLOT_PP)
+        for (let j = 0; j < n; j++) this.host.slots.deselect(first + j)
         this.host.storeUnit(first, n, batch.result(k, len), len, layout, prio)
         this.recompressedPages += n
         this.unitsWritten++
@@ -388,7 +391,7 @@ export class Recompressor {
         // Keeps SLOT_PP: it waits for its turn as a single page.
         c.retry.push(index)
       } else {
-        table.clearFlag(index, SLOT_PP)
+        this.host.slots.deselect(index)
         this.host.splitMember(index, batch.inputBytes.subarray(at + j * PAGE_SIZE, at + (j + 1) * PAGE_SIZE), table.priority(index))
         this.membersSplit++
       }
@@ -416,7 +419,7 @@ export class Recompressor {
    * A pass over the page table in stretches of SCAN_STRETCH pages, yielding between them; a page
    * changed meanwhile simply does not carry SLOT_PP when its turn comes. Stops at a reset.
    */
-  private async scan(table: PageTable, visit: (index: number) => void): Promise<void> {
+  private async scan(table: PageTableView, visit: (index: number) => void): Promise<void> {
     for (let from = 0; from < table.pages; from += SCAN_STRETCH) {
       if (from > 0) await yieldTurn()
       if (this.host.pageTable !== table) return
@@ -431,7 +434,7 @@ export class Recompressor {
    * scan_slots_for_recompress, then select_pp_slot's order: buckets of 64 bytes of object size,
    * the largest bucket first, and in a bucket the slot placed last first (list_add).
    */
-  private async scanSlots(table: PageTable, mode: number, prio: number): Promise<number[]> {
+  private async scanSlots(table: PageTableView, mode: number, prio: number): Promise<number[]> {
     const buckets: number[][] = []
     for (let b = 0; b < NUM_PP_BUCKETS; b++) buckets.push([])
     await this.scan(table, (index) => {
@@ -439,7 +442,7 @@ export class Recompressor {
       if (!this.eligible(meta, mode)) return
       // Already compressed with the same or a higher priority.
       if (table.priority(index) >= prio) return
-      table.setFlag(index, SLOT_PP)
+      this.host.slots.select(index)
       buckets[Math.floor(table.size(index) / PP_BUCKET_SIZE_RANGE)].push(index)
     })
     const out: number[] = []
@@ -454,7 +457,7 @@ export class Recompressor {
    * Unit mode: the pages the kernel's scan would take (and at least threshold bytes), plus every
    * live member of a unit that has fallen below half its pages (it is regrouped), in index order.
    */
-  private async scanForUnits(table: PageTable, mode: number, threshold: number, prio: number): Promise<number[]> {
+  private async scanForUnits(table: PageTableView, mode: number, threshold: number, prio: number): Promise<number[]> {
     const out: number[] = []
     const units = this.host.units
     await this.scan(table, (index) => {
@@ -466,7 +469,7 @@ export class Recompressor {
         take = this.eligible(meta, mode) && table.priority(index) < prio && table.size(index) >= threshold
       }
       if (!take) return
-      table.setFlag(index, SLOT_PP)
+      this.host.slots.select(index)
       out.push(index)
     })
     return out

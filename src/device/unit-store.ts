@@ -19,7 +19,8 @@
  */
 import type { CodecContext } from '../codec/codec'
 import type { ZsPool } from '../pool/zs-pool'
-import { type PageTable, SLOT_UNIT } from './page-table'
+import { SLOT_UNIT } from './page-table'
+import type { PageTableView } from './slot-store'
 import { PAGE_SIZE } from '../page'
 
 export const MAX_UNIT_PAGES = 16
@@ -182,7 +183,7 @@ export class UnitStore {
    * Is any other page still a member of the unit at head? Members are the pages
    * [first, first + pages) whose entry names head.
    */
-  hasLiveMember(table: PageTable, head: number, first: number, pages: number, except: number): boolean {
+  hasLiveMember(table: PageTableView, head: number, first: number, pages: number, except: number): boolean {
     for (let i = first; i < first + pages; i++) {
       if (i !== except && (table.meta[i] & SLOT_UNIT) !== 0 && table.value[i * 2] === head) return true
     }
@@ -190,7 +191,7 @@ export class UnitStore {
   }
 
   /** Live members of the unit that `index` belongs to. */
-  liveMembers(table: PageTable, index: number): number {
+  liveMembers(table: PageTableView, index: number): number {
     const head = table.value[index * 2]
     const first = index - table.unitPosition(index)
     const pages = table.unitPages(index)

@@ -3,7 +3,7 @@
 // needs a worker to hold a page, the worker's delay hook holds it and stopping the worker ends it.
 import t, { type Test } from 'tap'
 import { ZramDevice, type ZramDeviceOptions } from '../../src/device/zram-device'
-import { inlineIsCheaper, type Kcompressd, type KcompressdTestView, resultsDue } from '../../src/kcompressd/kcompressd'
+import { inlineIsCheaper, type KcompressdTestView, resultsDue } from '../../src/kcompressd/kcompressd'
 import { PAIRS, WARMUP, WINDOW } from '../../src/kcompressd/way-trial'
 import type { EventLog } from '../../src/log'
 import { extensionAttributes } from '../../src/sysfs/zramfuse-attributes'
@@ -45,12 +45,9 @@ async function until(t: Test, what: string, cond: () => boolean): Promise<void> 
   if (!cond()) t.fail(`gave up waiting for: ${what}`)
 }
 
-/**
- * kcompressd's test view (Kcompressd.testView) of a device. ZramDevice keeps its Kcompressd private
- * and has no accessor for it: this is the one cast into the device left here.
- */
+/** kcompressd's test view (Kcompressd.testView) of a device, through its staging host. */
 function kcompressdOf(dev: ZramDevice): KcompressdTestView {
-  return (dev as unknown as { kcompressd: Kcompressd }).kcompressd.testView()
+  return dev.staging.kcompressd.testView()
 }
 
 function errorLog(lines: object[]): EventLog {
@@ -469,7 +466,7 @@ t.test('compression failing on the worker and on the main thread: the page is st
   const dev = device(t, 'lz4', { workers: 1, log: errorLog(logged), kcompressd: { fault: { every: 1, kind: 'throw' } } })
   await warm(dev)
   let inlineCalls = 0
-  dev.compressInline = () => {
+  dev.staging.compressInline = () => {
     inlineCalls++
     throw new Error('injected fault: the main thread cannot compress either')
   }
@@ -498,9 +495,9 @@ t.test('a staged page the pool cannot take at all is dropped visibly, its slot f
   const logged: object[] = []
   const dev = device(t, 'lz4', { workers: 1, log: errorLog(logged), kcompressd: { fault: { every: 1, kind: 'throw' } } })
   await warm(dev)
-  const commit = dev.commitStaged.bind(dev)
+  const commit = dev.staging.commitStaged.bind(dev.staging)
   let refused = 0
-  dev.commitStaged = (page, slot, ticket, src, off, len, raw) => {
+  dev.staging.commitStaged = (page, slot, ticket, src, off, len, raw) => {
     if (page === 1) {
       refused++
       throw new Error('injected fault: the pool cannot allocate')
