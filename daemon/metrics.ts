@@ -11,8 +11,7 @@ import type { DeviceSet } from '../src/device/device-set'
 import type { ZramDevice } from '../src/device/zram-device'
 import type { EventLog } from '../src/log'
 import type { Attribute } from '../src/sysfs/attribute'
-import { zramAttributes } from '../src/sysfs/zram-attributes'
-import { extensionAttributes } from '../src/sysfs/zramfuse-attributes'
+import { deviceAttribute } from '../src/sysfs/device-attributes'
 import { PAGE_SIZE } from '../src/page'
 
 /** One metric taken from one field of one attribute, times a scale into base units. */
@@ -104,10 +103,6 @@ export const DEVICE_METRICS: readonly FieldMetric[] = [
   ext('shrinker_runs', 'zramfuse_shrinker_runs_total', 'shrinker writeback runs', 'counter'),
 ]
 
-function findAttr(path: string): Attribute<ZramDevice> | undefined {
-  if (path.startsWith('zramfuse/')) return extensionAttributes.find((a) => a.name === path.slice(9))
-  return zramAttributes.find((a) => a.name === path)
-}
 
 /** The registry with every metric, refreshed from the devices by update(). */
 export class ZramMetrics {
@@ -118,7 +113,7 @@ export class ZramMetrics {
     collectDefaultMetrics({ register: this.registry })
     this.metrics = DEVICE_METRICS.map((spec) => {
       const cfg = { name: spec.name, help: spec.help, labelNames: ['device'] as const, registers: [this.registry] }
-      return { spec, metric: spec.type === 'gauge' ? new Gauge(cfg) : new Counter(cfg), attr: findAttr(spec.attr) }
+      return { spec, metric: spec.type === 'gauge' ? new Gauge(cfg) : new Counter(cfg), attr: deviceAttribute(spec.attr) }
     })
   }
 

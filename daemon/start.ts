@@ -6,7 +6,9 @@ import { findCodec } from '../src/codec/registry'
 import { MAX_IO_BYTES, type Mounted, mountFs } from '../src/fuse/mount'
 import { DEFAULT_FUSE_POLL_US, MAX_FUSE_POLL_US, mountNative, nativeMaxIoBytes, URING_MODES, type UringMode } from '../src/fuse/kernel/mount'
 import { ZramFs } from '../src/fuse/zram-fs'
-import { memparse } from '../src/sysfs/kstrtox'
+import { storeAttribute } from '../src/sysfs/device-attributes'
+import type { ZramDevice } from '../src/device/zram-device'
+import { ErrnoError, errnoName } from '../src/errno'
 import { DEFAULT_FIFO_SIZE, MAX_FIFO_SIZE, MAX_WORKERS } from '../src/kcompressd/kcompressd'
 import { findAttachments } from './attachments'
 import { pinNoSwap, unpinNoSwap } from './cgroup'
@@ -119,6 +121,19 @@ function lockForSwap(wanted: boolean, whyNot: string, log: Logger): void {
 }
 
 /** Run the daemon in the foreground until SIGINT/SIGTERM or `zramfuse stop`. */
+/**
+ * A command-line option applied as a write to its attribute (src/sysfs/device-attributes.ts): the
+ * same checks, in the same order, as a write to the file; a refusal names the option and the errno.
+ */
+async function applyOption(dev: ZramDevice, option: string, path: string, text: string): Promise<void> {
+  try {
+    await storeAttribute(dev, path, text)
+  } catch (err) {
+    const errno = err instanceof ErrnoError ? ` (${errnoName(err.errno)})` : ''
+    throw new Error(`${option} ${text}: ${path} refused it: ${(err as Error).message}${errno}`)
+  }
+}
+
 export async function start(opts: StartOptions): Promise<void> {
   const log = createLogger(opts.logLevel)
   const mount = resolve(opts.mount)
@@ -159,24 +174,25 @@ export async function start(opts: StartOptions): Promise<void> {
   }
   const devices = new DeviceSet({ workers, fifoSize, log })
   const zram0 = devices.add()
+  // zram0's options are writes to its attributes, in the order a script would make them.
   if (opts.algorithm !== undefined) {
     if (!findCodec(opts.algorithm)) throw new Error(`unknown --algorithm ${opts.algorithm}`)
-    zram0.setAlgorithm(opts.algorithm)
+    await applyOption(zram0, '--algorithm', 'comp_algorithm', opts.algorithm)
   }
-  if (opts.memLimit !== undefined) zram0.setMemLimit(Number(memparse(opts.memLimit)))
+  if (opts.memLimit !== undefined) await applyOption(zram0, '--mem-limit', 'mem_limit', opts.memLimit)
   if (opts.writebackFormat !== undefined) {
     if (!['page', 'compressed', 'packed'].includes(opts.writebackFormat)) throw new Error('--writeback-format must be page, compressed or packed')
     if (opts.backingFile === undefined) throw new Error('--writeback-format needs --backing-file')
-    zram0.lower.compressed = opts.writebackFormat !== 'page'
-    zram0.lower.packed = opts.writebackFormat === 'packed'
+    await applyOption(zram0, '--writeback-format', 'compressed_writeback', opts.writebackFormat === 'page' ? '0' : '1')
+    await applyOption(zram0, '--writeback-format', 'zramfuse/writeback_packed', opts.writebackFormat === 'packed' ? '1' : '0')
   }
-  if (opts.backingFile !== undefined) zram0.lower.setBackingDev(opts.backingFile)
-  if (opts.poolLimit !== undefined) zram0.setPoolLimit(Number(memparse(opts.poolLimit)))
+  if (opts.backingFile !== undefined) await applyOption(zram0, '--backing-file', 'backing_dev', opts.backingFile)
+  if (opts.poolLimit !== undefined) await applyOption(zram0, '--pool-limit', 'zramfuse/pool_limit', opts.poolLimit)
   if (opts.shrinker === true) {
     if (opts.backingFile === undefined) throw new Error('--shrinker needs --backing-file')
-    zram0.shrinker.enabled = true
+    await applyOption(zram0, '--shrinker', 'zramfuse/shrinker_enabled', '1')
   }
-  if (opts.disksize !== undefined) zram0.initialise(Number(memparse(opts.disksize)))
+  if (opts.disksize !== undefined) await applyOption(zram0, '--disksize', 'disksize', opts.disksize)
   let config: ZramConfig | null = null
   if (opts.config !== undefined) {
     try {
@@ -190,7 +206,7 @@ export async function start(opts: StartOptions): Promise<void> {
     if (opts.shrinker === true) {
       const withLower = devices.all().filter((d) => d.lower.hasBackingDev)
       if (withLower.length === 0) throw new StartError('--shrinker needs a device with writeback-device in the config', EXIT_CONFIG)
-      for (const d of withLower) d.shrinker.enabled = true
+      for (const d of withLower) await applyOption(d, '--shrinker', 'zramfuse/shrinker_enabled', '1')
     }
   }
   // Start the workers before the first write (each takes a few ms to come up).

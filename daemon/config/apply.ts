@@ -16,12 +16,13 @@ import type { ZramDevice } from '../../src/device/zram-device'
 import { ErrnoError, errnoName } from '../../src/errno'
 import type { EventLog } from '../../src/log'
 import type { Attribute } from '../../src/sysfs/attribute'
-import { zramAttributes } from '../../src/sysfs/zram-attributes'
+import { deviceAttribute } from '../../src/sysfs/device-attributes'
 import { type ConfigPlace, ConfigError } from './ini'
 import type { DeviceConfig, ZramConfig } from './zram-generator'
 
 function attribute(name: string): Attribute<ZramDevice> | undefined {
-  return zramAttributes.find((a) => a.name === name && a.store !== undefined)
+  const attr = deviceAttribute(name)
+  return attr?.store === undefined ? undefined : attr
 }
 
 /** Is `which` (e.g. mkfs.ext4) on PATH or in an sbin directory? */

@@ -115,7 +115,7 @@ export const writebackExtensionAttributes: readonly Attribute<ZramDevice>[] = [
   { name: 'segments_cleaned', mode: MODE_RO, show: (dev) => formatU64(dev.lower.stats().segmentsCleaned) },
   { name: 'lower_live_bytes', mode: MODE_RO, show: (dev) => formatU64(dev.lower.stats().liveBytes) },
   { name: 'lower_allocated_bytes', mode: MODE_RO, show: (dev) => formatU64(dev.lower.allocatedBytes()) },
-  // ---- the shrinker (src/shrinker): automatic writeback, off by default ----
+  // ---- the shrinker (src/writeback): automatic writeback, off by default ----
   {
     name: 'shrinker_enabled',
     mode: MODE_RW,
