@@ -1,7 +1,7 @@
 /**
  * Where the bench's processes run (--pin). Unpinned, the scheduler sometimes puts fio and a daemon on
- * one CPU and sometimes not, and on this VM that alone moves a 4k QD1 figure by 2x (bench/README.md,
- * "The noise floor"). 'split': every FUSE daemon (all of its threads) on CPU 0, fio and dd on the
+ * one CPU and sometimes not, and on this VM that alone moves a 4k QD1 figure by 2x (docs/benchmarks.md,
+ * "What makes identical daemons differ"). 'split': every FUSE daemon (all of its threads) on CPU 0, fio and dd on the
  * other CPUs: every daemon gets the same placement, each request crosses CPUs the same way.
  * 'same': daemons, fio and dd all on the last CPU: no cross-CPU wakeups at all, but no parallelism
  * either (kcompressd workers, 4-job and QD32 jobs share the one CPU). 'none': the scheduler decides.

@@ -22,7 +22,7 @@
  * at a millisecond a request a trial would take seconds. The interval after one is not counted.
  *
  * Off by default (zramfuse/outcome_trials): across the runs after the idle tick went, its effect
- * was inside the kcompressd bench's noise at 4k (README, kcompressd).
+ * was inside the kcompressd bench's noise at 4k (docs/benchmarks.md).
  *
  * Pure bookkeeping on times the caller already has (the request's start, read for the block
  * statistics): no clock read, no allocation per request.

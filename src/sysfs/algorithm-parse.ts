@@ -124,7 +124,7 @@ export function resolveAlgoPriority(
  * more trailing "\n" is tolerated), else EINVAL. The store checks EBUSY (initialised) after this.
  * Returns the backend's own name. (6.18 keeps the name as written: after "lz4\n\n" it holds
  * "lz4\n", which comp_algorithm then shows without brackets and algorithm_params' algo= cannot
- * find; we select lz4 and say so in the README.)
+ * find; we select lz4 and say so in docs/attributes.md.)
  */
 export function parseAlgorithmName(text: string, available: readonly string[]): string {
   let s = cString(text)

@@ -7,7 +7,7 @@ import { findJob } from '../../bench/jobs'
 import type { BenchResults, PerfRun } from '../../bench/results'
 import { sampleResults } from './report.test'
 
-// bench/results/2026-11-28-211326.json, block file: the lz4 daemons with --workers 0 and 1. Reads never
+// bench/results/2026-11-28-211326.json (in git history), block file: the lz4 daemons with --workers 0 and 1. Reads never
 // touch the workers, so for the read jobs the two are an A/A pair in all but name: MB/s per run.
 const READ_128K_W0 = [289, 296, 276]
 const READ_128K_W1 = [328, 319, 326]

@@ -4,7 +4,7 @@
  * an exports object in dictionary mode turns each such read into a generic LoadIC call that the
  * optimizing compiler cannot inline. A re-export (`export { PAGE_SIZE } from '../page'`) is what
  * did it: tsc emits it as an accessor, which normalizes the object. perf on the w1 daemon (lz4,
- * 128k writes) found ~8% of the main thread in such calls (bench/results/2026-12-02-kcompressd-night.md).
+ * 128k writes) found ~8% of the main thread in such calls (bench/results/2026-12-02-kcompressd-night.md, in git history).
  * Reads dist/ (scripts/test.sh builds it first), not the test loader's own transpilation.
  */
 import t from 'tap'

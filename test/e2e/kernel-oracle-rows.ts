@@ -23,7 +23,7 @@ export interface OracleRow {
   /** Run only when the running kernel has this option on (/proc/config.gz): its answer depends on it. */
   kernelConfig?: string
   /**
-   * A difference kept on purpose, documented in the README, and why. With `ours`, the answer
+   * A difference kept on purpose, documented in docs/attributes.md, and why. With `ours`, the answer
    * differs: the test checks that we answer exactly that and the kernel still answers otherwise.
    * With `stateAfter`, both answer alike but leave a different state: the test checks that they
    * still do, so a stale note shows up.

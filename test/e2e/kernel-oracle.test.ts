@@ -191,11 +191,11 @@ async function compareRows(t: Test, kernel: Side, ours: Side): Promise<void> {
     const differs = row.differs
     if (differs?.ours !== undefined) {
       t.equal(o, differs.ours, `${name}: zramfuse answers ${differs.ours} on purpose (${differs.why})`)
-      t.not(k, o, `${name}: the kernel still answers otherwise (${k}); if not, drop the README note`)
+      t.not(k, o, `${name}: the kernel still answers otherwise (${k}); if not, drop the note in docs/attributes.md`)
     } else {
       t.equal(o, k, `${name}: ${row.why}`)
       if (differs?.stateAfter) {
-        t.notSame(v.ours, v.kernel, `${name}: a different state after, on purpose (${differs.why}); if not, drop the README note`)
+        t.notSame(v.ours, v.kernel, `${name}: a different state after, on purpose (${differs.why}); if not, drop the note in docs/attributes.md`)
       } else {
         t.same(v.ours, v.kernel, `${name}: same state after`)
       }
