@@ -156,9 +156,9 @@ export class Recompressor {
     this.mainNs = this.maxSliceNs = this.slices = 0
   }
 
-  /** A member was split out of its unit (compaction); counted with the recompressor's. */
-  countSplit(): void {
-    this.membersSplit++
+  /** Members were split out of their units (compaction); counted with the recompressor's. */
+  countSplit(members: number): void {
+    this.membersSplit += members
   }
 
   /**

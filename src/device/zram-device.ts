@@ -9,7 +9,7 @@
  *   lower-io.ts      requests that meet the lower file; lower-tier.ts the writeback tier itself
  *   pool-limits.ts   mem_limit, pool_limit, mem_used_max and the room a write may take
  *   aging.ts         access times, idle, the shrinker's CLOCK hand
- *   recompressor.ts, unit-store.ts   recompress and multi-page units
+ *   recompressor.ts, recompress-host.ts, unit-store.ts   recompress and multi-page units
  * The pool (src/pool) is owned here and lent to those modules; nothing else allocates in it.
  */
 import { ZsPool } from '../pool/zs-pool'
@@ -26,14 +26,14 @@ import { IoCounters } from './io-counters'
 import { LowerIO } from './lower-io'
 import { LowerTier } from './lower-tier'
 import { PageStore } from './page-store'
-import { SLOT_UNIT } from './page-table'
 import { PoolLimits } from './pool-limits'
 import type { RecompAlgorithms } from './recomp-algorithms'
+import { RecompressSlots } from './recompress-host'
 import { type RecompressRequest, Recompressor } from './recompressor'
 import { RequestIO } from './request-io'
 import { type PageTableView, SlotStore } from './slot-store'
 import { Staging } from './staging'
-import { type UnitLayout, UnitStore } from './unit-store'
+import { UnitStore } from './unit-store'
 
 export interface ZramDeviceOptions {
   chunkPages?: number
@@ -91,6 +91,7 @@ export class ZramDevice {
   private readonly limits: PoolLimits
   private readonly aging: Aging
   private readonly counters = new IoCounters()
+  private readonly recompressSlots: RecompressSlots
   private disksizeBytes = 0
   private openers = 0
   /** Worker count follows the algorithm (ZramDeviceOptions.workers 'auto'); reset restores it. */
@@ -140,18 +141,8 @@ export class ZramDevice {
       writeBack: (indexes) => this.lower.writebackChosen(indexes),
       compact: () => this.compact(),
     }, aging.clockMs)
-    this.recompressor = new Recompressor({
-      get pageTable(): PageTableView | null { return slots.table },
-      slots,
-      units,
-      algorithmOf: (prio) => compression.algorithmOf(prio),
-      contextFor: (prio) => compression.contextFor(prio),
-      decompressPage: (index, out) => this.pages.load(slots.table as PageTableView, index, out),
-      replaceObject: (index, compressed, len, prio) => this.replaceObject(index, compressed, len, prio),
-      storeUnit: (first, n, compressed, len, layout, prio) => this.storeUnit(first, n, compressed, len, layout, prio),
-      splitMember: (index, page, prio) => this.pages.storeWith(index, page, prio),
-      compressionConfigOf: (prio) => compression.configOf(prio),
-    })
+    this.recompressSlots = new RecompressSlots(slots, units, pool, this.pages, compression)
+    this.recompressor = new Recompressor(this.recompressSlots)
     this.staging = new Staging(id, {
       slots, pool, compression, pages: this.pages, limits: this.limits, counters: this.counters, growth: this.shrinker,
     }, { workers: opts.workers === 'auto' ? this.autoWorkers() : opts.workers ?? 0, fifoSize: opts.fifoSize, log: opts.log, ...opts.kcompressd })
@@ -435,67 +426,8 @@ export class ZramDevice {
 
   compact(): number {
     if (!this.initialised) throw new ErrnoError(Errno.EINVAL, 'compact on an uninitialised device')
-    this.splitSparseUnits()
+    this.recompressor.countSplit(this.recompressSlots.splitSparseUnits())
     return this.pool.compact()
-  }
-
-  /**
-   * recompress_slot's end: the new object replaces the old one (slot_free: huge_pages, IDLE,
-   * INCOMPRESSIBLE, the access time all go), pages_stored and compr_data_size move by the
-   * difference. Not checked against mem_limit, as in the kernel. ENOMEM when the pool cannot grow.
-   */
-  private replaceObject(index: number, compressed: Uint8Array, len: number, prio: number): void {
-    let handle: number
-    try {
-      handle = this.pool.malloc(len)
-    } catch (err) {
-      // zs_malloc for recompression: no direct reclaim; the page stays as it was.
-      throw new ErrnoError(Errno.ENOMEM, `cannot allocate ${len} bytes: ${String(err)}`)
-    }
-    this.pool.write(handle, compressed, 0, len)
-    this.slots.replaceObject(index, handle, len, prio)
-  }
-
-  /**
-   * Pages [first, first + pages) become members of one unit. compr_data_size gets the unit's pool
-   * bytes (header + compressed) once, as each member's share (the size field of its entry); a
-   * member that leaves takes its share with it.
-   */
-  private storeUnit(first: number, pages: number, compressed: Uint8Array, len: number, layout: UnitLayout, prio: number): void {
-    let head: number
-    try {
-      head = this.units.write(compressed, len, pages, layout)
-    } catch (err) {
-      throw new ErrnoError(Errno.ENOMEM, `cannot allocate a unit of ${layout.bytes} bytes: ${String(err)}`)
-    }
-    const base = Math.floor(layout.bytes / pages)
-    const extra = layout.bytes % pages
-    for (let j = 0; j < pages; j++) this.slots.setUnitMember(first + j, head, j, pages, base + (j < extra ? 1 : 0), prio)
-  }
-
-  /**
-   * A unit whose live members fell below half its pages holds dead bytes: its members become pages
-   * of their own (compressed by the unit's algorithm), which frees the unit.
-   */
-  private splitSparseUnits(): void {
-    const table = this.slots.table as PageTableView
-    if (this.units.units === 0) return
-    const page = Buffer.alloc(PAGE_SIZE)
-    for (let index = 0; index < table.pages; index++) {
-      if ((table.meta[index] & SLOT_UNIT) === 0) continue
-      const head = table.value[index * 2]
-      const first = index - table.unitPosition(index)
-      const pages = table.unitPages(index)
-      // Handle each unit once, at its lowest live member.
-      if (this.units.hasLiveMember(table, head, first, index - first, -1)) continue
-      if (this.units.liveMembers(table, index) * 2 >= pages) continue
-      for (let i = index; i < first + pages; i++) {
-        if ((table.meta[i] & SLOT_UNIT) === 0 || table.value[i * 2] !== head) continue
-        this.pages.load(table, i, page)
-        this.pages.storeWith(i, page, table.priority(i))
-        this.recompressor.countSplit()
-      }
-    }
   }
 
   /** reset_store: frees everything and returns the device to its uninitialised defaults. */
