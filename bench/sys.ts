@@ -1,4 +1,7 @@
 /**
+ * Long because every contact the harness has with the machine registers with the one Cleanup, whose
+ * order of undoing is the point; each helper is short.
+ *
  * The harness's contact with the machine: child processes, FUSE daemons, loop devices, the kernel's
  * zram, /proc. Everything it sets up is registered with the Cleanup, which undoes it in the only safe
  * order (stop I/O, losetup -d, stop daemons, fusermount -uz what is left, reset zram0) on success,

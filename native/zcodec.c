@@ -1,4 +1,7 @@
 /*
+ * Long because it is one N-API addon: both backends, their dictionaries and the batch calls with
+ * their helper thread share one context layout and one argument preamble.
+ *
  * zcodec: the system's liblz4 and libzstd, synchronous, into buffers the caller owns.
  *
  * One context per device (or per worker thread), made once and reused for every page, as the

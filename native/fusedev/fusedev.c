@@ -1,4 +1,7 @@
 /*
+ * Long because one addon holds every system call the transport makes (open, mount, fusermount's fd
+ * passing, read/write, libuv polling, the FUSE io_uring), each a short function of its own.
+ *
  * fusedev: raw /dev/fuse for a FUSE protocol spoken in JavaScript, on Node's JavaScript thread: the
  * descriptor is non-blocking, libuv polls it in Node's own event loop and every read and write is one
  * system call made right here, with no thread hop (src/fuse/kernel/fusedev-addon.ts loads it).

@@ -1,3 +1,4 @@
+/** Long because it mirrors mm/zsmalloc.c, one allocator in one file as there (the layout below). */
 import { FrameAllocator } from './frames'
 import {
   GEOMETRY, ZS_HANDLE_SIZE, ZS_MAX_ALLOC_SIZE, ZS_MAX_PAGES_PER_ZSPAGE, ZS_SIZE_CLASSES, classIndexOf,

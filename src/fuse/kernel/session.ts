@@ -1,4 +1,7 @@
 /**
+ * Long because it is the whole protocol loop: one small handler per opcode served, sharing the
+ * session's buffers, node table and reply path (the wire layout is abi.ts, mounting mount.ts).
+ *
  * The FUSE protocol on a /dev/fuse descriptor, served on the JavaScript thread: when the channel is
  * readable, every request that is ready is read and dispatched to the same file-system operations
  * fuse-native calls (src/fuse/zram-fs.ts), and answered with one write(2) from the buffer the
