@@ -121,7 +121,9 @@ function fixture(opts: { uring?: boolean; offered?: boolean } = {}) {
   const kernel = new FakeRing()
   const classic = new ClassicChannel()
   const ring = new UringChannel(kernel.addon(), classic, log, 2, 2, 1 << 20)
-  const s = new FuseSession(ring, new ZramFs(set, log, 1 << 20).operations(), log, { maxIoBytes: 1 << 20, maxBackground: 64, uring: opts.uring ?? true })
+  // The operations the session serves: a test may wrap one of them (the session calls them by name).
+  const ops = new ZramFs(set, log, 1 << 20).operations()
+  const s = new FuseSession(ring, ops, log, { maxIoBytes: 1 << 20, maxBackground: 64, uring: opts.uring ?? true })
   classic.queue.push(request(Op.INIT, 0, initBody(opts.offered === false ? 0 : InitFlag2.OVER_IO_URING), { unique: 1 }))
   s.pump()
   let failed = ''
@@ -150,7 +152,7 @@ function fixture(opts: { uring?: boolean; offered?: boolean } = {}) {
     if (c.error !== 0) throw new Error(`open ${node}: ${c.error}`)
     return Number(c.payload.readBigUInt64LE(0))
   }
-  return { set, kernel, classic, ring, s, viaRing, lookup, open, name, lines, failed: () => failed }
+  return { set, kernel, classic, ring, s, ops, viaRing, lookup, open, name, lines, failed: () => failed }
 }
 
 t.test('INIT grants FUSE_OVER_IO_URING only when asked to and offered', async (t) => {
@@ -259,7 +261,7 @@ t.test('an INTERRUPT of a ring request waiting on the device is answered when it
   const zram0 = f.lookup(f.lookup(1, 'dev'), 'zram0')
   const fh = f.open(zram0, 2)
   // hold the operation: a read that waits (as on a kcompressd drain) until released
-  const ops = (f.s as unknown as { ops: { read: (...a: unknown[]) => void } }).ops
+  const ops = f.ops as unknown as { read: (...a: unknown[]) => void }
   const real = ops.read
   let release: (() => void) | null = null
   ops.read = (...a: unknown[]) => {
