@@ -45,44 +45,25 @@ import { Worker } from 'node:worker_threads'
 import { type EventLog, silentLog } from '../log'
 import {
   C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_POLL_US, C_POOL_EPOCH, C_SLEEPERS, C_SQ_TAIL, type ChunkMessage, CLAIMED_BASE, type ConfigMessage,
-  type DropMessage, E_EPOCH, E_HANDLE, E_LEN0, E_OFF0, E_OFF1, E_SERIAL0, E_SERIAL1, FREE, MAX_WORKER_IDS, R_HEAD, R_TAIL, RESERVE_SLOTS,
+  type DropMessage, E_EPOCH, E_HANDLE, E_LEN0, E_OFF0, E_OFF1, E_SERIAL0, E_SERIAL1, FREE, MAX_WORKER_IDS, R_HEAD, R_TAIL,
   MAIN_WAKE_IDLE, MAIN_WAKE_SLEEP, RESULT_FAILED, RESULT_SKIPPED, resvBase, resvEntry, resvWords, W_CQ_TAIL, W_INFLIGHT, W_INFLIGHT_EPOCH, W_MAIL, W_POPULATED, W_READY, W_RUN, W_RUNS,
   WORKER_WORDS, workerBase, type WorkerData, type WorkerFaults,
 } from './protocol'
 import { PAGE_SIZE } from '../page'
 import { classIndexOf, GEOMETRY, ZS_HANDLE_SIZE, ZS_SIZE_CLASSES } from '../pool/size-class'
+import { checkFifoSize, checkPollUs, checkWorkers, DEFAULT_FIFO_SIZE, DEFAULT_POLL_US } from './limits'
+import {
+  deeperReserve, defaultWorkersFor, inlineIsCheaper, isProbe, isSampled, nextCompressNs, nextDraw, resultsDue, SAMPLE_EVERY, WAKE_SAMPLES,
+  wakeEstimate, wakeSampleNs,
+} from './policy'
 import { StagingRing } from './staging-ring'
 import { WayTrial } from './way-trial'
 
-export const DEFAULT_FIFO_SIZE = 256
-export const MAX_FIFO_SIZE = 65536
-export const MAX_WORKERS = 64
-/**
- * How long a worker polls for the next page before it sleeps until woken (worker.ts, poll()):
- * longer than the gap between requests of a busy writer, so one never pays a wake-up per request.
- */
-export const DEFAULT_POLL_US = 1000
-export const MAX_POLL_US = 1_000_000
+export { DEFAULT_FIFO_SIZE, DEFAULT_POLL_US, MAX_FIFO_SIZE, MAX_POLL_US, MAX_WORKERS } from './limits'
 
-/**
- * The one place the default worker count is decided. On two cores or fewer it follows the
- * algorithm, as measured there on 2026-12-02 with workers writing their results into the pool
- * (bench/kcompressd.ts, loop device, one writer, medians of 3; bench/results/2026-12-02-kcompressd-direct.md).
- * zstd: one worker; against inline 1.54x on 128k and 2.14x on 1M writes, 1.42x at 4k QD32, 0.94x at
- * 4k QD1. lz4: inline. One worker gives 1.31x on 128k and 2.27x on 1M, but the writer keeps 4k
- * requests inline anyway (0.88-1.20x at 4k QD1 across runs, the same work in both arms), and the
- * objects reserved for it leave holes in the pool: mem_used_total after the fidelity bench's writes
- * and an fsync +0.21% / +0.99% over the kernel's lz4 (mix / ext4 image) against -0.01% / +0.08%
- * inline, which is what an lz4 device is compared with. Two workers were no better than one on two
- * cores. With more cores: one per core beyond the one the main thread and the FUSE threads need, up
- * to 4 (not measured: this machine has 2).
- */
-const TWO_CORE_WORKERS: Readonly<Record<string, number>> = { lz4: 0, zstd: 1 }
-
+/** The default worker count for `algorithm` on this machine (policy.ts defaultWorkersFor). */
 export function defaultWorkers(algorithm: string): number {
-  const cores = availableParallelism()
-  if (cores <= 2) return TWO_CORE_WORKERS[algorithm] ?? 1
-  return Math.min(4, cores - 1)
+  return defaultWorkersFor(algorithm, availableParallelism())
 }
 
 /**
@@ -201,43 +182,10 @@ export interface KcompressdStats {
   mainNsPerPage: number
 }
 
-/** Reservations a worker starts with in a size class it meets (kept per class: WorkerHandle.depth). */
-const MIN_RESERVED = 4
-/**
- * Nothing staged for this long: the reservations are freed (they count in mem_used_total; on the
- * ext4 image a 1M-request dd left 3.1 MB of them, +3.4% over the kernel's mem_used_total).
- */
+/** Nothing staged for this long: the reservations are freed (they count in mem_used_total). */
 const IDLE_RELEASE_MS = 100
 
 const WORKER_FILE = join(__dirname, __filename.endsWith('.ts') ? 'worker.ts' : 'worker.js')
-/**
- * Requests take results only once this many slots are busy (or the next request's pages would not
- * fit); below it they wait for the next batch or for requests to stop. At 4k QD1 taking each page's
- * result at the start of the next request ran cold every time (taking it and refilling the
- * reservation: 6.2 us of main-thread time per page, zstd, fio through a loop device); taken sixteen
- * at a time, main_ns_per_page fell from 11.2 to 9.6 us (means of 5 alternated runs, 2026-12-02).
- */
-const COLLECT_BATCH = 16
-/** Weight of a new sample in the compress cost estimate, and the largest sample taken. */
-const EWMA = 1 / 16
-const MAX_SAMPLE_NS = 100_000
-/** Wake-up samples kept: the estimate is their median. */
-const WAKE_SAMPLES = 16
-/** The most a wake-up sample counts for: the top of what an unpreempted one costs on this VM (10-30 us). */
-const MAX_WAKE_NS = 30_000
-/**
- * Every this many requests kept inline by cost, one is staged anyway, to keep compress_ns and
- * wake_ns measured. A probe costs the writer far more than its own work: at lz4 4k QD1 one in 64
- * added 9-11 us of main-thread CPU per page against the inline daemon, one in 1024 -3.5 to +3.3 us
- * (bench/kcompressd.ts with the rate from the environment, quiet runs, 2026-12-02; cause not found,
- * see bench/results/2026-12-02-kcompressd-night.md). Multi-page requests refresh both anyway.
- */
-const PROBE_EVERY = 1024
-/**
- * The start, staging and end of one request out of SAMPLE_EVERY (at random) are timed and counted that many times:
- * a clock read costs about as much as staging a page.
- */
-const SAMPLE_EVERY = 16
 
 interface WaitAsyncResult { async: boolean; value: Promise<string> | string }
 const waitAsync = (Atomics as unknown as {
@@ -447,13 +395,8 @@ export class Kcompressd {
     // Requests flow but stage nothing (lz4 pages kept inline): they free the reservations, so that
     // no timer has to run while they come.
     if (this.nReserved > 0 && startMs - this.lastStageMs >= IDLE_RELEASE_MS && this.ring.depth === 0) this.releaseIdle()
-    // xorshift32: which requests are timed must not follow any pattern of the workload.
-    let x = this.sampleRng
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    this.sampleRng = x
-    this.sampled = (x & (SAMPLE_EVERY - 1)) === 0
+    this.sampleRng = nextDraw(this.sampleRng)
+    this.sampled = isSampled(this.sampleRng)
     const t0 = this.sampled ? performance.now() : 0
     if (this.collectDue(pages)) this.collect()
     if (!this.inlineWhenCheaper) {
@@ -462,23 +405,12 @@ export class Kcompressd {
       this.requestInline = this.requestMeasured = true
     } else {
       if (pages > 1 && this.trialsOn) this.trial.otherRequest()
-      if (this.cheaperInline(pages)) this.requestInline = ++this.cheaperRun % PROBE_EVERY !== 0
+      if (this.cheaperInline(pages)) this.requestInline = !isProbe(++this.cheaperRun)
     }
     if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
   }
 
-  /**
-   * Compressing this request here costs less than handing it off (inlineIsCheaper). The least work
-   * worth a handoff applies whatever the workers do: on this VM handing single lz4 pages to a
-   * polling worker on the other CPU still cost more than compressing them here (4k QD1: 0.77-0.82x
-   * of inline). A wake-up counts only when one would be paid: not while a worker is awake (polling
-   * or busy: it takes the page by itself), and not for a request within poll_us of the previous one
-   * that only the wake-up kept inline, because the worker it wakes polls and takes the next ones
-   * without another. Without that, one stretch of inline requests long enough for the worker to
-   * fall asleep kept a zstd stream inline (pages ~18 us against 20-27 us wake-ups) until the next
-   * probe: 11% of 4k QD1 requests, 0.91x of inline where staging every page gave 0.97x
-   * (bench/kcompressd.ts, 2026-12-02).
-   */
+  /** Compressing this request here costs less than handing it off (the rule: policy.ts cheaperInline). */
   private cheaperInline(pages: number): boolean {
     if (inlineIsCheaper(pages, this.compressNsEst, 0)) return true
     if (Atomics.load(this.ring.meta, C_SLEEPERS) < this.running) return false
@@ -612,8 +544,7 @@ export class Kcompressd {
 
   /**
    * The pool made a shared chunk: a running worker faults its pages in (the next worker each time),
-   * so that the main thread's first writes into it (object headers, in malloc) do not fault. Those
-   * faults cost the writer 0.6 per page and 2 us each (zstd 4k QD1, fio on a fresh device).
+   * so that the main thread's first writes into it (object headers, in malloc) do not fault.
    */
   chunkAdded(serial: number, buf: SharedArrayBuffer): void {
     const n = this.handles.length
@@ -832,17 +763,9 @@ export class Kcompressd {
     Atomics.notify(this.ring.meta, C_SQ_TAIL, count)
     const ms = performance.now() - t0
     this.mainMs += ms
-    // The median of the recent samples, not their mean: a notify during which the host took the
-    // vCPU away measured 100 us and more, and a mean with those made zstd pages look cheaper to
-    // compress here than a wake-up (94-98% inline at 4k on a loaded machine, 0.82x of inline where
-    // always staging gave 1.97x). Not their least either: that made single lz4 pages look worth
-    // staging (78-93% staged at 4k, 0.51-0.54x of inline in the same conditions).
-    // Clamped too: under host steal (28% measured on this VM during a bench) more than half the
-    // notifies can be preempted, and then the median itself sent 128k lz4 requests inline.
-    this.wakeSamples[this.wakeSampleCount++ % WAKE_SAMPLES] = Math.min(MAX_WAKE_NS, ms * 1e6 / count)
-    const n = Math.min(this.wakeSampleCount, WAKE_SAMPLES)
-    const sorted = this.wakeSamples.slice(0, n).sort()
-    this.wakeNsEst = n % 2 === 1 ? sorted[n >> 1] : (sorted[(n >> 1) - 1] + sorted[n >> 1]) / 2
+    // The median of the recent samples, each clamped (policy.ts wakeEstimate).
+    this.wakeSamples[this.wakeSampleCount++ % WAKE_SAMPLES] = wakeSampleNs(ms, count)
+    this.wakeNsEst = wakeEstimate(this.wakeSamples, Math.min(this.wakeSampleCount, WAKE_SAMPLES))
     this.nWorkerWakeups++
   }
 
@@ -886,14 +809,10 @@ export class Kcompressd {
 
   /**
    * Note that worker h wants reservations of size class c: it used one, or had none (`ranOut`: then
-   * it keeps twice as many, up to RESERVE_SLOTS, so a burst of one class, e.g. the 32 similar pages
-   * of a 128k write, finds enough between two refills; a class it never meets costs nothing).
+   * it keeps more: policy.ts deeperReserve).
    */
   private want(h: WorkerHandle, c: number, ranOut: boolean): void {
-    if (ranOut) {
-      const d = h.depth[c]
-      h.depth[c] = d === 0 ? MIN_RESERVED : d * 2 < RESERVE_SLOTS ? d * 2 : RESERVE_SLOTS
-    }
+    if (ranOut) h.depth[c] = deeperReserve(h.depth[c])
     if (h.wantedFlag[c] === 1) return
     h.wantedFlag[c] = 1
     h.wanted[h.wantedCount++] = c
@@ -990,10 +909,7 @@ export class Kcompressd {
         this.compressHere(slot, ticket)
       } else {
         const ns = ring.resultNs[slot]
-        if (ns > 0) {
-          const x = Math.min(MAX_SAMPLE_NS, ns)
-          this.compressNsEst = this.compressNsEst === 0 ? x : this.compressNsEst + (x - this.compressNsEst) * EWMA
-        }
+        if (ns > 0) this.compressNsEst = nextCompressNs(this.compressNsEst, ns)
         const len = r >= this.host.hugeLimit ? PAGE_SIZE : r
         if (written !== 0) this.commitWritten(slot, ticket, written, len)
         else this.commit(slot, ticket, len === PAGE_SIZE ? null : ring.resultBytes, slot * PAGE_SIZE, r)
@@ -1084,10 +1000,8 @@ export class Kcompressd {
    * Take every published result (compressing queued pages here when no worker runs). While pages
    * or reservations are out, wait (Atomics.waitAsync, no timeout) for a worker to wake us: the next
    * one to go idle while drain() waits, else the next one to go to sleep, which it does once
-   * requests have stopped for poll_us. No timer runs while requests flow: on this VM any short timer
-   * in the event loop cost every request 3-5 us of main-thread time (a 5 ms no-op interval in an
-   * inline lz4 daemon: 4k QD1 writes 80.6 against 91.5 MiB/s, means of 3 pairs; one of 12 days
-   * cost nothing), which is what the idle tick before this, and the timed waits before it, paid.
+   * requests have stopped for poll_us. No timer runs while requests flow: any short timer in the
+   * event loop costs every request 3-5 us of main-thread time (docs/benchmarks.md).
    */
   private takeResults(): void {
     const meta = this.ring.meta
@@ -1202,55 +1116,4 @@ export interface KcompressdTestView {
   readonly mailUnread: number
   /** Set compress_ns and wake_ns as if measured (the next measurement moves them again). */
   setCosts(compressNs: number, wakeNs: number): void
-}
-
-/**
- * The least compression work worth a handoff, whatever a wake-up costs: with workers polling (no
- * wake-up paid), single lz4 pages (2-10 us each in a worker) staged cost the writer 0.80-0.87x of
- * inline at 4k, where zstd pages (15-70 us) gain (bench/kcompressd.ts, 2026-12-01).
- */
-const MIN_STAGED_WORK_NS = 12_000
-
-/**
- * The writer's choice for a request of `pages` pages: compress them itself when that takes less
- * than a wake-up, or less than MIN_STAGED_WORK_NS (both measured as the device runs: `compressNs`
- * per page in a worker, 0 while unknown; `wakeNs` per Atomics.notify, the median of recent ones,
- * or 0 where no wake-up would be paid: Kcompressd.cheaperInline). The floor holds for a polling worker
- * too: it takes single pages without a wake-up, but its handoff costs the writer more than
- * compressing lz4 there (bench/kcompressd.ts, 2026-12-01: lz4 4k QD1 0.88x and QD32 0.76x of
- * inline with every page staged, 1.00x and 0.93x with this rule). Until 2026-12-02 the wake-up
- * counted whether or not a worker slept: zstd pages (~18 us measured against 20-27 us wake-ups)
- * then went 18-33% inline at 4k and QD32 gave 1.42x of inline where staging all gave 2.14x; with
- * the wake-up counted only for sleepers, 2.69x against 2.25x in one run. Tried and not kept the same day:
- * comparing the writer's own measured costs of each path (inline against handoff, with probes of
- * the path not taken): a probe runs cold after a stretch of the other path (handoff 35 us, inline 33
- * us per page at zstd 4k QD1, against 5.5 us per page while staging steadily), so zstd 4k QD1 went
- * 98% inline and lost to always staging (0.95x against 1.02x of inline).
- */
-export function inlineIsCheaper(pages: number, compressNs: number, wakeNs: number): boolean {
-  return compressNs > 0 && pages * compressNs < Math.max(wakeNs, MIN_STAGED_WORK_NS)
-}
-
-/**
- * A request takes the workers' results only when `busy` of the ring's `size` slots are busy: a
- * batch (COLLECT_BATCH, or half a small ring), or too many for the request's `pages` to find free
- * slots. Below that the next batch takes them, or the main thread when requests stop (takeResults).
- */
-export function resultsDue(busy: number, size: number, pages: number): boolean {
-  return busy >= Math.min(COLLECT_BATCH, size >> 1) || size - busy < pages
-}
-
-function checkWorkers(n: number): number {
-  if (!Number.isInteger(n) || n < 0 || n > MAX_WORKERS) throw new RangeError(`workers ${n} out of range 0..${MAX_WORKERS}`)
-  return n
-}
-
-function checkPollUs(us: number): number {
-  if (!Number.isInteger(us) || us < 0 || us > MAX_POLL_US) throw new RangeError(`poll ${us} us out of range 0..${MAX_POLL_US}`)
-  return us
-}
-
-function checkFifoSize(n: number): number {
-  if (!Number.isInteger(n) || n < 1 || n > MAX_FIFO_SIZE) throw new RangeError(`fifo size ${n} out of range`)
-  return n
 }
