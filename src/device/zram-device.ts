@@ -1,5 +1,5 @@
 import { ZsPool } from '../pool/zs-pool'
-import { ZS_MAX_PAGES_PER_ZSPAGE } from '../pool/size-class'
+import { classIndexOf, ZS_MAX_PAGES_PER_ZSPAGE } from '../pool/size-class'
 import { type Codec, type CodecContext, type CodecParams, CodecParamsError } from '../codec/codec'
 import { codecs, DEFAULT_ALGORITHM, findCodec } from '../codec/registry'
 import { bufferSameFilled, fillPattern } from '../codec/same-filled'
@@ -201,6 +201,11 @@ export class ZramDevice implements KcompressdHost, LowerTierHost, ShrinkerHost, 
   private noteMemUsed(): void {
     const used = this.pool.totalPages
     if (used > this.memUsedMaxPages) this.memUsedMaxPages = used
+  }
+
+  /** KcompressdHost: the pool's size class of an object of len bytes (reservations are kept per class). */
+  sizeClassOf(len: number): number {
+    return classIndexOf(len)
   }
 
   /** KcompressdHost: a pinned object in shared pool memory for a worker to write, or 0. */
