@@ -35,7 +35,7 @@ export interface ChunkMail {
 
 /** The reservations of every worker of a device: the pool's side, their count and the pool's generation. */
 export class Reservations {
-  /** Per length 1..PAGE_SIZE, its size class. */
+  /** Per length 1..PAGE_SIZE, its size class (the workers get a copy: WorkerData.sizeClass). */
   readonly sizeClass: Uint16Array
   /** Size classes: a worker has a reservation ring for each. */
   readonly classes: number

@@ -33,7 +33,7 @@ export class WorkerHandle implements ChunkMail {
   private readonly sent = new Set<number>()
   private ready = false
 
-  constructor(id: number, ring: StagingRing, reservations: Reservations, config: ConfigMessage, faults: WorkerFaults) {
+  constructor(id: number, ring: StagingRing, reservations: Reservations, hugeLimit: number, config: ConfigMessage, faults: WorkerFaults) {
     this.id = id
     this.ring = ring
     this.base = workerBase(id)
@@ -43,7 +43,8 @@ export class WorkerHandle implements ChunkMail {
     this.resv = reservations.forWorker(this)
     const data: WorkerData = {
       id, fifoSize: ring.size, meta: ring.meta.buffer as SharedArrayBuffer, pages: ring.pages, results: ring.results,
-      cq: this.cq.buffer as SharedArrayBuffer, resv: this.resv.rings.buffer as SharedArrayBuffer, config, faults,
+      cq: this.cq.buffer as SharedArrayBuffer, resv: this.resv.rings.buffer as SharedArrayBuffer, sizeClass: reservations.sizeClass,
+      hugeLimit, config, faults,
     }
     this.thread = new Worker(WORKER_FILE, { workerData: data })
     // The daemon is kept alive by its mount, a test by what it awaits (drain holds a handle).

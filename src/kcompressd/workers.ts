@@ -42,6 +42,7 @@ export interface WorkersHost {
   readonly compressionLevel: number | null
   /** algorithm_params dict=, in shared memory (workers read it without a copy), or null. */
   readonly compressionDict: Uint8Array | null
+  readonly hugeLimit: number
 }
 
 export interface WorkerSettings {
@@ -159,7 +160,7 @@ export class Workers implements HandoffState {
   }
 
   private start(id: number): void {
-    const h = new WorkerHandle(id, this.current, this.resv, this.config, this.faults)
+    const h = new WorkerHandle(id, this.current, this.resv, this.host.hugeLimit, this.config, this.faults)
     this.handles.push(h)
     this.runningCount++
     h.thread.on('error', (err) => this.log.error({ event: 'kcompressd_worker_error', device: `zram${this.host.id}`, worker: id, err: String(err) },
