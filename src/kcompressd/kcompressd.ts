@@ -74,6 +74,9 @@ export interface KcompressdOptions {
   fault?: { every: number; kind: 'throw' | 'exit' }
 }
 
+/** Every Kcompressd by its host, for kcompressdTestView (weakly: a device that is gone takes its entry). */
+const byHost = new WeakMap<KcompressdHost, Kcompressd>()
+
 export class Kcompressd {
   private readonly counters = new Counters()
   private readonly costs = new CostEstimates()
@@ -114,6 +117,7 @@ export class Kcompressd {
     }
     this.threads = new Workers(host, settings, this.resv, this.results, this.costs, this.counters, log, () => this.wait.take())
     this.wait = new MainWait(this.threads, this.results, this.resv, this.counters)
+    byHost.set(host, this)
   }
 
   /** Staging is on: workers wanted, not closed, and they could start. */
@@ -373,8 +377,9 @@ export class Kcompressd {
   }
 
   /**
-   * For tests only (the daemon never calls it): a live view of the few internals the kcompressd
-   * tests wait on, and a way to set the two cost estimates the writer's choice depends on.
+   * For tests only (the daemon never calls it; reach it with kcompressdTestView): a live view of
+   * the few internals the kcompressd tests wait on, and a way to set the two cost estimates the
+   * writer's choice depends on.
    */
   testView(): KcompressdTestView {
     const threads = this.threads
@@ -391,6 +396,13 @@ export class Kcompressd {
       },
     }
   }
+}
+
+/** For tests only: the test view of the Kcompressd that `host` (a device) owns. */
+export function kcompressdTestView(host: KcompressdHost): KcompressdTestView {
+  const kc = byHost.get(host)
+  if (kc === undefined) throw new Error('kcompressdTestView: this host owns no Kcompressd')
+  return kc.testView()
 }
 
 /** Kcompressd.testView(): read live, at each access. */

@@ -3,7 +3,7 @@
 // needs a worker to hold a page, the worker's delay hook holds it and stopping the worker ends it.
 import t, { type Test } from 'tap'
 import { ZramDevice, type ZramDeviceOptions } from '../../src/device/zram-device'
-import type { Kcompressd, KcompressdTestView } from '../../src/kcompressd/kcompressd'
+import { kcompressdTestView, type KcompressdTestView } from '../../src/kcompressd/kcompressd'
 import { PAIRS, WARMUP, WINDOW } from '../../src/kcompressd/way-trial'
 import type { EventLog } from '../../src/log'
 import { extensionAttributes } from '../../src/sysfs/zramfuse-attributes'
@@ -45,12 +45,9 @@ async function until(t: Test, what: string, cond: () => boolean): Promise<void> 
   if (!cond()) t.fail(`gave up waiting for: ${what}`)
 }
 
-/**
- * kcompressd's test view (Kcompressd.testView) of a device. ZramDevice keeps its Kcompressd private
- * and has no accessor for it: this is the one cast into the device left here.
- */
+/** kcompressd's test view (Kcompressd.testView) of a device. */
 function kcompressdOf(dev: ZramDevice): KcompressdTestView {
-  return (dev as unknown as { kcompressd: Kcompressd }).kcompressd.testView()
+  return kcompressdTestView(dev)
 }
 
 function errorLog(lines: object[]): EventLog {
