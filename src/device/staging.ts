@@ -4,6 +4,7 @@
  * objects for workers to write in place, or drop a page that could not be stored.
  */
 import { ZsPool } from '../pool/zs-pool'
+import { classIndexOf } from '../pool/size-class'
 import { Kcompressd, type KcompressdHost, type KcompressdOptions } from '../kcompressd/kcompressd'
 import { PAGE_SIZE } from '../page'
 import type { Compression } from './compression'
@@ -55,6 +56,11 @@ export class Staging implements KcompressdHost {
 
   get hugeLimit(): number {
     return ZsPool.hugeClassSize
+  }
+
+  /** The pool's size class of an object of len bytes (reservations are kept per class). */
+  sizeClassOf(len: number): number {
+    return classIndexOf(len)
   }
 
   /** Hand a page to kcompressd (copied); false when staging is off, the FIFO is full or the pool near its limit (compress inline). */

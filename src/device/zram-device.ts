@@ -329,6 +329,11 @@ export class ZramDevice {
     return this.pool.chunkCount
   }
 
+  /** Objects allocated in the pool, kcompressd's reservations included (tests check the accounting). */
+  get poolObjects(): number {
+    return this.pool.objectCount
+  }
+
   /** The pool's own consistency check (ZsPool.verify: throws on a broken invariant); tests call it. */
   verifyPool(): void {
     this.pool.verify()

@@ -1,144 +1,68 @@
 /**
- * kcompressd: compression off the FUSE request path, after the kernel's kcompressd series.
+ * kcompressd: compression off the FUSE request path, after the kernel's kcompressd series. This
+ * file holds what the device calls, and the writer's choice per request; the rest:
+ *
+ *   policy.ts          the rules, as pure functions: inline or staged, when results are taken, estimates
+ *   limits.ts          the settings' bounds and defaults
+ *   workers.ts         the worker threads: starting, stopping, waking, messages, a dead worker's pages
+ *   worker.ts          a worker thread itself
+ *   results.ts         committing what the workers return, or compressing here what they could not
+ *   reservations.ts    the pool objects workers write their results into (ReservationPool: the device)
+ *   wait.ts            the main thread's wait for results when requests stop, and drain()
+ *   stats.ts           the counters and the two cost estimates
+ *   protocol.ts, staging-ring.ts   the shared memory between the main thread and the workers
+ *   way-trial.ts       outcome trials (zramfuse/outcome_trials)
  *
  * The write callback copies a page into a free slot of the shared staging ring, publishes the
  * slot on the submission queue, the page table marks the page STAGED (slot + ticket), and the
  * request is answered: per page a copy and an index update. Long-lived worker threads sleep on
- * the queue (Atomics.wait), claim whatever is queued, compress it into the slot's result area and
- * publish the slot on their completion rings; no message per page or per batch either way. The
- * main thread (the single owner of the pool's metadata and the page table) takes results at the
- * start and end of every request, or when woken, and commits each one only if the page still names
- * that slot and ticket, so an overwrite, discard or reset that happened meanwhile wins. A worker
- * writes its result into a pool object the main thread reserved for it (per size class, a few at a
- * time, pinned against compaction), so committing is storing a handle; with no reservation of the
- * class at hand it writes the slot's result area and the main thread copies (protocol.ts).
+ * the queue (Atomics.wait), claim whatever is queued, compress it into a pool object reserved for
+ * them (or the slot's result area) and publish the slot on their completion rings; no message per
+ * page or per batch either way. The main thread (the single owner of the pool's metadata and the
+ * page table) takes results in batches at the start and end of requests, or when woken, and
+ * commits each one only if the page still names that slot and ticket.
  *
- * Waking a sleeping thread is not free (an Atomics.notify on a sleeping worker costs the writer
- * several microseconds on a VM whose other vCPU is halted), so the writer notifies only when a
- * worker sleeps, once per request, and when the request's pages cost less to compress than a
- * wake-up (if every worker sleeps) or MIN_STAGED_WORK_NS (measured, both: inlineIsCheaper), it
- * compresses them itself (inline_cheaper). With zramfuse/outcome_trials (off by default), single
- * pages also go inline for a while when a trial of both ways found requests coming faster that way
- * (way-trial.ts, inline_measured): a worker that shares a CPU with the application can slow it more
- * than it saves the writer.
- * Results are taken without waking the main thread at all while requests keep coming, in batches
- * (resultsDue); when requests stop, the worker that goes to sleep after its poll window wakes the
- * main thread to take what is left (no timer runs while requests flow), and drain() asks the next
- * worker that goes idle to wake it. A worker also faults in each new shared
- * pool chunk (chunkAdded), so the main thread's first writes into it do not fault.
+ * When a request's pages cost less to compress than a wake-up (if every worker sleeps) or
+ * MIN_STAGED_WORK_NS, the writer compresses them itself (inline_cheaper). With
+ * zramfuse/outcome_trials (off by default), single pages also go inline for a while when a trial
+ * of both ways found requests coming faster that way (inline_measured): a worker that shares a CPU
+ * with the application can slow it more than it saves the writer.
  *
  * The ring has `fifoSize` slots and is the bounded FIFO: a slot is busy from staging until its
  * result is taken. With no free slot the writer compresses inline (forward progress, counted in
- * inline_fallbacks; fifo_full_events counts the episodes). A page that no worker could compress is
- * compressed by the main thread, stored raw (huge) if that fails too, and if even that cannot be
- * stored it is dropped with failed_writes counted and a log line: a slot is never kept forever.
- *
- * Plain worker_threads, not piscina: piscina's unit is a task that returns a result message,
- * which is exactly the per-batch cost this removes; a task that never returns defeats its queue,
- * its idle accounting and its close(), and recovering a dead worker's claimed slots needs the
- * thread's identity and its exit event, which a pool hides.
+ * inline_fallbacks; fifo_full_events counts the episodes).
  */
-import { performance } from 'node:perf_hooks'
 import { availableParallelism } from 'node:os'
-import { join } from 'node:path'
-import { Worker } from 'node:worker_threads'
+import { performance } from 'node:perf_hooks'
 import { type EventLog, silentLog } from '../log'
-import {
-  C_CONFIG_GEN, C_MAIN_ARMED, C_MAIN_SEQ, C_POLL_US, C_POOL_EPOCH, C_SLEEPERS, C_SQ_TAIL, type ChunkMessage, CLAIMED_BASE, type ConfigMessage,
-  type DropMessage, E_EPOCH, E_HANDLE, E_LEN0, E_OFF0, E_OFF1, E_SERIAL0, E_SERIAL1, FREE, MAX_WORKER_IDS, R_HEAD, R_TAIL, RESERVE_SLOTS,
-  MAIN_WAKE_IDLE, MAIN_WAKE_SLEEP, RESULT_FAILED, RESULT_SKIPPED, resvBase, resvEntry, resvWords, W_CQ_TAIL, W_INFLIGHT, W_INFLIGHT_EPOCH, W_MAIL, W_POPULATED, W_READY, W_RUN, W_RUNS,
-  WORKER_WORDS, workerBase, type WorkerData, type WorkerFaults,
-} from './protocol'
 import { PAGE_SIZE } from '../page'
-import { classIndexOf, GEOMETRY, ZS_HANDLE_SIZE, ZS_SIZE_CLASSES } from '../pool/size-class'
-import { StagingRing } from './staging-ring'
+import { checkFifoSize, checkPollUs, checkWorkers, DEFAULT_FIFO_SIZE, DEFAULT_POLL_US } from './limits'
+import { cheaperInline, defaultWorkersFor, isProbe, isSampled, nextDraw, resultsDue, SAMPLE_EVERY } from './policy'
+import { FREE } from './protocol'
+import { type ReservationPool, Reservations } from './reservations'
+import { type CommitHost, Results } from './results'
+import { CostEstimates, Counters, type KcompressdStats } from './stats'
+import { MainWait } from './wait'
 import { WayTrial } from './way-trial'
+import { Workers, type WorkersHost } from './workers'
 
-export const DEFAULT_FIFO_SIZE = 256
-export const MAX_FIFO_SIZE = 65536
-export const MAX_WORKERS = 64
-/**
- * How long a worker polls for the next page before it sleeps until woken (worker.ts, poll()):
- * longer than the gap between requests of a busy writer, so one never pays a wake-up per request.
- */
-export const DEFAULT_POLL_US = 1000
-export const MAX_POLL_US = 1_000_000
+export { DEFAULT_FIFO_SIZE, DEFAULT_POLL_US, MAX_FIFO_SIZE, MAX_POLL_US, MAX_WORKERS } from './limits'
+export type { KcompressdStats } from './stats'
+export { onWorkerThread } from './workers'
 
-/**
- * The one place the default worker count is decided. On two cores or fewer it follows the
- * algorithm, as measured there on 2026-12-02 with workers writing their results into the pool
- * (bench/kcompressd.ts, loop device, one writer, medians of 3; bench/results/2026-12-02-kcompressd-direct.md).
- * zstd: one worker; against inline 1.54x on 128k and 2.14x on 1M writes, 1.42x at 4k QD32, 0.94x at
- * 4k QD1. lz4: inline. One worker gives 1.31x on 128k and 2.27x on 1M, but the writer keeps 4k
- * requests inline anyway (0.88-1.20x at 4k QD1 across runs, the same work in both arms), and the
- * objects reserved for it leave holes in the pool: mem_used_total after the fidelity bench's writes
- * and an fsync +0.21% / +0.99% over the kernel's lz4 (mix / ext4 image) against -0.01% / +0.08%
- * inline, which is what an lz4 device is compared with. Two workers were no better than one on two
- * cores. With more cores: one per core beyond the one the main thread and the FUSE threads need, up
- * to 4 (not measured: this machine has 2).
- */
-const TWO_CORE_WORKERS: Readonly<Record<string, number>> = { lz4: 0, zstd: 1 }
-
+/** The default worker count for `algorithm` on this machine (policy.ts defaultWorkersFor). */
 export function defaultWorkers(algorithm: string): number {
-  const cores = availableParallelism()
-  if (cores <= 2) return TWO_CORE_WORKERS[algorithm] ?? 1
-  return Math.min(4, cores - 1)
-}
-
-/**
- * Called with the kernel thread id of every kcompressd worker that starts (any device), e.g. to place
- * it on CPUs of its own (daemon: --kcompressd-cpus). Process-wide, as CPU placement is.
- */
-let workerThreadHook: ((tid: number, device: number, worker: number) => void) | null = null
-
-export function onWorkerThread(hook: ((tid: number, device: number, worker: number) => void) | null): void {
-  workerThreadHook = hook
+  return defaultWorkersFor(algorithm, availableParallelism())
 }
 
 /** What kcompressd needs from the device that owns it. */
-export interface KcompressdHost {
-  readonly id: number
-  readonly algorithm: string
-  readonly compressionLevel: number | null
-  /** algorithm_params dict=, in shared memory (workers read it without a copy), or null. */
-  readonly compressionDict: Uint8Array | null
-  /** The pool's huge class size: a result this long or longer is stored raw. */
-  readonly hugeLimit: number
-  /** Compress one page with the device's codec context (the inline path); valid until the next call. */
-  compressInline(page: Buffer): Buffer
-  /**
-   * Commit a result if the page is still STAGED in `slot` with `ticket`; `src[off, off+len)` is the
-   * compressed page, or null when it is huge and `raw` (the slot) is stored instead. Returns false
-   * when the result is stale (dropped).
-   */
-  commitStaged(page: number, slot: number, ticket: number, src: Buffer | null, off: number, len: number, raw: Buffer): boolean
-  /**
-   * The page STAGED in `slot` with `ticket` cannot be stored at all (not even raw): forget it and
-   * count the failure. Returns false when it was stale anyway.
-   */
-  failStaged(page: number, slot: number, ticket: number): boolean
-  /**
-   * Reserve a pool object for a worker to write in place: allocated and pinned, payload at least
-   * `len` bytes, its place described into `out` (ZsPool.payloadPieces). Returns the handle, or 0
-   * when none can be had (pool memory not shared, a memory limit, no device, allocation failed).
-   */
-  reserveObject(len: number, out: Int32Array): number
-  /** The SharedArrayBuffer holding piece `piece` (0 or 1) of a reserved object. */
-  reservedChunk(handle: number, piece: number): SharedArrayBuffer
-  /** Free a reserved object that will not be committed. */
-  releaseObject(handle: number): void
-  /**
-   * Commit a result a worker wrote into reserved object `handle` (`len` bytes; PAGE_SIZE: the page
-   * raw) if the page is still STAGED in `slot` with `ticket`. False when stale: the caller frees it.
-   */
-  commitWritten(page: number, slot: number, ticket: number, handle: number, len: number): boolean
-}
+export interface KcompressdHost extends CommitHost, ReservationPool, WorkersHost {}
 
 export interface KcompressdOptions {
   workers: number
   fifoSize?: number
   log?: EventLog
-  /** Compress a request inline when that costs less than a handoff (inlineIsCheaper; default true). */
+  /** Compress a request inline when that costs less than a handoff (policy.ts cheaperInline; default true). */
   inlineWhenCheaper?: boolean
   /** Send single pages inline while outcome trials find them faster that way (way-trial.ts; default false). */
   outcomeTrials?: boolean
@@ -150,284 +74,106 @@ export interface KcompressdOptions {
   fault?: { every: number; kind: 'throw' | 'exit' }
 }
 
-export interface KcompressdStats {
-  workers: number
-  fifoSize: number
-  /** Slots in use now: queued, being compressed, or with a result not yet committed. */
-  fifoDepth: number
-  /** Of those, slots a worker has claimed and not yet published. */
-  inFlight: number
-  /** Stagings (a page rewritten while still queued counts again). */
-  queued: number
-  /** Results committed into the pool. */
-  completed: number
-  /** Stagings superseded (overwrite, discard, reset) whose result was dropped or never computed. */
-  stale: number
-  /** Staged pages that could not be stored at all (dropped, failed_writes counted). */
-  failed: number
-  /** Pages compressed inline because the FIFO was full. */
-  inlineFallbacks: number
-  /** Pages compressed inline because handing them off cost more (inlineIsCheaper). */
-  inlineCheaper: number
-  /** Single pages compressed inline because the outcome trials found requests faster that way (way-trial.ts). */
-  inlineMeasured: number
-  /** Outcome trials finished, and of those the ones that sent single pages inline. */
-  trials: number
-  trialsInline: number
-  fifoFullEvents: number
-  maxFifoDepth: number
-  /** Worker runs: a worker woke up and compressed what was queued until the queue was empty. */
-  batches: number
-  /** Pages a worker failed to compress (it threw or died); each was compressed again here. */
-  workerErrors: number
-  /** Results committed that a worker had written into a reserved pool object (no copy here). */
-  written: number
-  /** Pool objects reserved for workers now (allocated, not yet holding a page). */
-  reserved: number
-  /** New pool chunks a worker faulted in for the main thread (chunkAdded). */
-  populated: number
-  /** Atomics.notify calls the writer made to wake a sleeping worker. */
-  workerWakeups: number
-  /** Times a worker woke the main thread to take results (requests stopped, or drain() waited). */
-  mainWakeups: number
-  /** The writer's estimate of a wake-up (ns per notify) and of compressing one page (ns, in a worker). */
-  wakeNs: number
-  compressNs: number
-  /**
-   * Main-thread nanoseconds spent staging and ending requests (sampled: one request in SAMPLE_EVERY is timed), waking
-   * workers, taking and committing results.
-   */
-  mainNs: number
-  mainNsPerPage: number
-}
-
-/** Reservations a worker starts with in a size class it meets (kept per class: WorkerHandle.depth). */
-const MIN_RESERVED = 4
-/**
- * Nothing staged for this long: the reservations are freed (they count in mem_used_total; on the
- * ext4 image a 1M-request dd left 3.1 MB of them, +3.4% over the kernel's mem_used_total).
- */
-const IDLE_RELEASE_MS = 100
-
-const WORKER_FILE = join(__dirname, __filename.endsWith('.ts') ? 'worker.ts' : 'worker.js')
-/**
- * Requests take results only once this many slots are busy (or the next request's pages would not
- * fit); below it they wait for the next batch or for requests to stop. At 4k QD1 taking each page's
- * result at the start of the next request ran cold every time (taking it and refilling the
- * reservation: 6.2 us of main-thread time per page, zstd, fio through a loop device); taken sixteen
- * at a time, main_ns_per_page fell from 11.2 to 9.6 us (means of 5 alternated runs, 2026-12-02).
- */
-const COLLECT_BATCH = 16
-/** Weight of a new sample in the compress cost estimate, and the largest sample taken. */
-const EWMA = 1 / 16
-const MAX_SAMPLE_NS = 100_000
-/** Wake-up samples kept: the estimate is their median. */
-const WAKE_SAMPLES = 16
-/** The most a wake-up sample counts for: the top of what an unpreempted one costs on this VM (10-30 us). */
-const MAX_WAKE_NS = 30_000
-/**
- * Every this many requests kept inline by cost, one is staged anyway, to keep compress_ns and
- * wake_ns measured. A probe costs the writer far more than its own work: at lz4 4k QD1 one in 64
- * added 9-11 us of main-thread CPU per page against the inline daemon, one in 1024 -3.5 to +3.3 us
- * (bench/kcompressd.ts with the rate from the environment, quiet runs, 2026-12-02; cause not found,
- * see bench/results/2026-12-02-kcompressd-night.md). Multi-page requests refresh both anyway.
- */
-const PROBE_EVERY = 1024
-/**
- * The start, staging and end of one request out of SAMPLE_EVERY (at random) are timed and counted that many times:
- * a clock read costs about as much as staging a page.
- */
-const SAMPLE_EVERY = 16
-
-interface WaitAsyncResult { async: boolean; value: Promise<string> | string }
-const waitAsync = (Atomics as unknown as {
-  waitAsync(ia: Int32Array, index: number, value: number, timeoutMs?: number): WaitAsyncResult
-}).waitAsync
-
-interface WorkerHandle {
-  id: number
-  thread: Worker
-  ring: StagingRing
-  cq: Int32Array
-  cqHead: number
-  /** Its reservation rings (protocol.ts) ... */
-  resv: Int32Array
-  /** ... the size classes to top up after the next collect, ... */
-  wanted: Int32Array
-  wantedCount: number
-  wantedFlag: Uint8Array
-  /** ... how many to keep reserved per class (doubled whenever the worker ran out), ... */
-  depth: Uint8Array
-  /** ... and the serials of the pool chunks sent to it. */
-  sent: Set<number>
-  /** Asked to stop (workers lowered, fifo_size changed, close): its exit is not a failure. */
-  stopping: boolean
-  /** The thread has ended: nothing more is reserved for it. */
-  exited: boolean
-  ready: boolean
-}
-
 export class Kcompressd {
-  private readonly host: KcompressdHost
-  private readonly log: EventLog
-  private readonly faults: WorkerFaults
-  private target: number
-  private closed = false
-  /** Workers failed to start: compress inline until the worker count is written again. */
-  private startFailed = false
-  private ring: StagingRing
-  private handles: WorkerHandle[] = []
-  /** Handles not asked to stop. */
-  private running = 0
-  private config: ConfigMessage
+  private readonly counters = new Counters()
+  private readonly costs = new CostEstimates()
+  private readonly resv: Reservations
+  private readonly results: Results
+  private readonly threads: Workers
+  private readonly wait: MainWait
+  private readonly trial = new WayTrial()
   private ticketSeq = 0
 
-  // The writer's policy for the current request (beginRequest .. endRequest).
+  // The writer's choice for the current request (beginRequest .. endRequest).
   private requestInline = false
+  /** This request goes inline because a trial found that way faster (counted apart from cheaper). */
+  private requestMeasured = false
   private stagedThisRequest = 0
-  /** Requests kept inline by inlineIsCheaper; every PROBE_EVERY-th is staged anyway. */
+  /** Requests kept inline by cost; every PROBE_EVERY-th is staged anyway (policy.ts isProbe). */
   private cheaperRun = 0
   /** zramfuse/inline_when_cheaper. */
   inlineWhenCheaper: boolean
   /** zramfuse/outcome_trials (applies only while inlineWhenCheaper). */
   private trialsOn: boolean
-  /** This request's staging is timed (main_ns is sampled, see SAMPLE_EVERY). */
+  /** This request's main-thread time is measured (policy.ts SAMPLE_EVERY). */
   private sampled = false
-  private sampleRng = 0x9e3779b9
-  /** The cost of a wake-up: the median of the last WAKE_SAMPLES (see wakeWorkers). */
-  private wakeNsEst = 0
-  private readonly wakeSamples = new Float64Array(WAKE_SAMPLES)
-  private wakeSampleCount = 0
-  private compressNsEst = 0
-  /** When cheaperInline last found every worker asleep for a request worth a handoff (performance.now ms). */
-  private lastWakeCostMs = -Infinity
-
-  /** Pages staged since the last wake-up; a microtask wakes sleeping workers for them. */
-  private wakeCount = 0
-  private readonly wakeLater = (): void => this.wakeWorkers()
-  private waitPending = false
-  /** Frees the reservations IDLE_RELEASE_MS after requests stopped, unless pages were staged since. */
-  private releaseTimer: ReturnType<typeof setTimeout> | null = null
-  /** When the current request started, and the last one that staged a page (performance.now ms). */
-  private requestStartMs = 0
-  private lastStageMs = 0
-  private drainWaiters: (() => void)[] = []
-  private keepAlive: ReturnType<typeof setInterval> | null = null
-  private full = false
-
-  // Counters.
-  private nQueued = 0
-  private nCompleted = 0
-  private nStale = 0
-  private nFailed = 0
-  private nInline = 0
-  private nInlineCheaper = 0
-  private nInlineMeasured = 0
-  /** This request goes inline because a trial found that way faster (counted apart from cheaper). */
-  private requestMeasured = false
-  private readonly trial = new WayTrial()
-  private nFullEvents = 0
-  private nMaxDepth = 0
-  private nBatchesDone = 0
-  private nPopulatedDone = 0
-  private nWorkerErrors = 0
-  private nWorkerWakeups = 0
-  private nMainWakeups = 0
-  private nWritten = 0
-  private nReserved = 0
-  private mainMs = 0
-  /** The pool's generation (C_POOL_EPOCH): moved by poolReset(). */
-  private epoch = 1
-  private readonly pieces = new Int32Array(5)
-  /** The handle index chunkAdded tries first. */
-  private populateNext = 0
+  private sampleDraw = 0x9e3779b9
 
   constructor(host: KcompressdHost, opts: KcompressdOptions) {
-    this.host = host
-    this.log = opts.log ?? silentLog
-    this.faults = { delayMs: opts.delayMs ?? 0, every: opts.fault?.every ?? 0, kind: opts.fault?.kind ?? 'throw' }
-    this.target = checkWorkers(opts.workers)
+    const log = opts.log ?? silentLog
+    const workers = checkWorkers(opts.workers)
     this.inlineWhenCheaper = opts.inlineWhenCheaper ?? true
     this.trialsOn = opts.outcomeTrials ?? false
-    this.config = { gen: 0, algorithm: host.algorithm, level: host.compressionLevel, dict: host.compressionDict }
-    this.ring = this.newRing(checkFifoSize(opts.fifoSize ?? DEFAULT_FIFO_SIZE), checkPollUs(opts.pollUs ?? DEFAULT_POLL_US))
-  }
-
-  /**
-   * A staging ring whose shared words start as its workers must find them: the pool epoch, the
-   * codec parameters' generation (a worker's first config message is this.config; a ring left at
-   * generation 0 after a parameter change sent every new worker looking for a message never sent)
-   * and poll_us.
-   */
-  private newRing(size: number, pollUs: number): StagingRing {
-    const ring = new StagingRing(size)
-    Atomics.store(ring.meta, C_POOL_EPOCH, this.epoch)
-    Atomics.store(ring.meta, C_CONFIG_GEN, this.config.gen)
-    Atomics.store(ring.meta, C_POLL_US, pollUs)
-    return ring
+    this.resv = new Reservations(host)
+    this.results = new Results(host, this.resv, this.counters, this.costs, log)
+    const settings = {
+      workers,
+      fifoSize: checkFifoSize(opts.fifoSize ?? DEFAULT_FIFO_SIZE),
+      pollUs: checkPollUs(opts.pollUs ?? DEFAULT_POLL_US),
+      faults: { delayMs: opts.delayMs ?? 0, every: opts.fault?.every ?? 0, kind: opts.fault?.kind ?? 'throw' },
+    }
+    this.threads = new Workers(host, settings, this.resv, this.results, this.costs, this.counters, log, () => this.wait.take())
+    this.wait = new MainWait(this.threads, this.results, this.resv, this.counters)
   }
 
   /** Staging is on: workers wanted, not closed, and they could start. */
   get enabled(): boolean {
-    return this.target > 0 && !this.closed && !this.startFailed
+    return this.threads.enabled
   }
 
   get workers(): number {
-    return this.target
+    return this.threads.target
   }
 
   get fifoSize(): number {
-    return this.ring.size
+    return this.threads.ring.size
   }
 
   /** zramfuse/poll_us: read by the workers from shared memory, so a change applies at their next idle. */
   get pollUs(): number {
-    return Atomics.load(this.ring.meta, C_POLL_US)
+    return this.threads.pollUs
   }
 
   set pollUs(us: number) {
-    Atomics.store(this.ring.meta, C_POLL_US, checkPollUs(us))
+    this.threads.pollUs = checkPollUs(us)
   }
 
   /** Slots in use (staged and not yet committed or dropped). */
   get depth(): number {
-    return this.ring.depth
+    return this.threads.ring.depth
   }
 
   stats(): KcompressdStats {
-    let batches = this.nBatchesDone
-    let populated = this.nPopulatedDone
-    for (const h of this.handles) {
-      batches += h.ring.meta[workerBase(h.id) + W_RUNS]
-      populated += Atomics.load(h.ring.meta, workerBase(h.id) + W_POPULATED)
-    }
+    const c = this.counters
+    const ring = this.threads.ring
+    const mainNs = c.mainMs * 1e6
     return {
-      workers: this.target,
-      fifoSize: this.ring.size,
-      fifoDepth: this.ring.depth,
-      inFlight: this.inFlight(),
-      queued: this.nQueued,
-      completed: this.nCompleted,
-      stale: this.nStale,
-      failed: this.nFailed,
-      inlineFallbacks: this.nInline,
-      inlineCheaper: this.nInlineCheaper,
-      inlineMeasured: this.nInlineMeasured,
+      workers: this.threads.target,
+      fifoSize: ring.size,
+      fifoDepth: ring.depth,
+      inFlight: this.threads.inFlight(),
+      queued: c.queued,
+      completed: c.completed,
+      stale: c.stale,
+      failed: c.failed,
+      inlineFallbacks: c.inlineFallbacks,
+      inlineCheaper: c.inlineCheaper,
+      inlineMeasured: c.inlineMeasured,
       trials: this.trial.trials,
       trialsInline: this.trial.trialsInline,
-      fifoFullEvents: this.nFullEvents,
-      maxFifoDepth: this.nMaxDepth,
-      batches,
-      workerErrors: this.nWorkerErrors,
-      written: this.nWritten,
-      reserved: this.nReserved,
-      populated,
-      workerWakeups: this.nWorkerWakeups,
-      mainWakeups: this.nMainWakeups,
-      wakeNs: Math.round(this.wakeNsEst),
-      compressNs: Math.round(this.compressNsEst),
-      mainNs: Math.round(this.mainMs * 1e6),
-      mainNsPerPage: this.nQueued === 0 ? 0 : Math.round((this.mainMs * 1e6) / this.nQueued),
+      fifoFullEvents: c.fifoFullEvents,
+      maxFifoDepth: c.maxFifoDepth,
+      batches: this.threads.runs(),
+      workerErrors: c.workerErrors,
+      written: c.written,
+      reserved: this.resv.count,
+      populated: this.threads.populated(),
+      workerWakeups: c.workerWakeups,
+      mainWakeups: c.mainWakeups,
+      wakeNs: Math.round(this.costs.wakeNs),
+      compressNs: Math.round(this.costs.compressNs),
+      mainNs: Math.round(mainNs),
+      mainNsPerPage: c.queued === 0 ? 0 : Math.round(mainNs / c.queued),
     }
   }
 
@@ -435,7 +181,7 @@ export class Kcompressd {
    * A write request of `pages` pages begins at `startMs` (performance.now(), read by the caller
    * anyway): take finished results (freeing their slots) and decide whether its pages are staged or
    * compressed by the writer: a single page when the last trial found requests faster that way
-   * (way-trial.ts), any request when a worker's wake-up is dearer than compressing its pages.
+   * (way-trial.ts), any request when handing it off costs more (policy.ts cheaperInline).
    */
   beginRequest(pages: number, startMs: number): void {
     this.stagedThisRequest = 0
@@ -443,49 +189,21 @@ export class Kcompressd {
     this.requestMeasured = false
     this.sampled = false
     if (!this.enabled) return
-    this.requestStartMs = startMs
-    // Requests flow but stage nothing (lz4 pages kept inline): they free the reservations, so that
-    // no timer has to run while they come.
-    if (this.nReserved > 0 && startMs - this.lastStageMs >= IDLE_RELEASE_MS && this.ring.depth === 0) this.releaseIdle()
-    // xorshift32: which requests are timed must not follow any pattern of the workload.
-    let x = this.sampleRng
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    this.sampleRng = x
-    this.sampled = (x & (SAMPLE_EVERY - 1)) === 0
+    this.wait.requestStarted(startMs)
+    this.sampleDraw = nextDraw(this.sampleDraw)
+    this.sampled = isSampled(this.sampleDraw)
     const t0 = this.sampled ? performance.now() : 0
-    if (this.collectDue(pages)) this.collect()
+    const ring = this.threads.ring
+    if (resultsDue(ring.depth, ring.size, pages)) this.threads.collect()
     if (!this.inlineWhenCheaper) {
       // every page staged
     } else if (pages === 1 && this.trialsOn && this.trial.inlineNext(startMs)) {
       this.requestInline = this.requestMeasured = true
     } else {
       if (pages > 1 && this.trialsOn) this.trial.otherRequest()
-      if (this.cheaperInline(pages)) this.requestInline = ++this.cheaperRun % PROBE_EVERY !== 0
+      if (cheaperInline(pages, this.costs.compressNs, this.costs.wakeNs, this.threads)) this.requestInline = !isProbe(++this.cheaperRun)
     }
-    if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
-  }
-
-  /**
-   * Compressing this request here costs less than handing it off (inlineIsCheaper). The least work
-   * worth a handoff applies whatever the workers do: on this VM handing single lz4 pages to a
-   * polling worker on the other CPU still cost more than compressing them here (4k QD1: 0.77-0.82x
-   * of inline). A wake-up counts only when one would be paid: not while a worker is awake (polling
-   * or busy: it takes the page by itself), and not for a request within poll_us of the previous one
-   * that only the wake-up kept inline, because the worker it wakes polls and takes the next ones
-   * without another. Without that, one stretch of inline requests long enough for the worker to
-   * fall asleep kept a zstd stream inline (pages ~18 us against 20-27 us wake-ups) until the next
-   * probe: 11% of 4k QD1 requests, 0.91x of inline where staging every page gave 0.97x
-   * (bench/kcompressd.ts, 2026-12-02).
-   */
-  private cheaperInline(pages: number): boolean {
-    if (inlineIsCheaper(pages, this.compressNsEst, 0)) return true
-    if (Atomics.load(this.ring.meta, C_SLEEPERS) < this.running) return false
-    const now = performance.now() // only here: every worker asleep and a request worth a handoff
-    const dense = now - this.lastWakeCostMs < this.pollUs / 1000
-    this.lastWakeCostMs = now
-    return !dense && inlineIsCheaper(pages, this.compressNsEst, this.wakeNsEst)
+    if (this.sampled) this.counters.mainMs += (performance.now() - t0) * SAMPLE_EVERY
   }
 
   /**
@@ -495,50 +213,52 @@ export class Kcompressd {
    */
   stage(page: number, src: Buffer, prevSlot: number): number {
     const t0 = this.sampled ? performance.now() : 0
-    if (this.running < this.target) this.spawnWorkers()
-    this.checkConfig()
+    const c = this.counters
+    this.threads.spawn()
+    if (this.threads.syncConfig()) this.costs.codecChanged()
+    const ring = this.threads.ring
     const ticket = this.nextTicket()
     let slot = -1
-    if (prevSlot >= 0 && this.ring.rewrite(prevSlot, src, ticket)) {
+    if (prevSlot >= 0 && ring.rewrite(prevSlot, src, ticket)) {
       // Rewritten before a worker claimed it: the earlier staging is superseded.
       slot = prevSlot
-      this.nStale++
+      c.stale++
     } else if (this.requestInline) {
-      if (this.requestMeasured) this.nInlineMeasured++
-      else this.nInlineCheaper++
+      if (this.requestMeasured) c.inlineMeasured++
+      else c.inlineCheaper++
     } else {
-      slot = this.ring.push(page, src, ticket)
+      slot = ring.push(page, src, ticket)
       if (slot < 0) {
-        this.nInline++
-        if (!this.full) {
-          this.full = true
-          this.nFullEvents++
+        c.inlineFallbacks++
+        if (!ring.full) {
+          ring.full = true
+          c.fifoFullEvents++
         }
       } else {
         this.stagedThisRequest++
-        this.lastStageMs = this.requestStartMs
-        const depth = this.ring.depth
-        if (depth > this.nMaxDepth) this.nMaxDepth = depth
+        this.wait.pageStaged()
+        const depth = ring.depth
+        if (depth > c.maxFifoDepth) c.maxFifoDepth = depth
       }
     }
-    if (slot >= 0) this.nQueued++
-    if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
+    if (slot >= 0) c.queued++
+    if (this.sampled) c.mainMs += (performance.now() - t0) * SAMPLE_EVERY
     return slot
   }
 
   ticketOf(slot: number): number {
-    return this.ring.ticket[slot]
+    return this.threads.ring.ticket[slot]
   }
 
   /** Copy a staged page out of its slot into out[at, at+4096) (reads of a STAGED page). */
   copySlot(slot: number, out: Buffer, at = 0): void {
-    this.ring.slotViews[slot].copy(out, at, 0, PAGE_SIZE)
+    this.threads.ring.slotViews[slot].copy(out, at, 0, PAGE_SIZE)
   }
 
   /** The page that owned `slot` was overwritten elsewhere or discarded: its result will be dropped. */
   supersede(slot: number): void {
     // A worker that has not read the ticket yet skips the page; the commit checks the page table anyway.
-    Atomics.store(this.ring.ticket, slot, 0)
+    Atomics.store(this.threads.ring.ticket, slot, 0)
   }
 
   /**
@@ -546,33 +266,22 @@ export class Kcompressd {
    * make sure the rest are taken even if no request follows.
    */
   endRequest(): void {
-    if (this.ring.depth === 0 && this.stagedThisRequest === 0) return
+    const ring = this.threads.ring
+    if (ring.depth === 0 && this.stagedThisRequest === 0) return
     // Timed in the sampled requests only, like staging: two clock reads cost ~0.25 us here.
     const t0 = this.sampled ? performance.now() : 0
     if (this.stagedThisRequest > 0) {
-      // After the reply: fuse-native answers in a nextTick, which runs before this microtask, so
-      // the wake-up is off the request's path (the worker starts a few microseconds later).
-      if (this.wakeCount === 0) queueMicrotask(this.wakeLater)
-      this.wakeCount += this.stagedThisRequest
+      this.threads.wakeFor(this.stagedThisRequest)
       this.stagedThisRequest = 0
     }
     this.requestInline = false
-    if (this.collectDue(0) || !this.waitPending) this.takeResults()
-    if (this.sampled) this.mainMs += (performance.now() - t0) * SAMPLE_EVERY
-  }
-
-  private collectDue(pages: number): boolean {
-    return resultsDue(this.ring.depth, this.ring.size, pages)
+    if (resultsDue(ring.depth, ring.size, 0) || !this.wait.waiting) this.wait.take()
+    if (this.sampled) this.counters.mainMs += (performance.now() - t0) * SAMPLE_EVERY
   }
 
   /** Resolves once every staged page has been committed or dropped. */
   drain(): Promise<void> {
-    if (this.ring.depth === 0) return Promise.resolve()
-    const done = new Promise<void>((resolve) => this.drainWaiters.push(resolve))
-    // A pending Atomics.waitAsync does not keep the event loop alive; this does, until settled.
-    if (this.keepAlive === null) this.keepAlive = setInterval(() => {}, 1 << 30)
-    this.takeResults()
-    return done
+    return this.wait.drain()
   }
 
   /**
@@ -580,11 +289,12 @@ export class Kcompressd {
    * stale and are dropped. The page table is being cleared by the caller.
    */
   discardAll(): void {
-    for (let slot = this.ring.claim(); slot >= 0; slot = this.ring.claim()) {
-      this.nStale++
-      this.freeSlot(slot)
+    const ring = this.threads.ring
+    for (let slot = ring.claim(); slot >= 0; slot = ring.claim()) {
+      this.counters.stale++
+      ring.release(slot)
     }
-    this.takeResults()
+    this.wait.take()
   }
 
   /**
@@ -592,50 +302,22 @@ export class Kcompressd {
    * into one belongs to the old pool; they are skipped and dropped without touching the new one.
    */
   poolReset(): void {
-    this.epoch = this.epoch === 0x7fffffff ? 1 : this.epoch + 1
-    Atomics.store(this.ring.meta, C_POOL_EPOCH, this.epoch)
-    this.nReserved = 0
+    this.threads.poolReset()
   }
 
-  /**
-   * Free every reservation, if nothing is staged (else no-op): with no slot busy no worker is
-   * writing one or about to take one, and none can until the main thread stages again, so the
-   * rings can be emptied from this side. The next burst starts by refilling.
-   */
+  /** Free every reservation, if nothing is staged (else no-op); the next burst starts by refilling. */
   releaseIdle(): void {
-    if (this.ring.depth !== 0 || this.closed) return
-    for (const h of this.handles) {
-      if (h.exited) continue
-      this.releaseReservations(h, 0)
-    }
+    this.threads.releaseReservations()
   }
 
-  /**
-   * The pool made a shared chunk: a running worker faults its pages in (the next worker each time),
-   * so that the main thread's first writes into it (object headers, in malloc) do not fault. Those
-   * faults cost the writer 0.6 per page and 2 us each (zstd 4k QD1, fio on a fresh device).
-   */
+  /** The pool made a shared chunk: a worker faults it in (Workers.chunkAdded). */
   chunkAdded(serial: number, buf: SharedArrayBuffer): void {
-    const n = this.handles.length
-    for (let i = 0; i < n; i++) {
-      const h = this.handles[(this.populateNext + i) % n]
-      if (h.stopping || h.exited || h.ring !== this.ring) continue
-      this.populateNext = (this.populateNext + i + 1) % n
-      this.postChunk(h, serial, buf, true)
-      Atomics.add(h.ring.meta, workerBase(h.id) + W_MAIL, 1)
-      // A sleeping worker reads its mail only when woken, and the main thread may make a chunk
-      // after every worker went to sleep (refilling reservations when requests stopped): wake them
-      // (one wake-up per MiB of pool, only while they sleep).
-      if (Atomics.load(h.ring.meta, C_SLEEPERS) > 0) Atomics.notify(h.ring.meta, C_SQ_TAIL)
-      return
-    }
+    this.threads.chunkAdded(serial, buf)
   }
 
   /** The pool dropped a shared chunk: workers that have it let go. */
   chunkDropped(serial: number): void {
-    for (const h of this.handles) {
-      if (h.sent.delete(serial)) h.thread.postMessage({ drop: serial } satisfies DropMessage)
-    }
+    this.threads.chunkDropped(serial)
   }
 
   get outcomeTrials(): boolean {
@@ -650,211 +332,38 @@ export class Kcompressd {
 
   /** workers store: start or stop threads to match n (0: compress inline); pages in flight finish. */
   setWorkers(n: number): void {
-    this.target = checkWorkers(n)
-    this.startFailed = false
+    checkWorkers(n)
     this.trial.restart() // what the trials measured was with the old count
-    const running = this.handles.filter((h) => !h.stopping)
-    for (const h of running.slice(n)) this.stopWorker(h)
-    // Threads start at the first staged page (or ready()); more join at once if some run already.
-    if (this.running > 0) this.spawnWorkers()
-    this.takeResults()
+    this.threads.setTarget(n)
+    this.wait.take()
   }
 
   /** fifo_size store: only while nothing is staged (EBUSY otherwise, decided by the caller). */
   setFifoSize(n: number): void {
     checkFifoSize(n)
-    if (this.ring.depth !== 0) throw new Error('kcompressd: fifo_size changed while pages are staged')
-    const wasRunning = this.running > 0
-    for (const h of this.handles) if (!h.stopping) this.stopWorker(h)
-    const old = this.ring.meta
-    this.ring = this.newRing(n, this.pollUs)
-    this.full = false
-    if (wasRunning) this.spawnWorkers()
-    // A wait armed on the old ring would never be woken by the new ring's workers: end it here
-    // (woken() then arms one on the new ring if anything is out).
-    if (this.waitPending) {
-      Atomics.add(old, C_MAIN_SEQ, 1)
-      Atomics.notify(old, C_MAIN_SEQ)
-    }
+    if (this.threads.ring.depth !== 0) throw new Error('kcompressd: fifo_size changed while pages are staged')
+    this.wait.ringReplaced(this.threads.replaceRing(n))
   }
 
   /** Start the workers and resolve once all of them are up (or after timeoutMs). */
-  async ready(timeoutMs = 30_000): Promise<void> {
-    if (!this.closed) this.spawnWorkers()
-    const deadline = Date.now() + timeoutMs
-    while (this.handles.some((h) => !h.stopping && !this.isReady(h)) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 5))
-    }
+  ready(timeoutMs = 30_000): Promise<void> {
+    return this.threads.ready(timeoutMs)
   }
 
   /** Shutdown: discard the queue and stop the workers. */
   async close(): Promise<void> {
-    this.closed = true
-    if (this.releaseTimer !== null) clearTimeout(this.releaseTimer)
-    this.releaseTimer = null
+    this.threads.close()
+    this.wait.close()
     this.discardAll()
-    const exits = this.handles.map((h) => {
-      if (!h.stopping) this.stopWorker(h)
-      return h.thread.terminate()
-    })
-    await Promise.allSettled(exits)
+    await this.threads.terminate()
     // The threads are gone: what they held is dropped with the device's memory (drain() resolves).
-    for (let slot = 0; slot < this.ring.size; slot++) {
-      if (Atomics.load(this.ring.state, slot) === FREE) continue
-      this.nStale++
-      this.freeSlot(slot)
+    const ring = this.threads.ring
+    for (let slot = 0; slot < ring.size; slot++) {
+      if (Atomics.load(ring.state, slot) === FREE) continue
+      this.counters.stale++
+      ring.release(slot)
     }
-    this.settled()
-  }
-
-  // ---- workers ----
-
-  private inFlight(): number {
-    let published = 0
-    for (const h of this.handles) {
-      if (h.ring !== this.ring) continue
-      const n = Atomics.load(this.ring.meta, workerBase(h.id) + W_CQ_TAIL) - h.cqHead
-      published += n < 0 ? n + this.ring.wrap : n
-    }
-    let claimed = 0
-    for (let slot = 0; slot < this.ring.size; slot++) if (Atomics.load(this.ring.state, slot) >= CLAIMED_BASE) claimed++
-    return claimed - published
-  }
-
-  private isReady(h: WorkerHandle): boolean {
-    if (!h.ready) h.ready = Atomics.load(h.ring.meta, workerBase(h.id) + W_READY) === 1
-    return h.ready
-  }
-
-  private spawnWorkers(): void {
-    while (this.running < this.target && !this.closed && !this.startFailed) {
-      const used = new Set(this.handles.map((h) => h.id))
-      let id = 0
-      while (used.has(id)) id++
-      if (id >= MAX_WORKER_IDS) return
-      this.spawn(id)
-    }
-  }
-
-  private spawn(id: number): void {
-    const ring = this.ring
-    const base = workerBase(id)
-    for (let w = 0; w < WORKER_WORDS; w++) ring.meta[base + w] = 0
-    Atomics.store(ring.meta, base + W_RUN, 1)
-    const cq = new Int32Array(new SharedArrayBuffer(ring.size * 4))
-    const resv = new Int32Array(new SharedArrayBuffer(resvWords(ZS_SIZE_CLASSES) * 4))
-    const data: WorkerData = {
-      id, fifoSize: ring.size, meta: ring.meta.buffer as SharedArrayBuffer, pages: ring.pages, results: ring.results,
-      cq: cq.buffer as SharedArrayBuffer, resv: resv.buffer as SharedArrayBuffer, config: this.config, faults: this.faults,
-    }
-    const thread = new Worker(WORKER_FILE, { workerData: data })
-    // The daemon is kept alive by its mount, a test by what it awaits (drain holds a handle).
-    thread.unref()
-    const h: WorkerHandle = {
-      id, thread, ring, cq, cqHead: 0, resv, wanted: new Int32Array(ZS_SIZE_CLASSES), wantedCount: 0,
-      wantedFlag: new Uint8Array(ZS_SIZE_CLASSES), depth: new Uint8Array(ZS_SIZE_CLASSES), sent: new Set(), stopping: false,
-      exited: false, ready: false,
-    }
-    this.handles.push(h)
-    this.running++
-    thread.on('error', (err) => this.log.error({ event: 'kcompressd_worker_error', device: `zram${this.host.id}`, worker: id, err: String(err) },
-      'a kcompressd worker thread threw'))
-    thread.on('exit', (code) => this.workerExited(h, code))
-    thread.on('message', (m: unknown) => {
-      const tid = (m as { tid?: unknown } | null)?.tid
-      if (typeof tid === 'number' && Number.isInteger(tid) && tid > 0) workerThreadHook?.(tid, this.host.id, id)
-    })
-  }
-
-  private stopWorker(h: WorkerHandle): void {
-    h.stopping = true
-    this.running--
-    const base = workerBase(h.id)
-    Atomics.store(h.ring.meta, base + W_RUN, 0)
-    Atomics.notify(h.ring.meta, base + W_RUN) // a test delay
-    Atomics.notify(h.ring.meta, C_SQ_TAIL) // asleep on the queue: wakes, sees W_RUN 0, exits
-  }
-
-  /**
-   * A worker thread ended: take what it published, compress here what it had claimed but not
-   * finished, and replace it unless it was asked to stop or never came up.
-   */
-  private workerExited(h: WorkerHandle, code: number): void {
-    const t0 = performance.now()
-    this.handles = this.handles.filter((x) => x !== h)
-    h.exited = true
-    if (!h.stopping) this.running--
-    const base = workerBase(h.id)
-    this.nBatchesDone += h.ring.meta[base + W_RUNS]
-    this.nPopulatedDone += h.ring.meta[base + W_POPULATED]
-    if (this.closed) return
-    // The reservation it was writing when it died (if any), then those it never took.
-    const inflight = h.ring.meta[base + W_INFLIGHT] !== 0 && h.ring.meta[base + W_INFLIGHT_EPOCH] === this.epoch
-      ? h.ring.meta[base + W_INFLIGHT] : 0
-    if (inflight !== 0) this.release(inflight)
-    this.releaseReservations(h, inflight)
-    // A worker of a replaced ring (fifo_size) had nothing staged.
-    if (h.ring !== this.ring) return
-    this.collectFrom(h)
-    const claimed = CLAIMED_BASE + h.id
-    let lost = 0
-    for (let slot = 0; slot < this.ring.size; slot++) {
-      if (Atomics.load(this.ring.state, slot) !== claimed) continue
-      // Written into a reservation but never published: free it (once: it may be the in-flight one).
-      const written = this.ring.resultHandle[slot]
-      if (written !== 0 && written !== inflight && this.ring.resultEpoch[slot] === this.epoch) this.release(written)
-      lost++
-      this.compressHere(slot, this.ring.ticket[slot])
-      this.freeSlot(slot)
-    }
-    const ready = this.isReady(h)
-    if (lost > 0 || !h.stopping) {
-      this.nWorkerErrors += lost
-      this.logWorkerFailure({ worker: h.id, exitCode: code, pagesRecompressed: lost, ready },
-        'a kcompressd worker ended: the pages it held were compressed on the main thread, nothing is lost')
-    }
-    if (!h.stopping) {
-      if (ready) this.spawnWorkers()
-      else if (this.running === 0) this.startFailed = true // compress inline until workers is written again
-    }
-    this.takeResults()
-    this.mainMs += performance.now() - t0
-  }
-
-  /** Wake as many sleeping workers as pages were staged since the last wake-up (one per page at most). */
-  private wakeWorkers(): void {
-    const pages = this.wakeCount
-    this.wakeCount = 0
-    const sleepers = Atomics.load(this.ring.meta, C_SLEEPERS)
-    if (sleepers === 0 || this.closed) return
-    const count = Math.min(sleepers, pages)
-    const t0 = performance.now()
-    Atomics.notify(this.ring.meta, C_SQ_TAIL, count)
-    const ms = performance.now() - t0
-    this.mainMs += ms
-    // The median of the recent samples, not their mean: a notify during which the host took the
-    // vCPU away measured 100 us and more, and a mean with those made zstd pages look cheaper to
-    // compress here than a wake-up (94-98% inline at 4k on a loaded machine, 0.82x of inline where
-    // always staging gave 1.97x). Not their least either: that made single lz4 pages look worth
-    // staging (78-93% staged at 4k, 0.51-0.54x of inline in the same conditions).
-    // Clamped too: under host steal (28% measured on this VM during a bench) more than half the
-    // notifies can be preempted, and then the median itself sent 128k lz4 requests inline.
-    this.wakeSamples[this.wakeSampleCount++ % WAKE_SAMPLES] = Math.min(MAX_WAKE_NS, ms * 1e6 / count)
-    const n = Math.min(this.wakeSampleCount, WAKE_SAMPLES)
-    const sorted = this.wakeSamples.slice(0, n).sort()
-    this.wakeNsEst = n % 2 === 1 ? sorted[n >> 1] : (sorted[(n >> 1) - 1] + sorted[n >> 1]) / 2
-    this.nWorkerWakeups++
-  }
-
-  private checkConfig(): void {
-    const c = this.config
-    const host = this.host
-    if (c.algorithm === host.algorithm && c.level === host.compressionLevel && c.dict === host.compressionDict) return
-    this.config = { gen: c.gen + 1, algorithm: host.algorithm, level: host.compressionLevel, dict: host.compressionDict }
-    this.compressNsEst = 0
-    // Posted before the generation moves: a worker that sees the new one finds the message.
-    for (const h of this.handles) h.thread.postMessage(this.config)
-    Atomics.store(this.ring.meta, C_CONFIG_GEN, this.config.gen)
+    this.wait.settled()
   }
 
   private nextTicket(): number {
@@ -863,322 +372,23 @@ export class Kcompressd {
     return this.ticketSeq
   }
 
-  // ---- results ----
-
-  /** Take every published result of every worker. */
-  private collect(): void {
-    for (const h of this.handles) {
-      if (h.ring === this.ring) this.collectFrom(h)
-    }
-  }
-
-  private collectFrom(h: WorkerHandle): void {
-    const ring = this.ring
-    const tail = Atomics.load(ring.meta, workerBase(h.id) + W_CQ_TAIL)
-    while (h.cqHead !== tail) {
-      const slot = h.cq[h.cqHead % ring.size]
-      h.cqHead = h.cqHead + 1 === ring.wrap ? 0 : h.cqHead + 1
-      this.finish(slot, h)
-    }
-    // Never for a thread that is ending: what it does not take would only be freed at its exit.
-    if (h.wantedCount > 0 && !h.stopping && !h.exited) this.refill(h)
-  }
-
   /**
-   * Note that worker h wants reservations of size class c: it used one, or had none (`ranOut`: then
-   * it keeps twice as many, up to RESERVE_SLOTS, so a burst of one class, e.g. the 32 similar pages
-   * of a 128k write, finds enough between two refills; a class it never meets costs nothing).
-   */
-  private want(h: WorkerHandle, c: number, ranOut: boolean): void {
-    if (ranOut) {
-      const d = h.depth[c]
-      h.depth[c] = d === 0 ? MIN_RESERVED : d * 2 < RESERVE_SLOTS ? d * 2 : RESERVE_SLOTS
-    }
-    if (h.wantedFlag[c] === 1) return
-    h.wantedFlag[c] = 1
-    h.wanted[h.wantedCount++] = c
-  }
-
-  /**
-   * Top up the reservation rings of the classes worker h wants. Each new object's chunk is sent
-   * to the worker before the entry is published (the worker reads its port when it meets an
-   * unknown serial). Stops at the first object the pool will not give.
-   */
-  private refill(h: WorkerHandle): void {
-    const resv = h.resv
-    const out = this.pieces
-    for (let i = 0; i < h.wantedCount; i++) {
-      const c = h.wanted[i]
-      h.wantedFlag[c] = 0
-      const b = resvBase(c)
-      let tail = resv[b + R_TAIL]
-      const len = GEOMETRY.huge[c] === 1 ? PAGE_SIZE : GEOMETRY.size[c] - ZS_HANDLE_SIZE
-      const depth = h.depth[c]
-      while (((tail - Atomics.load(resv, b + R_HEAD)) | 0) < depth) {
-        const handle = this.host.reserveObject(len, out)
-        if (handle === 0) {
-          for (let j = i + 1; j < h.wantedCount; j++) h.wantedFlag[h.wanted[j]] = 0
-          h.wantedCount = 0
-          Atomics.store(resv, b + R_TAIL, tail)
-          return
-        }
-        this.nReserved++
-        this.sendChunk(h, out[0], handle, 0)
-        const e = resvEntry(c, tail)
-        resv[e + E_HANDLE] = handle
-        resv[e + E_EPOCH] = this.epoch
-        resv[e + E_SERIAL0] = out[0]
-        resv[e + E_OFF0] = out[1]
-        resv[e + E_LEN0] = out[2]
-        if (out[2] < len) {
-          this.sendChunk(h, out[3], handle, 1)
-          resv[e + E_SERIAL1] = out[3]
-          resv[e + E_OFF1] = out[4]
-        }
-        tail = (tail + 1) | 0
-      }
-      Atomics.store(resv, b + R_TAIL, tail)
-    }
-    h.wantedCount = 0
-  }
-
-  private sendChunk(h: WorkerHandle, serial: number, handle: number, piece: number): void {
-    if (!h.sent.has(serial)) this.postChunk(h, serial, this.host.reservedChunk(handle, piece), false)
-  }
-
-  /** Give worker h a shared pool chunk (to fault in at once: `populate`); it keeps it until dropped. */
-  private postChunk(h: WorkerHandle, serial: number, buf: SharedArrayBuffer, populate: boolean): void {
-    h.sent.add(serial)
-    h.thread.postMessage({ chunk: serial, buf, populate } satisfies ChunkMessage)
-  }
-
-  /**
-   * Free the reservations on worker h's rings (of the current pool; not `skip`) and empty them. Only
-   * when h cannot be taking one: it has exited, or no slot is busy (releaseIdle).
-   */
-  private releaseReservations(h: WorkerHandle, skip: number): void {
-    const resv = h.resv
-    for (let c = 0; c < ZS_SIZE_CLASSES; c++) {
-      const b = resvBase(c)
-      const tail = resv[b + R_TAIL]
-      let pos = Atomics.load(resv, b + R_HEAD)
-      if (pos === tail) continue
-      for (; pos !== tail; pos = (pos + 1) | 0) {
-        const e = resvEntry(c, pos)
-        if (resv[e + E_EPOCH] === this.epoch && resv[e + E_HANDLE] !== skip) this.release(resv[e + E_HANDLE])
-      }
-      Atomics.store(resv, b + R_HEAD, tail)
-    }
-  }
-
-  private release(handle: number): void {
-    this.nReserved--
-    this.host.releaseObject(handle)
-  }
-
-  private finish(slot: number, h: WorkerHandle | null): void {
-    const ring = this.ring
-    const r = ring.result[slot]
-    const ticket = ring.resultTicket[slot]
-    const written = ring.resultHandle[slot]
-    try {
-      if (r === RESULT_SKIPPED) {
-        this.nStale++
-      } else if (r === RESULT_FAILED) {
-        this.nWorkerErrors++
-        this.logWorkerFailure({ page: ring.slotPage[slot] }, 'a kcompressd worker failed to compress a page: compressed on the main thread')
-        this.compressHere(slot, ticket)
-      } else {
-        const ns = ring.resultNs[slot]
-        if (ns > 0) {
-          const x = Math.min(MAX_SAMPLE_NS, ns)
-          this.compressNsEst = this.compressNsEst === 0 ? x : this.compressNsEst + (x - this.compressNsEst) * EWMA
-        }
-        const len = r >= this.host.hugeLimit ? PAGE_SIZE : r
-        if (written !== 0) this.commitWritten(slot, ticket, written, len)
-        else this.commit(slot, ticket, len === PAGE_SIZE ? null : ring.resultBytes, slot * PAGE_SIZE, r)
-        if (h !== null) this.want(h, classIndexOf(len), written === 0)
-      }
-    } finally {
-      this.freeSlot(slot)
-    }
-  }
-
-  /**
-   * Compress a staged page on the main thread (its worker failed, or no worker runs) and commit it;
-   * if the codec fails, store the page raw. Never throws.
-   */
-  private compressHere(slot: number, ticket: number): void {
-    let c: Buffer | null = null
-    try {
-      c = this.host.compressInline(this.ring.slotViews[slot])
-    } catch (err) {
-      this.log.error({ event: 'kcompressd_inline_failed', device: `zram${this.host.id}`, page: this.ring.slotPage[slot], err: String(err) },
-        'compressing a staged page failed on the main thread too: it is stored uncompressed (huge)')
-    }
-    if (c === null) this.commit(slot, ticket, null, 0, PAGE_SIZE)
-    else this.commit(slot, ticket, c.length >= this.host.hugeLimit ? null : c, 0, c.length)
-  }
-
-  /** Commit a result a worker wrote into a reservation (of the current pool, else it is dropped). */
-  private commitWritten(slot: number, ticket: number, handle: number, len: number): void {
-    if (this.ring.resultEpoch[slot] !== this.epoch) {
-      this.nStale++ // written into the pool before a reset: nothing to free in this one
-      return
-    }
-    this.nReserved--
-    if (this.host.commitWritten(this.ring.slotPage[slot], slot, ticket, handle, len)) {
-      this.nCompleted++
-      this.nWritten++
-    } else {
-      this.nStale++
-      this.host.releaseObject(handle)
-    }
-  }
-
-  /** Commit a result; if the pool cannot take even that, drop the page visibly. Never throws. */
-  private commit(slot: number, ticket: number, src: Buffer | null, off: number, len: number): void {
-    const page = this.ring.slotPage[slot]
-    const raw = this.ring.slotViews[slot]
-    try {
-      if (this.host.commitStaged(page, slot, ticket, src, off, len, raw)) this.nCompleted++
-      else this.nStale++
-      return
-    } catch (err) {
-      if (src !== null) {
-        // A compressed object could not be stored: try the page as it is once more.
-        try {
-          if (this.host.commitStaged(page, slot, ticket, null, 0, PAGE_SIZE, raw)) this.nCompleted++
-          else this.nStale++
-          return
-        } catch {
-          // reported below
-        }
-      }
-      if (this.host.failStaged(page, slot, ticket)) {
-        this.nFailed++
-        this.log.error({ event: 'kcompressd_page_lost', device: `zram${this.host.id}`, page, err: String(err) },
-          'a staged page could not be stored in the pool: it is lost (failed_writes counts it)')
-      } else {
-        this.nStale++
-      }
-    }
-  }
-
-  /** No worker runs: compress what is queued here. */
-  private compressQueuedHere(): void {
-    for (let slot = this.ring.claim(); slot >= 0; slot = this.ring.claim()) {
-      const ticket = this.ring.ticket[slot]
-      if (ticket === 0) this.nStale++
-      else this.compressHere(slot, ticket)
-      this.freeSlot(slot)
-    }
-  }
-
-  private freeSlot(slot: number): void {
-    this.ring.release(slot)
-    this.full = false
-  }
-
-  /**
-   * Take every published result (compressing queued pages here when no worker runs). While pages
-   * or reservations are out, wait (Atomics.waitAsync, no timeout) for a worker to wake us: the next
-   * one to go idle while drain() waits, else the next one to go to sleep, which it does once
-   * requests have stopped for poll_us. No timer runs while requests flow: on this VM any short timer
-   * in the event loop cost every request 3-5 us of main-thread time (a 5 ms no-op interval in an
-   * inline lz4 daemon: 4k QD1 writes 80.6 against 91.5 MiB/s, means of 3 pairs; one of 12 days
-   * cost nothing), which is what the idle tick before this, and the timed waits before it, paid.
-   */
-  private takeResults(): void {
-    const meta = this.ring.meta
-    const seq = Atomics.load(meta, C_MAIN_SEQ)
-    // Armed before collecting: a result published after the collect is followed by its worker
-    // going idle or to sleep, which then sees the flag and wakes us.
-    Atomics.store(meta, C_MAIN_ARMED, this.drainWaiters.length > 0 ? MAIN_WAKE_IDLE : MAIN_WAKE_SLEEP)
-    this.collect()
-    if (this.running === 0 && this.ring.queued > 0) this.compressQueuedHere()
-    if (this.ring.depth === 0) this.settled()
-    if (this.ring.depth === 0 && this.nReserved === 0) {
-      Atomics.store(meta, C_MAIN_ARMED, 0)
-      return
-    }
-    if (this.waitPending || this.closed) return
-    this.waitPending = true
-    const r = waitAsync(meta, C_MAIN_SEQ, seq)
-    if (typeof r.value === 'string') queueMicrotask(this.woken)
-    else void r.value.then(this.woken)
-  }
-
-  /** A worker woke us: requests stopped (or drain() waits). Take results; free reservations later. */
-  private readonly woken = (): void => {
-    this.waitPending = false
-    if (this.closed) return
-    const t0 = performance.now()
-    this.nMainWakeups++
-    this.takeResults()
-    // Only when requests stopped: while they come (a worker can sleep between the pages staged in
-    // a stream that keeps most inline) a timer would cost each of them; they free the reservations.
-    if (this.ring.depth === 0 && this.nReserved > 0 && t0 - this.requestStartMs >= this.pollUs / 1000) this.armRelease()
-    this.mainMs += performance.now() - t0
-  }
-
-  /**
-   * Free the reservations IDLE_RELEASE_MS from now if nothing is staged meanwhile; a later stop
-   * starts the count again (a wake-up comes only when requests stop or drain() waits).
-   */
-  private armRelease(): void {
-    if (this.closed) return
-    if (this.releaseTimer !== null) clearTimeout(this.releaseTimer)
-    this.releaseTimer = setTimeout(() => {
-      this.releaseTimer = null
-      if (performance.now() - this.lastStageMs >= IDLE_RELEASE_MS) this.releaseIdle()
-    }, IDLE_RELEASE_MS)
-    this.releaseTimer.unref()
-  }
-
-  private logWorkerFailure(fields: object, msg: string): void {
-    // Never one line per page under a persistent failure: the first ten, then every thousandth.
-    if (this.nWorkerErrors > 10 && this.nWorkerErrors % 1000 !== 0) return
-    this.log.error({ event: 'kcompressd_worker_failed', device: `zram${this.host.id}`, algorithm: this.host.algorithm,
-      workerErrors: this.nWorkerErrors, ...fields }, msg)
-  }
-
-  private settled(): void {
-    if (this.ring.depth !== 0) return
-    if (this.keepAlive !== null) {
-      clearInterval(this.keepAlive)
-      this.keepAlive = null
-    }
-    if (this.drainWaiters.length === 0) return
-    const waiters = this.drainWaiters
-    this.drainWaiters = []
-    for (const w of waiters) w()
-  }
-
-  /**
-   * For tests only (the daemon never calls it): a live view of the few internals the kcompressd
-   * tests wait on, and a way to set the two cost estimates the writer's choice depends on, so that
-   * tests need not cast their way into private fields.
+   * For tests only (the daemon never calls it; a device's is at dev.staging.kcompressd): a live view of
+   * the few internals the kcompressd tests wait on, and a way to set the two cost estimates the
+   * writer's choice depends on.
    */
   testView(): KcompressdTestView {
-    const kc = this
+    const threads = this.threads
+    const wait = this.wait
+    const costs = this.costs
     return {
-      get queued() { return kc.ring.queued },
-      get sleepers() { return Atomics.load(kc.ring.meta, C_SLEEPERS) },
-      get releaseArmed() { return kc.releaseTimer !== null },
-      get mainWaiting() { return kc.waitPending },
-      get mailUnread() {
-        let n = 0
-        for (const h of kc.handles) {
-          if (h.exited || h.ring !== kc.ring) continue
-          const b = workerBase(h.id)
-          n += Atomics.load(h.ring.meta, b + W_MAIL) - Atomics.load(h.ring.meta, b + W_POPULATED)
-        }
-        return n
-      },
+      get queued() { return threads.ring.queued },
+      get sleepers() { return threads.sleepers },
+      get releaseArmed() { return wait.releaseArmed },
+      get mainWaiting() { return wait.waiting },
+      get mailUnread() { return threads.mailUnread() },
       setCosts(compressNs: number, wakeNs: number): void {
-        kc.compressNsEst = compressNs
-        kc.wakeNsEst = wakeNs
+        costs.set(compressNs, wakeNs)
       },
     }
   }
@@ -1202,55 +412,4 @@ export interface KcompressdTestView {
   readonly mailUnread: number
   /** Set compress_ns and wake_ns as if measured (the next measurement moves them again). */
   setCosts(compressNs: number, wakeNs: number): void
-}
-
-/**
- * The least compression work worth a handoff, whatever a wake-up costs: with workers polling (no
- * wake-up paid), single lz4 pages (2-10 us each in a worker) staged cost the writer 0.80-0.87x of
- * inline at 4k, where zstd pages (15-70 us) gain (bench/kcompressd.ts, 2026-12-01).
- */
-const MIN_STAGED_WORK_NS = 12_000
-
-/**
- * The writer's choice for a request of `pages` pages: compress them itself when that takes less
- * than a wake-up, or less than MIN_STAGED_WORK_NS (both measured as the device runs: `compressNs`
- * per page in a worker, 0 while unknown; `wakeNs` per Atomics.notify, the median of recent ones,
- * or 0 where no wake-up would be paid: Kcompressd.cheaperInline). The floor holds for a polling worker
- * too: it takes single pages without a wake-up, but its handoff costs the writer more than
- * compressing lz4 there (bench/kcompressd.ts, 2026-12-01: lz4 4k QD1 0.88x and QD32 0.76x of
- * inline with every page staged, 1.00x and 0.93x with this rule). Until 2026-12-02 the wake-up
- * counted whether or not a worker slept: zstd pages (~18 us measured against 20-27 us wake-ups)
- * then went 18-33% inline at 4k and QD32 gave 1.42x of inline where staging all gave 2.14x; with
- * the wake-up counted only for sleepers, 2.69x against 2.25x in one run. Tried and not kept the same day:
- * comparing the writer's own measured costs of each path (inline against handoff, with probes of
- * the path not taken): a probe runs cold after a stretch of the other path (handoff 35 us, inline 33
- * us per page at zstd 4k QD1, against 5.5 us per page while staging steadily), so zstd 4k QD1 went
- * 98% inline and lost to always staging (0.95x against 1.02x of inline).
- */
-export function inlineIsCheaper(pages: number, compressNs: number, wakeNs: number): boolean {
-  return compressNs > 0 && pages * compressNs < Math.max(wakeNs, MIN_STAGED_WORK_NS)
-}
-
-/**
- * A request takes the workers' results only when `busy` of the ring's `size` slots are busy: a
- * batch (COLLECT_BATCH, or half a small ring), or too many for the request's `pages` to find free
- * slots. Below that the next batch takes them, or the main thread when requests stop (takeResults).
- */
-export function resultsDue(busy: number, size: number, pages: number): boolean {
-  return busy >= Math.min(COLLECT_BATCH, size >> 1) || size - busy < pages
-}
-
-function checkWorkers(n: number): number {
-  if (!Number.isInteger(n) || n < 0 || n > MAX_WORKERS) throw new RangeError(`workers ${n} out of range 0..${MAX_WORKERS}`)
-  return n
-}
-
-function checkPollUs(us: number): number {
-  if (!Number.isInteger(us) || us < 0 || us > MAX_POLL_US) throw new RangeError(`poll ${us} us out of range 0..${MAX_POLL_US}`)
-  return us
-}
-
-function checkFifoSize(n: number): number {
-  if (!Number.isInteger(n) || n < 1 || n > MAX_FIFO_SIZE) throw new RangeError(`fifo size ${n} out of range`)
-  return n
 }

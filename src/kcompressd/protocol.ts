@@ -209,6 +209,10 @@ export interface WorkerData {
   cq: SharedArrayBuffer
   /** The worker's reservation rings (resvWords). */
   resv: SharedArrayBuffer
+  /** Per result length (1..4096), the size class whose ring to take a reservation from (ReservationPool.sizeClassOf). */
+  sizeClass: Uint16Array
+  /** A result this long or longer is stored raw (the page itself), as the device does. */
+  hugeLimit: number
   config: ConfigMessage
   faults: WorkerFaults
 }

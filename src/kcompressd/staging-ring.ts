@@ -28,6 +28,11 @@ export class StagingRing {
   readonly resultEpoch: Int32Array
   /** The page index each busy slot holds (main thread only). */
   readonly slotPage: Uint32Array
+  /**
+   * A FIFO-full episode: set by the writer when a push found no free slot (it counts the episode
+   * once), ended by the next release.
+   */
+  full = false
   private readonly freeStack: Uint32Array
   private freeTop: number
   /** Our copy of C_SQ_TAIL (we are the only producer). */
@@ -118,5 +123,6 @@ export class StagingRing {
     Atomics.store(this.state, slot, FREE)
     this.ticket[slot] = 0
     this.freeStack[this.freeTop++] = slot
+    this.full = false
   }
 }

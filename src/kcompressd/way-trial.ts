@@ -1,6 +1,6 @@
 /**
  * Which way write requests go, decided by what each way does to the requests that follow: the
- * writer's own costs (kcompressd.ts inlineIsCheaper) cannot see that with no more CPUs than busy
+ * writer's own costs (policy.ts inlineIsCheaper) cannot see that with no more CPUs than busy
  * threads a worker's compression takes CPU from the application, so that staging can cost the
  * application more than compressing inline does. On this VM (2 vCPUs, none halted) one zstd worker
  * gave 0.77x of inline at 4k QD1, where at QD32 it gave 1.81x; the daemon cannot tell the two apart

@@ -17,7 +17,6 @@ import {
   W_RUNS, workerBase, type WorkerData, WRITING,
 } from './protocol'
 import { PAGE_SIZE } from '../page'
-import { classIndexOf, GEOMETRY } from '../pool/size-class'
 
 const data = workerData as WorkerData
 const n = data.fifoSize
@@ -39,8 +38,10 @@ const taken = new Int32Array(RESV_ENTRY)
 const chunks = new Map<number, Uint8Array>()
 /** Configuration messages read while looking for chunks, in order. */
 const pendingConfigs: ConfigMessage[] = []
-/** A result this long or longer is stored raw (the page itself), as ZsPool.hugeClassSize says. */
-const HUGE_LIMIT = GEOMETRY.hugeClassSize
+/** A result this long or longer is stored raw (the page itself), as the device does (KcompressdHost.hugeLimit). */
+const HUGE_LIMIT = data.hugeLimit
+/** Per result length, the size class whose reservation ring to take from (ReservationPool.sizeClassOf). */
+const sizeClass = data.sizeClass
 const cq = new Int32Array(data.cq)
 const base = workerBase(data.id)
 const claimed = CLAIMED_BASE + data.id
@@ -55,11 +56,9 @@ for (let s = 0; s < n; s++) {
 const POLL_STEP_MS = 0.05
 /**
  * The worker took a page since it last slept until woken; then it polls before sleeping, after
- * single pages (4k requests) too. Measured (bench/kcompressd.ts, zstd 4k QD1, 5 runs): polling
- * after single pages took the writer's wake-ups from 553 to 1.2 per 1000 pages, 0.89x -> 1.04x of
- * inline. It used to poll only after 4 pages, when every single lz4 page was staged and polling
- * between them cost the writer more (0.77-0.79x of inline); now the writer keeps such requests
- * inline (kcompressd.ts, inlineIsCheaper: less compression than a wake-up or 12 us).
+ * single pages (4k requests) too, so that a writer of single pages pays almost no wake-ups
+ * (docs/benchmarks.md). The single pages that cost less to compress than a handoff (lz4), the
+ * writer keeps inline (policy.ts cheaperInline).
  */
 let tookPages = false
 
@@ -225,7 +224,7 @@ function compressSlot(slot: number): void {
     // The device stores a result at or over the huge limit as the page itself.
     const huge = r >= HUGE_LIMIT
     const len = huge ? PAGE_SIZE : r
-    if (takeReservation(classIndexOf(len))) {
+    if (takeReservation(sizeClass[len])) {
       writeTaken(huge ? pageViews[slot] : resultViews[slot], len)
       handle = taken[E_HANDLE]
       epoch = meta[base + W_INFLIGHT_EPOCH]

@@ -62,7 +62,7 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
   },
   {
     // 1 (default): when compressing the request's pages takes less than a wake-up, or less than 12 us
-    // in all (compress_ns and wake_ns, measured; kcompressd.ts inlineIsCheaper), the writer
+    // in all (compress_ns and wake_ns, measured; kcompressd/policy.ts inlineIsCheaper), the writer
     // compresses them itself. 0: always stage.
     name: 'inline_when_cheaper',
     mode: MODE_RW,
@@ -110,7 +110,7 @@ export const extensionAttributes: readonly Attribute<ZramDevice>[] = [
   counter('failed', 'failed'),
   // Pages compressed inline because the FIFO was full.
   counter('inline_fallbacks', 'inlineFallbacks'),
-  // Pages compressed inline because handing them off cost more (kcompressd.ts inlineIsCheaper).
+  // Pages compressed inline because handing them off cost more (kcompressd/policy.ts inlineIsCheaper).
   counter('inline_cheaper', 'inlineCheaper'),
   // Pages compressed inline because requests of their kind came faster that way in the last outcome
   // trial (kcompressd/way-trial.ts), and the trials finished / of those, the ones that chose inline.

@@ -3,7 +3,7 @@
 // needs a worker to hold a page, the worker's delay hook holds it and stopping the worker ends it.
 import t, { type Test } from 'tap'
 import { ZramDevice, type ZramDeviceOptions } from '../../src/device/zram-device'
-import { inlineIsCheaper, type KcompressdTestView, resultsDue } from '../../src/kcompressd/kcompressd'
+import { type KcompressdTestView } from '../../src/kcompressd/kcompressd'
 import { PAIRS, WARMUP, WINDOW } from '../../src/kcompressd/way-trial'
 import type { EventLog } from '../../src/log'
 import { extensionAttributes } from '../../src/sysfs/zramfuse-attributes'
@@ -181,30 +181,6 @@ t.test('an idle worker polls for poll_us after the pages it took: paced requests
   t.ok(await wakeups(1_000_000, 8) <= 2, '8-page requests: the worker polled between them, the writer did not wake it')
   // Single pages start a poll too (the writer keeps them inline itself when handing them off costs it more).
   t.ok(await wakeups(1_000_000, 1) <= 2, '1-page requests: the worker polled between them too')
-})
-
-t.test('inlineIsCheaper: a request whose pages compress faster than a wake-up (or 12 us) stays inline', async (t) => {
-  t.notOk(inlineIsCheaper(1, 0, 20000), 'compression cost not measured yet: staged, to measure it')
-  // lz4-like: 2 us per page against a 20 us wake-up.
-  t.ok(inlineIsCheaper(1, 2000, 20000), 'a single lz4 page: inline')
-  t.ok(inlineIsCheaper(8, 2000, 20000), '8 pages, 16 us: inline')
-  t.notOk(inlineIsCheaper(32, 2000, 20000), '32 pages, 64 us: staged')
-  t.ok(inlineIsCheaper(1, 5000, 1000), 'a cheap wake-up does not make a 5 us page worth a handoff')
-  t.ok(inlineIsCheaper(5, 2000, 0), '10 us of work stays inline even with no wake-up')
-  t.notOk(inlineIsCheaper(7, 2000, 0), '14 us is staged')
-  t.notOk(inlineIsCheaper(1, 25000, 20000), 'a zstd page: staged')
-  t.ok(inlineIsCheaper(1, 25000, 30000), 'but inline when the wake-up costs more still')
-})
-
-t.test('resultsDue: requests take results in batches of 16 (half a small ring), or when their pages would not fit', async (t) => {
-  t.notOk(resultsDue(1, 256, 1), 'one result waiting: left for the batch or the idle wait')
-  t.notOk(resultsDue(15, 256, 1), '15 of 256 busy: not yet')
-  t.ok(resultsDue(16, 256, 1), '16 busy: taken')
-  t.ok(resultsDue(2, 4, 1), 'a 4-slot ring: taken at 2')
-  t.notOk(resultsDue(1, 4, 1), 'and not at 1')
-  t.ok(resultsDue(1, 4, 4), 'a 4-page request on a 4-slot ring with one busy: taken first')
-  t.ok(resultsDue(10, 256, 250), 'a request bigger than the free slots: taken first')
-  t.notOk(resultsDue(0, 256, 256), 'nothing busy: nothing to take')
 })
 
 t.test('results below a batch are committed without another request, and a small ring never fills with them', async (t) => {
@@ -653,7 +629,7 @@ function show(dev: ZramDevice, name: string): string {
 
 interface PoolView { objectCount: number; verify(): void }
 function poolOf(dev: ZramDevice): PoolView {
-  return (dev as unknown as { pool: PoolView }).pool
+  return { get objectCount() { return dev.poolObjects }, verify: () => dev.verifyPool() }
 }
 /** Pool objects that hold a page: every stored page that is not same-filled (no writeback here). */
 function pagesInPool(dev: ZramDevice): number {
@@ -716,13 +692,13 @@ t.test('every shared chunk the pool makes is faulted in by a worker; the pages w
   const rand = prng(seed + 47)
   const dev = device(t, 'zstd', { workers: 1, kcompressd: { inlineWhenCheaper: false } }, 4096)
   await warm(dev)
-  const frames = (dev as unknown as { pool: { frames: { nextSerial: number } } }).pool.frames
-  const before = frames.nextSerial
+  // Writes make chunks and free none, and every chunk made after the workers started is shared.
+  const before = dev.poolChunks
   const data = mixedPages(rand, 3000)
   // Requests of 4 pages, not drained: the main thread allocates from each new chunk while the worker faults it in.
   for (let off = 0; off < data.length; off += 4 * PAGE) await dev.write(data.subarray(off, off + 4 * PAGE), off)
   await dev.drain()
-  const made = frames.nextSerial - before
+  const made = dev.poolChunks - before
   t.ok(made >= 3, `${made} shared chunks made`)
   await until(t, 'the worker faulted in every new chunk', () => dev.kcompressdStats().populated === made)
   t.equal(show(dev, 'populated_chunks'), `${made}\n`, 'zramfuse/populated_chunks')
