@@ -61,6 +61,8 @@ const POLL_STEP_MS = 0.05
  * writer keeps inline (policy.ts cheaperInline).
  */
 let tookPages = false
+/** While asleep, the worker looks at its mail this often (one timer wake per second at most). */
+const MAIL_CHECK_MS = 1000
 
 let config: ConfigMessage = data.config
 let ctx: CodecContext = contextFor(config)
@@ -252,11 +254,16 @@ function idle(): boolean {
   tookPages = false
   pump() // let go of dropped chunks before a long sleep
   Atomics.add(meta, C_SLEEPERS, 1)
-  const tail = Atomics.load(meta, C_SQ_TAIL)
-  // Announced first, checked second: a page queued in between is seen here or notified.
-  if (Atomics.load(meta, C_SQ_HEAD) === tail && Atomics.load(meta, base + W_RUN) === 1) {
+  for (;;) {
+    // A chunk mailed just before we counted ourselves asleep found no sleeper to wake: look once
+    // more now, and after each MAIL_CHECK_MS asleep (a wake-up sent between this look and the wait
+    // below is lost, as it changes no word we wait on).
+    readMail()
+    const tail = Atomics.load(meta, C_SQ_TAIL)
+    // Announced first, checked second: a page queued in between is seen here or notified.
+    if (Atomics.load(meta, C_SQ_HEAD) !== tail || Atomics.load(meta, base + W_RUN) !== 1) break
     wakeMainIfArmed(true)
-    Atomics.wait(meta, C_SQ_TAIL, tail)
+    if (Atomics.wait(meta, C_SQ_TAIL, tail, MAIL_CHECK_MS) !== 'timed-out') break
   }
   Atomics.sub(meta, C_SLEEPERS, 1)
   idleSince = true

@@ -245,6 +245,30 @@ t.test('a wake-up counts against a handoff only when every worker sleeps', async
   }
 })
 
+// The race this guards (a chunk mailed between the worker's last look at its mail and its counting
+// itself asleep, so that no wake-up came) is too narrow to force here; the worker now looks again
+// after counting itself, and every second while asleep (worker.ts idle). This checks the path itself.
+t.test('a pool chunk made while the worker sleeps is still faulted in by it', async (t) => {
+  const rand = prng(seed ^ 0xc4c)
+  // Small chunks: a few dozen pages make a new one.
+  const dev = device(t, 'lz4', { workers: 1, chunkPages: 16, kcompressd: { pollUs: 0 } }, 4096)
+  await warm(dev)
+  const kc = kcompressdOf(dev)
+  await dev.write(makePage('text', rand), 0)
+  await dev.drain()
+  await until(t, 'the worker sleeps with no mail unread', () => kc.sleepers === 1 && kc.mailUnread === 0)
+  // 5 us a page: below the least worth a handoff, so every page goes inline and the worker is never
+  // woken for one; only for the new chunks mailed to it.
+  kc.setCosts(5_000, 30_000)
+  const queued = dev.kcompressdStats().queued
+  const before = dev.poolChunks
+  for (let i = 1; i < 200 && dev.poolChunks < before + 2; i++) await dev.write(makePage('binary', rand), i * PAGE)
+  t.ok(dev.poolChunks >= before + 2, `new chunks were made (${dev.poolChunks - before})`)
+  t.equal(dev.kcompressdStats().queued, queued, 'every page went inline: nothing woke the worker')
+  await until(t, 'the sleeping worker faulted the new chunks in', () => kc.mailUnread === 0)
+  t.equal(kc.sleepers, 1, 'and it is asleep again')
+})
+
 t.test('with every worker asleep, the second of two requests within poll_us is staged (the woken worker polls for the next)', async (t) => {
   const rand = prng(seed ^ 0xde75)
   // poll_us 1 s (the most): two writes in a row fall within it even on a stalled runner; short enough to wait for the worker to sleep.
