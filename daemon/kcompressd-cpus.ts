@@ -8,7 +8,7 @@
  */
 import { cpus } from 'node:os'
 import type { Logger } from 'pino'
-import { onWorkerThread } from '../src/kcompressd/kcompressd'
+import { onWorkerThread } from '../src/kcompressd/workers'
 import { zcodec } from '../src/codec/native'
 import { errnoName, loadMemlock, type MemlockAddon } from './memlock'
 

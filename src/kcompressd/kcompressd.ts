@@ -46,9 +46,7 @@ import { MainWait } from './wait'
 import { WayTrial } from './way-trial'
 import { Workers, type WorkersHost } from './workers'
 
-export { DEFAULT_FIFO_SIZE, DEFAULT_POLL_US, MAX_FIFO_SIZE, MAX_POLL_US, MAX_WORKERS } from './limits'
 export type { KcompressdStats } from './stats'
-export { onWorkerThread } from './workers'
 
 /** The default worker count for `algorithm` on this machine (policy.ts defaultWorkersFor). */
 export function defaultWorkers(algorithm: string): number {

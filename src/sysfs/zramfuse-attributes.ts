@@ -5,7 +5,8 @@ import { parseBool, parseU32 } from './kstrtox'
 import { Errno, ErrnoError } from '../errno'
 import { writebackExtensionAttributes } from './writeback-attributes'
 import { recompressExtensionAttributes } from './recompress-attributes'
-import { MAX_FIFO_SIZE, MAX_POLL_US, MAX_WORKERS, type KcompressdStats } from '../kcompressd/kcompressd'
+import type { KcompressdStats } from '../kcompressd/kcompressd'
+import { MAX_FIFO_SIZE, MAX_POLL_US, MAX_WORKERS } from '../kcompressd/limits'
 
 /** A read-only kcompressd counter, one value per file. */
 function counter(name: string, key: keyof KcompressdStats): Attribute<ZramDevice> {

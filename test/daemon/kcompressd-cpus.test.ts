@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import type { Logger } from 'pino'
 import { ZramDevice } from '../../src/device/zram-device'
-import { onWorkerThread } from '../../src/kcompressd/kcompressd'
+import { onWorkerThread } from '../../src/kcompressd/workers'
 import { parseCpuList, placeKcompressdWorkers } from '../../daemon/kcompressd-cpus'
 import { loadMemlock, type MemlockAddon } from '../../daemon/memlock'
 
