@@ -21,7 +21,7 @@
  * (resv, below). A worker whose result's class has one writes the result straight into it and
  * publishes the handle with the slot (slotResultHandle), so the main thread commits it by storing
  * the handle: it never reads the bytes a worker wrote on the other CPU (reading them cost the
- * writer ~1.3 us per page at 128k: bench/results/2026-12-02-kcompressd-direct.md). With none, the
+ * writer ~1.3 us per page at 128k: docs/benchmarks.md, kcompressd). With none, the
  * worker writes its result area as before and the main thread reserves that class for next time.
  * A reservation names the pool's epoch (C_POOL_EPOCH, moved by reset): one from an older pool is
  * skipped by the worker, and a result written into one is dropped without touching the new pool.

@@ -18,7 +18,7 @@
  * the rule alone, its 6% of pages in INLINE windows taking twice as long.
  *
  * Larger requests always go by the rule: staging them gained 1.19-2.24x over inline in every run
- * measured (128k and 1M, lz4 and zstd, halting vCPUs or not; bench/kcompressd.ts 2026-12-02), and
+ * measured (128k and 1M, lz4 and zstd, halting vCPUs or not; docs/benchmarks.md, kcompressd), and
  * at a millisecond a request a trial would take seconds. The interval after one is not counted.
  *
  * Off by default (zramfuse/outcome_trials): across the runs after the idle tick went, its effect

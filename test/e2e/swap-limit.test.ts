@@ -118,7 +118,7 @@ if (canRunE2E(tap, ['mkswap', 'swapon', 'swapoff', 'python3', 'dmesg'])) {
       cg = makeMemCgroup(`zramfuse-swaplimit-${process.pid}`, CGROUP_MIB)
       const seed = Number(process.env.ZRAMFUSE_SWAP_SEED ?? 20261207)
       t.comment(`limit-hog: up to ${HOG_MAX_MIB} MiB in a cgroup of ${CGROUP_MIB} MiB, seed ${seed} (set ZRAMFUSE_SWAP_SEED to repeat)`)
-      const hog = spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg.dir, 'python3', HOG, String(HOG_MAX_MIB), String(seed), stopFile], {
+      const hog = spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg.dir, 'python3', HOG, String(HOG_MAX_MIB), String(seed), stopFile, join(d.sys, 'io_stat')], {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: daemonEnv(),
       })

@@ -35,7 +35,7 @@ export const DEFAULT_ENTRIES_PER_QUEUE = 8
 /**
  * How the kernel's task work (a request copied into an entry, in our context) reaches the JavaScript
  * thread: fusedev.c uringSetup mode 2, DEFER_TASKRUN, run when we reap after an eventfd wakeup. In
- * three interleaved rounds on this VM (2026-12-07; no cpuidle driver, so idle vCPUs halt) it served 4k QD1 reads at 1.01x / 1.26x /
+ * three interleaved rounds on this VM (no cpuidle driver, so idle vCPUs halt; docs/transport.md) it served 4k QD1 reads at 1.01x / 1.26x /
  * 1.01x of the classic channel, where COOP_TASKRUN gave 0.80x / 0.83x / 0.55x and the default
  * (an interruption per request) 0.79x / 1.08x / 0.68x; 4k writes 0.88x / 0.94x / 0.74x (COOP 0.67-0.87x).
  */
