@@ -29,21 +29,14 @@ export interface LoadedEdge {
 }
 
 export class LowerIO {
-  private readonly slots: SlotStore
-  private readonly lower: LowerTier
-  private readonly pages: PageStore
-  private readonly aging: Aging
-  private readonly counters: IoCounters
-  private readonly shrinker: LowerPause
-
-  constructor(slots: SlotStore, lower: LowerTier, pages: PageStore, aging: Aging, counters: IoCounters, shrinker: LowerPause) {
-    this.slots = slots
-    this.lower = lower
-    this.pages = pages
-    this.aging = aging
-    this.counters = counters
-    this.shrinker = shrinker
-  }
+  constructor(
+    private readonly slots: SlotStore,
+    private readonly lower: LowerTier,
+    private readonly pages: PageStore,
+    private readonly aging: Aging,
+    private readonly counters: IoCounters,
+    private readonly shrinker: LowerPause,
+  ) {}
 
   /** Some page of [pos, pos+len) lives on the lower file. */
   touchesLower(pos: number, len: number): boolean {

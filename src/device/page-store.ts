@@ -30,13 +30,6 @@ export interface StagedCopy {
 }
 
 export class PageStore {
-  private readonly slots: SlotStore
-  private readonly pool: ZsPool
-  private readonly units: UnitStore
-  private readonly compression: Compression
-  private readonly staged: StagedCopy
-  private readonly limits: PoolLimits
-  private readonly counters: IoCounters
   /** Compressed page: two pages, like the kernel's per-stream buffer, so any result fits. */
   private readonly cbuf = Buffer.alloc(PAGE_SIZE * 2)
   /** compressAhead's results: page k's compressed form at k*AHEAD_STRIDE, its length in aheadSizes[k]. */
@@ -49,16 +42,15 @@ export class PageStore {
   private readonly loc = new Int32Array(5)
   private readonly pattern = new Uint32Array(2)
 
-  constructor(slots: SlotStore, pool: ZsPool, units: UnitStore, compression: Compression, staged: StagedCopy, limits: PoolLimits,
-    counters: IoCounters) {
-    this.slots = slots
-    this.pool = pool
-    this.units = units
-    this.compression = compression
-    this.staged = staged
-    this.limits = limits
-    this.counters = counters
-  }
+  constructor(
+    private readonly slots: SlotStore,
+    private readonly pool: ZsPool,
+    private readonly units: UnitStore,
+    private readonly compression: Compression,
+    private readonly staged: StagedCopy,
+    private readonly limits: PoolLimits,
+    private readonly counters: IoCounters,
+  ) {}
 
   /**
    * Fill out[at, at+4096) with the page at index: unwritten, staged, same-filled, huge or

@@ -19,18 +19,14 @@ export class PoolLimits {
   usedMaxPages = 0
   /** Writes are being refused at the limit (logged once per episode). */
   private episode = false
-  private readonly pool: ZsPool
-  /** Pages staged and not yet committed: each may still need a zspage. */
-  private readonly stagedPages: () => number
-  private readonly log: EventLog
-  private readonly device: string
 
-  constructor(pool: ZsPool, stagedPages: () => number, log: EventLog, device: string) {
-    this.pool = pool
-    this.stagedPages = stagedPages
-    this.log = log
-    this.device = device
-  }
+  /** stagedPages: pages staged and not yet committed (each may still need a zspage). */
+  constructor(
+    private readonly pool: ZsPool,
+    private readonly stagedPages: () => number,
+    private readonly log: EventLog,
+    private readonly device: string,
+  ) {}
 
   /** The pool's limit in pages: the smaller of zramfuse/pool_limit and mem_limit, of those set; 0 = none. */
   limitPages(): number {

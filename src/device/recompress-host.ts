@@ -16,19 +16,13 @@ import type { PageTableView, SlotStore } from './slot-store'
 import type { UnitLayout, UnitStore } from './unit-store'
 
 export class RecompressSlots implements RecompressHost {
-  readonly slots: SlotStore
-  readonly units: UnitStore
-  private readonly pool: ZsPool
-  private readonly pages: PageStore
-  private readonly compression: Compression
-
-  constructor(slots: SlotStore, units: UnitStore, pool: ZsPool, pages: PageStore, compression: Compression) {
-    this.slots = slots
-    this.units = units
-    this.pool = pool
-    this.pages = pages
-    this.compression = compression
-  }
+  constructor(
+    readonly slots: SlotStore,
+    readonly units: UnitStore,
+    private readonly pool: ZsPool,
+    private readonly pages: PageStore,
+    private readonly compression: Compression,
+  ) {}
 
   get pageTable(): PageTableView | null {
     return this.slots.table

@@ -49,9 +49,6 @@ export interface SlotRelease {
 
 export class SlotStore {
   private current: PageTable | null = null
-  private readonly pool: ZsPool
-  private readonly units: UnitStore
-  private readonly release: SlotRelease
 
   // zram_stats that follow the slots.
   private stored = 0
@@ -60,11 +57,11 @@ export class SlotStore {
   private huge = 0
   private hugeSince = 0
 
-  constructor(pool: ZsPool, units: UnitStore, release: SlotRelease) {
-    this.pool = pool
-    this.units = units
-    this.release = release
-  }
+  constructor(
+    private readonly pool: ZsPool,
+    private readonly units: UnitStore,
+    private readonly release: SlotRelease,
+  ) {}
 
   /** The table of the initialised device, or null. */
   get table(): PageTableView | null {
